@@ -1,0 +1,32 @@
+"""What the engine and the tests expect of every registered model."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+
+Batch = Mapping[str, torch.Tensor]
+
+
+class AVModel(nn.Module):
+    """Base class of registered models.
+
+    Subclasses set ``task`` ("ave" or "dense"), take their typed ``Config`` in ``__init__`` and implement
+    ``forward(batch) -> dict of tensors`` plus ``example_batch``, which the parametrised model tests use to
+    run forward/backward on every registered model without anyone writing a new test.
+    """
+
+    task: str = ""
+
+    def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """A random batch with the shapes and keys this model's ``forward`` reads (and its loss needs)."""
+        raise NotImplementedError
+
+    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """AVE models: (B, T) predicted class per segment, background = last class index."""
+        raise NotImplementedError
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
