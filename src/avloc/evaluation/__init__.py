@@ -1,1 +1,3 @@
-"""Importing this package registers its built-in classes."""
+"""Importing this package registers its built-in evaluators."""
+
+from avloc.evaluation import segments  # noqa: F401

@@ -1,0 +1,1 @@
+"""Training engine: one loop for every method, checkpoints, distributed helpers."""

@@ -1,0 +1,373 @@
+"""One training loop for every method: fit, evaluate, checkpoint, resume.
+
+The loop knows models, losses, datasets and evaluators only through the registries. Model selection is on
+the *validation* split; the report gives the test score of the val-selected checkpoint and, separately and
+labelled as such, the best test score over all evaluations (what the official repos report).
+
+Single process: ``avloc train CONFIG --data DIR --out RUN``. Many processes (CPU gloo or GPU nccl):
+``torchrun --standalone --nproc_per_node=N -m avloc train CONFIG --data DIR --out RUN``; the global batch
+``train.batch_size`` is split evenly over ranks and the learning rate is not rescaled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from avloc.config import Config, save_config
+from avloc.data.base import InMemoryDataset
+from avloc.engine import distributed as dist_utils
+from avloc.engine.checkpoint import load_safe, save_atomic
+from avloc.evaluation.base import Evaluator
+from avloc.losses.base import Loss
+from avloc.models.base import AVModel
+from avloc.registry import DATASETS, EVALUATORS, LOSSES, MODELS, ConfigError
+
+# Config keys that may change between a run and its resumption (they do not change the numbers).
+RESUME_FREE_KEYS = {"device", "threads", "progress", "eval_batch_size"}
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` picks CUDA when available; an explicit ``cuda`` without a GPU is an error, not a fallback."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(spec)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={spec!r} but no CUDA device is available")
+    return dev
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def load_data(cfg: Config, data_root: str | Path) -> InMemoryDataset:
+    """Read and validate the dataset once; everything downstream reuses the returned tensors."""
+    return DATASETS.create(cfg.data, data_root)
+
+
+def build_model(cfg: Config, data: InMemoryDataset) -> AVModel:
+    """Create the model, filling the dims the data fixes (feature sizes, class count) into ``cfg.model``."""
+    cls = MODELS.get(cfg.model["name"])
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    for key, val in data.model_dims().items():
+        if key in fields:
+            cfg.model[key] = val
+    model = MODELS.create(cfg.model)
+    if model.task != data.task:
+        raise ConfigError(
+            f"model '{cfg.model['name']}' is for task '{model.task}' but data '{cfg.data['name']}' "
+            f"is task '{data.task}'"
+        )
+    return model
+
+
+def build_loss(cfg: Config) -> Loss:
+    return LOSSES.create(cfg.loss)
+
+
+def build_evaluator(cfg: Config) -> Evaluator:
+    return EVALUATORS.create(cfg.eval)
+
+
+def lr_at_epoch(cfg: Config, epoch: int) -> float:
+    """LR for 0-based ``epoch``: decayed by ``lr_gamma`` after each 1-indexed epoch in ``lr_decay_epochs``."""
+    n = sum(1 for m in cfg.train.lr_decay_epochs if epoch >= m)
+    return cfg.train.lr * (cfg.train.lr_gamma**n)
+
+
+def epoch_batches(
+    n: int, cfg: Config, epoch: int, info: dist_utils.DistInfo
+) -> Iterator[torch.Tensor]:
+    """Positions (into the train split) of this rank's share of each global batch, reshuffled every epoch
+    from ``seed`` and ``epoch`` alone so a resumed run sees exactly the same order."""
+    gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)
+    perm = torch.randperm(n, generator=gen)
+    bs = cfg.train.batch_size
+    n_batches = n // bs if cfg.train.drop_last else math.ceil(n / bs)
+    if n_batches == 0:
+        raise ConfigError(f"train.batch_size={bs} is larger than the training split ({n} videos) with drop_last")
+    for b in range(n_batches):
+        chunk = perm[b * bs : (b + 1) * bs]
+        yield chunk[info.rank :: info.world_size]
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _autocast(cfg: Config, device: torch.device) -> contextlib.AbstractContextManager:
+    if cfg.train.precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _progress(cfg: Config, total: int, desc: str, info: dist_utils.DistInfo) -> Any:
+    show = cfg.train.progress and info.is_main and sys.stderr.isatty() and not os.environ.get("CI")
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False)
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    loss_fn: Loss,
+    opt: torch.optim.Optimizer,
+    data: InMemoryDataset,
+    cfg: Config,
+    epoch: int,
+    device: torch.device,
+    info: dist_utils.DistInfo,
+) -> dict[str, float]:
+    """One pass over the training split; returns the mean of every loss part."""
+    model.train()
+    train_idx = data.splits["train"]
+    sums: dict[str, torch.Tensor] = {}
+    steps = 0
+    batches = list(epoch_batches(len(train_idx), cfg, epoch, info))
+    bar = _progress(cfg, len(batches), f"epoch {epoch + 1}", info)
+    for pos in batches:
+        batch = _to(data.batch(train_idx[pos]), device)
+        with _autocast(cfg, device):
+            out = model(batch)
+        out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+        parts = loss_fn(out, batch)
+        loss = parts["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {steps + 1}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        opt.step()
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + v.detach().float()
+        steps += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+    if bar is not None:
+        bar.close()
+    return {f"train_{k}": dist_utils.all_reduce_mean(v / steps, info).item() for k, v in sums.items()}
+
+
+def _config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    diffs = []
+    for sec in sorted(set(a) | set(b)):
+        for key in sorted(set(a.get(sec, {})) | set(b.get(sec, {}))):
+            if sec == "train" and key in RESUME_FREE_KEYS:
+                continue
+            va, vb = a.get(sec, {}).get(key), b.get(sec, {}).get(key)
+            if va != vb:
+                diffs.append(f"{sec}.{key}: {va!r} -> {vb!r}")
+    return diffs
+
+
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def fit(
+    cfg: Config,
+    data_root: str | Path,
+    run_dir: str | Path,
+    resume: bool = False,
+    stop_after: int | None = None,
+    data: InMemoryDataset | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Train ``cfg`` on the data in ``data_root`` and write the run folder ``run_dir``.
+
+    Args:
+        resume: continue from ``run_dir/last.pt``; the result equals an uninterrupted run.
+        stop_after: train at most this many epochs in this call, then return (a time-limited job); the
+            run is finished later with ``resume=True``.
+        data: an already loaded dataset to reuse (several runs on the same data load it once).
+    Returns:
+        the report dict (also written to ``run_dir/report.json`` when training is complete).
+    """
+    run_dir = Path(run_dir)
+    device = resolve_device(cfg.train.device)
+    info = dist_utils.init_distributed(device.type)
+    if device.type == "cuda" and info.enabled:
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if not resume and last_path.exists():
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+
+    t_load = time.perf_counter()
+    if data is None:
+        data = load_data(cfg, data_root)
+    load_seconds = time.perf_counter() - t_load
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg, data).to(device)
+    loss_fn = build_loss(cfg).to(device)
+    evaluator = build_evaluator(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+
+    state: dict[str, Any] = {"epoch": 0, "best_val": -math.inf, "best_epoch": 0, "best_test": -math.inf,
+                             "best_test_epoch": 0, "train_seconds": 0.0}
+    if resume and last_path.exists():
+        saved_cfg = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").exists() else ""
+        import yaml
+
+        diffs = _config_diff(yaml.safe_load(saved_cfg) or {}, cfg.to_dict())
+        if diffs:
+            raise ConfigError(f"cannot resume {run_dir}: the config differs from the saved one: {'; '.join(diffs)}")
+        ckpt = load_safe(last_path)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        _set_rng_state(ckpt["rng"], device)
+        state.update(ckpt["state"])
+        log(f"resumed {run_dir} after epoch {state['epoch']}")
+    elif resume:
+        log(f"nothing to resume in {run_dir}; starting a new run")
+
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+        _truncate_metrics(run_dir / "metrics.jsonl", state["epoch"])
+    ddp_model: torch.nn.Module = DistributedDataParallel(model) if info.enabled else model
+    primary = evaluator.primary
+    params = model.num_parameters()
+    if info.is_main:
+        log(f"model {cfg.model['name']}: {params:,} parameters; data {cfg.data['name']}: "
+            f"{len(data.splits['train'])} train videos; device {device}; world size {info.world_size}")
+
+    epochs_run = 0
+    for epoch in range(state["epoch"], cfg.train.epochs):
+        if stop_after is not None and epochs_run >= stop_after:
+            break
+        for group in opt.param_groups:
+            group["lr"] = lr_at_epoch(cfg, epoch)
+        t0 = time.perf_counter()
+        row: dict[str, Any] = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
+        row.update(train_one_epoch(ddp_model, loss_fn, opt, data, cfg, epoch, device, info))
+        row["seconds"] = time.perf_counter() - t0
+        state["train_seconds"] += row["seconds"]
+        last_epoch = epoch + 1 == cfg.train.epochs
+        if info.is_main and ((epoch + 1) % cfg.train.eval_every == 0 or last_epoch):
+            t1 = time.perf_counter()
+            for split in ("val", "test"):
+                for k, v in evaluator(model, data, split, device, cfg.train.eval_batch_size).items():
+                    row[f"{split}_{k}"] = v
+            row["eval_seconds"] = time.perf_counter() - t1
+            if row[f"val_{primary}"] > state["best_val"]:
+                state.update(best_val=row[f"val_{primary}"], best_epoch=epoch + 1)
+                save_atomic({"model": model.state_dict(), "epoch": epoch + 1}, best_path)
+            if row[f"test_{primary}"] > state["best_test"]:
+                state.update(best_test=row[f"test_{primary}"], best_test_epoch=epoch + 1)
+        state["epoch"] = epoch + 1
+        if info.is_main:
+            save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                         "rng": _rng_state(device), "state": dict(state)}, last_path)
+            with open(run_dir / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            log(_epoch_line(row, primary))
+        epochs_run += 1
+        dist_utils.barrier(info)
+
+    if state["epoch"] < cfg.train.epochs:
+        return {"finished": False, "epoch": state["epoch"]}
+    report: dict[str, Any] = {}
+    if info.is_main:
+        report = _final_report(cfg, model, evaluator, data, run_dir, device, state, params, load_seconds)
+        (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    dist_utils.barrier(info)
+    return report
+
+
+def _final_report(cfg: Config, model: AVModel, evaluator: Evaluator, data: InMemoryDataset, run_dir: Path,
+                  device: torch.device, state: dict[str, Any], params: int, load_seconds: float) -> dict[str, Any]:
+    """Reload the val-selected checkpoint, score it on val and test, and let the evaluator add artefacts."""
+    model.load_state_dict(load_safe(run_dir / "best.pt")["model"])
+    bs = cfg.train.eval_batch_size
+    val = evaluator(model, data, "val", device, bs)
+    test = evaluator(model, data, "test", device, bs)
+    p = evaluator.primary
+    epochs_done = max(state["epoch"], 1)
+    report: dict[str, Any] = {
+        "model": cfg.model["name"],
+        "loss": cfg.loss["name"],
+        "data": cfg.data["name"],
+        f"val_{p}": val[p],
+        f"test_{p}": test[p],
+        f"best_test_{p}": state["best_test"],
+        "selected_epoch": state["best_epoch"],
+        "best_test_epoch": state["best_test_epoch"],
+        "note": f"test_{p} is the val-selected checkpoint; best_test_{p} is the best test score over all "
+                "evaluations (test-set selection, what the official repos report)",
+        "epochs": state["epoch"],
+        "params": params,
+        "seconds_per_epoch": state["train_seconds"] / epochs_done,
+        "load_seconds": load_seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "val": val,
+        "test": test,
+    }
+    report.update(evaluator.finalize(model, data, run_dir, device, bs))
+    return report
+
+
+def _epoch_line(row: dict[str, Any], primary: str) -> str:
+    parts = [f"epoch {row['epoch']:>3}", f"loss {row.get('train_loss', float('nan')):.4f}", f"{row['seconds']:.1f}s"]
+    if f"val_{primary}" in row:
+        parts += [f"val {primary} {row[f'val_{primary}']:.4f}", f"test {primary} {row[f'test_{primary}']:.4f}"]
+    return " | ".join(parts)
+
+
+def _truncate_metrics(path: Path, epoch: int) -> None:
+    """On resume, drop log rows written after the checkpoint (a kill between log and checkpoint)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] <= epoch]
+    path.write_text("".join(ln + "\n" for ln in keep))
+
+
+def evaluate_run(run_dir: str | Path, data_root: str | Path, split: str = "test",
+                 device: str = "auto", checkpoint: str = "best.pt") -> dict[str, Any]:
+    """Score a finished run folder's checkpoint on one split (``avloc eval``)."""
+    from avloc.config import load_config
+
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder: config.yaml is missing")
+    cfg = load_config(cfg_path)
+    data = load_data(cfg, data_root)
+    if split not in data.splits:
+        raise ConfigError(f"unknown split {split!r}; the data has {sorted(data.splits)}")
+    dev = resolve_device(device)
+    model = build_model(cfg, data).to(dev)
+    model.load_state_dict(load_safe(run_dir / checkpoint)["model"])
+    evaluator = build_evaluator(cfg)
+    t0 = time.perf_counter()
+    metrics = evaluator(model, data, split, dev, cfg.train.eval_batch_size)
+    return {"run": str(run_dir), "split": split, "checkpoint": checkpoint, **metrics,
+            "eval_seconds": time.perf_counter() - t0}
