@@ -1,0 +1,179 @@
+"""The ``avloc`` command: parse arguments, then call one function of a module below. No logic here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from avloc.registry import ConfigError
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from avloc.config import load_config
+    from avloc.engine.loop import fit
+    from avloc.paths import config_path
+
+    cfg = load_config(config_path(args.config), args.overrides)
+    report = fit(cfg, args.data, args.out, resume=args.resume, stop_after=args.stop_after)
+    if report.get("finished") is False:
+        print(f"stopped after epoch {report['epoch']}; continue with --resume")
+    elif report:
+        print(json.dumps({k: v for k, v in report.items() if not isinstance(v, dict)}, indent=2))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from avloc.engine.loop import evaluate_run
+
+    print(json.dumps(evaluate_run(args.run_dir, args.data, args.split, args.device, args.checkpoint), indent=2))
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from avloc.info import model_info
+
+    print(model_info(args.model, args.overrides))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from avloc.demo import run_demo
+
+    run_demo(out=args.out, videos=args.videos, epochs=args.epochs, seed=args.seed)
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    if args.kind == "ave":
+        from avloc.data.synth_ave import write_synthetic_ave
+
+        write_synthetic_ave(Path(args.out), videos=args.videos, seed=args.seed, dtype=args.dtype)
+    else:
+        from avloc.data.synth_unav import write_synthetic_unav
+
+        ann = Path(args.annotations) if args.annotations else None
+        write_synthetic_unav(Path(args.out), videos=args.videos, seed=args.seed, annotations=ann)
+    print(f"wrote synthetic {args.kind} data to {args.out}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.kind == "ave":
+        from avloc.bench import bench_ave
+
+        bench_ave(Path(args.data), models=args.models, epochs=args.epochs, json_out=args.json)
+    else:
+        from avloc.bench_dense import bench_dense
+
+        res = bench_dense(Path(args.data) if args.data else None, videos=args.videos, epochs=args.epochs)
+        print(json.dumps(res, indent=2))
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from avloc.reproduce import run_table
+
+    run_table(args.table, Path(args.data), seeds=args.seeds, out=Path(args.out), quick=args.quick,
+              overrides=args.overrides)
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one config; writes a run folder")
+    p.add_argument("config", help="YAML file, or a shipped name such as ave/vscg_fully.yaml")
+    p.add_argument("--data", required=True, help="dataset folder (official file layout)")
+    p.add_argument("--out", required=True, help="run folder to create")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="train at most N epochs now, then exit (continue later with --resume)")
+    p.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. train.lr=3e-4")
+    p.set_defaults(func=_cmd_train)
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="score a run folder's selected checkpoint on a split (prints JSON)")
+    p.add_argument("run_dir")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--checkpoint", default="best.pt", choices=["best.pt", "last.pt"])
+    p.set_defaults(func=_cmd_eval)
+
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="parameter count and layout of a registered model")
+    p.add_argument("model", help="registered model name (e.g. vscg, psp)")
+    p.add_argument("overrides", nargs="*", help="model config fields, key=value")
+    p.set_defaults(func=_cmd_info)
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="train PSP and VSCG on built-in synthetic AVE data (a few minutes on CPU)")
+    p.add_argument("--out", default=None, help="keep the demo's runs and plot here (default: a temp folder)")
+    p.add_argument("--videos", type=int, default=600)
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="write a synthetic dataset in an official file layout")
+    p.add_argument("kind", choices=["ave", "unav"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--videos", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", default="float64", choices=["float32", "float64"],
+                   help="ave: on-disk feature dtype (the official files are float64)")
+    p.add_argument("--annotations", default=None,
+                   help="unav: the real UnAV-100 annotation JSON; its videos, splits and timings are used")
+    p.set_defaults(func=_cmd_synth)
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="speed and memory benchmark")
+    p.add_argument("kind", choices=["ave", "dense"])
+    p.add_argument("--data", default=None, help="dataset folder (ave: required)")
+    p.add_argument("--models", nargs="+", default=["vscg", "psp"], help="ave: registered models to time")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--videos", type=int, default=6489, help="dense: training videos (UnAV-100 scale)")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _add_reproduce(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reproduce", help="train every cell of a paper table and print mean ± std over seeds")
+    p.add_argument("table", help="methods | ablation | plugin | losses | dense")
+    p.add_argument("--data", required=True)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--out", default="runs/reproduce")
+    p.add_argument("--quick", action="store_true", help="few epochs (and videos): a smoke run of the table")
+    p.add_argument("overrides", nargs="*", help="section.key=value applied to every cell")
+    p.set_defaults(func=_cmd_reproduce)
+
+
+ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_train, _add_eval, _add_info, _add_demo, _add_synth, _add_bench, _add_reproduce,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="avloc", description="Audio-visual event localization toolkit")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in ADDERS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"avloc: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # DataError and other input errors carry a message naming the culprit
+        print(f"avloc: error: {exc}", file=sys.stderr)
+        return 2
