@@ -1,0 +1,140 @@
+"""``avloc reproduce TABLE``: train every cell of a paper table over seeds and print mean ± std.
+
+A table is a list of runs (a shipped config plus overrides); each run fills one or more columns of its row
+from keys of its ``report.json``. Cells already finished are skipped and interrupted ones resumed, so the
+command can be re-run after a kill. Data sets are loaded once and shared by all runs that use them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avloc.config import load_config
+from avloc.data.base import InMemoryDataset
+from avloc.engine.loop import fit, load_data
+from avloc.paths import config_path
+from avloc.registry import ConfigError
+
+# Modules that define tables; each exposes TABLES: dict[str, Table].
+TABLE_MODULES = ("avloc.tables.ave", "avloc.tables.dense")
+
+
+@dataclass
+class Run:
+    """One training configuration of a table, filling ``columns`` (name -> report key) of ``row``."""
+
+    row: str
+    config: str
+    columns: dict[str, str]
+    overrides: list[str] = field(default_factory=list)
+    paper: dict[str, float] = field(default_factory=dict)  # column -> the paper's number
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    columns: list[str]
+    runs: list[Run]
+    quick_overrides: list[str] = field(default_factory=list)  # applied with --quick
+    scale: float = 100.0  # report values are fractions; printed as percent
+    paper_source: str = ""
+
+
+def all_tables() -> dict[str, Table]:
+    tables: dict[str, Table] = {}
+    for mod in TABLE_MODULES:
+        try:
+            tables.update(importlib.import_module(mod).TABLES)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+    return tables
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
+
+
+def run_dir_of(out: Path, run: Run, seed: int) -> Path:
+    return out / f"{_slug(run.row)}__{_slug('_'.join(run.columns))}" / f"seed{seed}"
+
+
+def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs/reproduce"),
+              quick: bool = False, overrides: list[str] | None = None, log: Any = print) -> str:
+    """Train (or resume / skip) every run x seed, then print and write ``out/<name>.md``."""
+    tables = all_tables()
+    if name not in tables:
+        raise ConfigError(f"unknown table {name!r}; known: {', '.join(sorted(tables))}")
+    table = tables[name]
+    out = Path(out) / name
+    data_cache: dict[str, InMemoryDataset] = {}
+    t0 = time.perf_counter()
+    results: dict[tuple[str, str], list[float]] = {}
+    for run in table.runs:
+        for seed in range(seeds):
+            extra = [*(table.quick_overrides if quick else []), *(overrides or []), *run.overrides,
+                     f"train.seed={seed}"]
+            cfg = load_config(config_path(run.config), extra)
+            cfg.train.progress = False
+            rdir = run_dir_of(out, run, seed)
+            report_path = rdir / "report.json"
+            if not report_path.exists():
+                key = json.dumps(cfg.data, sort_keys=True)
+                if key not in data_cache:
+                    data_cache.clear()  # keep one data set in RAM at a time
+                    data_cache[key] = load_data(cfg, data_root)
+                log(f"[{name}] {run.row} seed {seed}: training -> {rdir}")
+                fit(cfg, data_root, rdir, resume=(rdir / "last.pt").exists(), data=data_cache[key],
+                    log=lambda *_: None)
+            report = json.loads(report_path.read_text())
+            for col, key in run.columns.items():
+                if key not in report and key.split(".")[0] not in report:
+                    raise ConfigError(f"{report_path} has no key {key!r}")
+                results.setdefault((run.row, col), []).append(_lookup(report, key))
+    md = format_table(table, results, seeds, quick, time.perf_counter() - t0)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(md)
+    log(md)
+    return md
+
+
+def _lookup(report: dict[str, Any], key: str) -> float:
+    val: Any = report
+    for part in key.split("."):
+        val = val[part]
+    return float(val)
+
+
+def format_table(table: Table, results: dict[tuple[str, str], list[float]], seeds: int, quick: bool,
+                 seconds: float) -> str:
+    """Markdown: mean ± std over seeds per cell, the paper's number beside it where known."""
+    rows = list(dict.fromkeys(r.row for r in table.runs))
+    paper = {(r.row, c): v for r in table.runs for c, v in r.paper.items()}
+    lines = [f"### {table.title}", "",
+             f"Mean ± std over {seeds} seed(s) of the val-selected test score"
+             f"{' (QUICK smoke run: few epochs)' if quick else ''}; (paper) = published number"
+             f"{' ' + table.paper_source if table.paper_source else ''}. Wall time {seconds / 60:.1f} min.", "",
+             "| | " + " | ".join(table.columns) + " |", "|---" * (len(table.columns) + 1) + "|"]
+    for row in rows:
+        cells = []
+        for col in table.columns:
+            vals = results.get((row, col))
+            if not vals:
+                cells.append("–")
+                continue
+            mean = statistics.fmean(vals) * table.scale
+            std = (statistics.stdev(vals) if len(vals) > 1 else 0.0) * table.scale
+            cell = f"{mean:.2f} ± {std:.2f}"
+            if (row, col) in paper:
+                cell += f" ({paper[(row, col)]:.1f})"
+            cells.append(cell)
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Paper tables for `avloc reproduce` (one module per task family)."""
