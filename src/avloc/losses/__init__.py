@@ -1,1 +1,3 @@
 """Importing this package registers its built-in classes."""
+
+from avloc.losses import dense_losses  # noqa: F401

@@ -1,0 +1,80 @@
+"""Video-level (weak) losses for the dense W-DAVEL models. They read only ``video_labels`` from the batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+from torch.nn import functional as F
+
+from avloc.losses.base import Loss
+from avloc.models.dense_blocks import js_agreement
+from avloc.registry import LOSSES
+
+
+def _labels(batch: Mapping[str, torch.Tensor], logits: torch.Tensor) -> torch.Tensor:
+    labels = batch["video_labels"]
+    if labels.shape != logits.shape:
+        raise ValueError(
+            f"dense loss: 'video_labels' {tuple(labels.shape)} does not match video logits {tuple(logits.shape)}"
+        )
+    return labels.to(logits.dtype)
+
+
+@LOSSES.register("mil_bce")
+class MILBCELoss(Loss):
+    """Multi-label BCE between top-k pooled ``video_logits`` (B, C) and the multi-hot ``video_labels`` (B, C)."""
+
+    @dataclass
+    class Config:
+        weight: float = 1.0  # scale of the BCE term
+
+    def forward(self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        logits = out["video_logits"].float()
+        bce = F.binary_cross_entropy_with_logits(logits, _labels(batch, logits))
+        return {"loss": self.cfg.weight * bce, "bce": bce.detach()}
+
+
+@LOSSES.register("clasp")
+class CLASPLoss(Loss):
+    """Video-level BCE on CLASP's fused, audio and visual branches plus an optional anchor-consistency term.
+
+    The anchor term is the mean Jensen-Shannon divergence (normalised to [0, 1]) between the audio and
+    visual class distributions at the valid anchors: anchors are meant to be moments where both
+    modalities show the same event, so their predictions are pulled together there.
+    """
+
+    @dataclass
+    class Config:
+        fused_weight: float = 1.0  # BCE on the fused branch (the one used at inference)
+        audio_weight: float = 1.0  # BCE on the audio branch (its CAS feeds MEAE)
+        visual_weight: float = 1.0  # BCE on the visual branch
+        anchor_weight: float = 0.1  # anchor A/V consistency (needs ATP on; ignored without anchors)
+
+    def forward(self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        parts: dict[str, torch.Tensor] = {}
+        total = torch.zeros((), device=out["video_logits"].device)
+        for name, key, w in (
+            ("fused", "video_logits", cfg.fused_weight),
+            ("audio", "audio_video_logits", cfg.audio_weight),
+            ("visual", "visual_video_logits", cfg.visual_weight),
+        ):
+            if w == 0.0:
+                continue
+            logits = out[key].float()
+            bce = F.binary_cross_entropy_with_logits(logits, _labels(batch, logits))
+            total = total + w * bce
+            parts[name] = bce.detach()
+        if cfg.anchor_weight != 0.0 and "anchor_index" in out:
+            index, valid = out["anchor_index"], out["anchor_valid"]
+            c = out["audio_logits"].shape[-1]
+            la = out["audio_logits"].float().gather(1, index.unsqueeze(-1).expand(-1, -1, c))
+            lv = out["visual_logits"].float().gather(1, index.unsqueeze(-1).expand(-1, -1, c))
+            disagreement = 1.0 - js_agreement(la, lv)  # (B, K)
+            w_valid = valid.to(disagreement.dtype)
+            anchor = (disagreement * w_valid).sum() / w_valid.sum().clamp(min=1.0)
+            total = total + cfg.anchor_weight * anchor
+            parts["anchor"] = anchor.detach()
+        return {"loss": total, **parts}
