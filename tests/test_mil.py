@@ -1,0 +1,104 @@
+"""MIL baseline, its building blocks (masked top-k pooling, masked conv) and the mil_bce loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from avloc.models.dense_blocks import masked_topk_mean, topk_counts
+from avloc.models.mil import dense_example_batch
+from avloc.registry import LOSSES, MODELS
+
+DIMS = {"audio_dim": 6, "visual_dim": 10, "num_classes": 4, "hidden": 16}
+
+
+def make(**kw):
+    torch.manual_seed(0)
+    return MODELS.create({"name": "mil", **DIMS, **kw}).eval()
+
+
+def test_topk_counts_ceil_per_video():
+    mask = torch.zeros(3, 20, dtype=torch.bool)
+    mask[0, :20] = True
+    mask[1, :9] = True
+    mask[2, :1] = True
+    assert topk_counts(mask, 8.0).tolist() == [3, 2, 1]
+
+
+def test_masked_topk_mean_matches_loop_reference():
+    g = torch.Generator().manual_seed(1)
+    scores = torch.randn(4, 13, 3, generator=g)
+    lengths = [13, 7, 1, 9]
+    mask = torch.arange(13)[None] < torch.tensor(lengths)[:, None]
+    scores[~mask] = 100.0  # padded steps must never be pooled, however large
+    got = masked_topk_mean(scores, mask, ratio=4.0)
+    for b, n in enumerate(lengths):
+        k = math.ceil(n / 4.0)
+        ref = scores[b, :n].sort(dim=0, descending=True).values[:k].mean(0)
+        torch.testing.assert_close(got[b], ref)
+
+
+def test_mil_outputs_and_probabilities():
+    model = make()
+    batch = model.example_batch(3, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(batch)
+    assert out["cas"].shape == (3, 12, 4) and out["video_logits"].shape == (3, 4)
+    assert float(out["cas"].min()) >= 0.0 and float(out["cas"].max()) <= 1.0
+    assert torch.all(out["cas"][~batch["mask"]] == 0)
+
+
+@pytest.mark.parametrize("fusion", ["concat", "sum", "mean"])
+def test_mil_padding_does_not_change_valid_outputs(fusion):
+    """The same video alone and padded with garbage gives the same CAS on its steps and the same video score."""
+    model = make(fusion=fusion, encoder_layers=2, fused_layers=2)
+    g = torch.Generator().manual_seed(3)
+    audio, visual = torch.randn(1, 7, 6, generator=g), torch.randn(1, 7, 10, generator=g)
+    alone = model({"audio": audio, "visual": visual, "mask": torch.ones(1, 7, dtype=torch.bool)})
+    pad_a = torch.cat([audio, 50 * torch.randn(1, 5, 6, generator=g)], 1)
+    pad_v = torch.cat([visual, 50 * torch.randn(1, 5, 10, generator=g)], 1)
+    mask = torch.arange(12)[None] < 7
+    padded = model({"audio": pad_a, "visual": pad_v, "mask": mask})
+    torch.testing.assert_close(padded["cas"][:, :7], alone["cas"])
+    torch.testing.assert_close(padded["video_logits"], alone["video_logits"])
+
+
+@pytest.mark.parametrize("fusion", ["concat", "sum"])
+def test_mil_every_parameter_gets_gradient(fusion):
+    model = make(fusion=fusion).train()
+    batch = model.example_batch(4, torch.Generator().manual_seed(0))
+    loss = LOSSES.create({"name": "mil_bce"})(model(batch), batch)["loss"]
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert missing == []
+    if fusion == "sum":
+        assert not any(n.startswith("fuse.") for n, _ in model.named_parameters())
+
+
+def test_mil_bce_is_the_mean_binary_cross_entropy():
+    logits = torch.tensor([[2.0, -1.0, 0.5]])
+    labels = torch.tensor([[1.0, 0.0, 1.0]])
+    got = LOSSES.create({"name": "mil_bce", "weight": 2.0})({"video_logits": logits}, {"video_labels": labels})
+    ref = F.binary_cross_entropy_with_logits(logits, labels)
+    torch.testing.assert_close(got["loss"], 2.0 * ref)
+    torch.testing.assert_close(got["bce"], ref)
+    with pytest.raises(ValueError, match="video_labels"):
+        LOSSES.create({"name": "mil_bce"})({"video_logits": logits}, {"video_labels": labels[:, :2]})
+
+
+def test_mil_rejects_bad_inputs():
+    model = make()
+    good = dense_example_batch(2, torch.Generator().manual_seed(0), 6, 10, 4, steps=5)
+    with pytest.raises(ValueError, match="mask"):
+        model({**good, "mask": good["mask"].float()})
+    with pytest.raises(ValueError, match="share"):
+        model({**good, "visual": good["visual"][:, :4]})
+    empty = good["mask"].clone()
+    empty[1] = False
+    with pytest.raises(ValueError, match="at least one valid"):
+        model({**good, "mask": empty})
+    with pytest.raises(ValueError, match="fusion"):
+        make(fusion="product")
