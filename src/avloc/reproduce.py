@@ -107,10 +107,13 @@ def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs
 
 
 def _lookup(report: dict[str, Any], key: str) -> float:
-    val: Any = report
-    for part in key.split("."):
-        val = val[part]
-    return float(val)
+    """``"test.mAP@0.5"`` -> report["test"]["mAP@0.5"]: a key that itself holds dots is matched whole first."""
+    if key in report:
+        return float(report[key])
+    head, _, rest = key.partition(".")
+    if not rest:
+        raise KeyError(key)
+    return _lookup(report[head], rest)
 
 
 def format_table(table: Table, results: dict[tuple[str, str], list[float]], seeds: int, quick: bool,
