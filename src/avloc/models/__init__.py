@@ -1,3 +1,4 @@
 """Importing this package registers its built-in classes."""
 
 from avloc.models import clasp, mil  # noqa: F401
+from avloc.models import psp, vscg  # noqa: F401

@@ -1,0 +1,221 @@
+"""PSP: Positive Sample Propagation (Zhou, Zheng, Guo, Wang; CVPR 2021), fully and weakly supervised.
+
+Reads like the paper's method section: audio-guided visual attention picks the sounding regions, Bi-LSTMs
+model time, PSP lets each segment gather the similar segments of the other modality, a small head
+classifies every segment. Only layers on the forward path are built (the official ``fully_model.py``
+also registers ``SelfAttention``, ``linear_v``, ``v_classify``/``a_classify`` and ``L3``/``L4``, which its
+forward never uses), so the fully model has ~1.55 M parameters rather than the official 1.67 M.
+
+``escm=True`` appends VSCG's ESCM module after the encoder (VSCG paper, Table IV: ESCM as a plug-in).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from avloc.models.ave_io import check_ave_inputs, random_ave_batch
+from avloc.models.base import AVModel, Batch
+from avloc.models.blocks import (
+    ESCM,
+    AudioGuidedVisualAttention,
+    BiLSTMPair,
+    PositiveSamplePropagation,
+    cosine_pairs,
+    xavier_,
+)
+from avloc.registry import MODELS
+
+
+class PSPFullyEncoder(nn.Module):
+    """Fully-supervised PSP encoder: ``fa`` -> AGVA -> ``fv`` -> Bi-LSTMs -> PSP.
+
+    ``fa``/``fv`` are two bias-free Linear layers without activation (in -> proj_dim -> embed_dim).
+    audio (B, T, Da), visual (B, T, H, W, Dv) -> audio, visual (B, T, 2*lstm_hidden), attention (B, T, R).
+    """
+
+    def __init__(self, audio_dim: int, visual_dim: int, proj_dim: int, embed_dim: int, att_hidden: int,
+                 att_regions: int, lstm_hidden: int, psp_hidden: int, threshold: float, dropout: float) -> None:
+        super().__init__()
+        self.fa = nn.Sequential(nn.Linear(audio_dim, proj_dim, bias=False), nn.Linear(proj_dim, embed_dim, bias=False))
+        self.attention = AudioGuidedVisualAttention(embed_dim, visual_dim, att_hidden, att_regions)
+        self.fv = nn.Sequential(nn.Linear(visual_dim, proj_dim, bias=False), nn.Linear(proj_dim, embed_dim, bias=False))
+        self.lstm = BiLSTMPair(embed_dim, embed_dim, lstm_hidden)
+        self.psp = PositiveSamplePropagation(2 * lstm_hidden, psp_hidden, threshold, dropout, renormalize=True,
+                                             use_fc=True, fc_dropout=dropout)
+
+    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        audio = self.fa(audio)
+        attended, alpha = self.attention(audio, visual)
+        a, v = self.lstm(audio, self.fv(attended))
+        a, v = self.psp(a, v)
+        return a, v, alpha
+
+
+class PSPWeakEncoder(nn.Module):
+    """Weakly-supervised PSP encoder: AGVA on raw audio -> ``linear_v`` (Dv -> embed_dim, bias) -> Bi-LSTMs
+    -> PSP without renormalisation; ``fc_dropout`` > 0 adds the fc stage VSCG-weak uses (PSP-weak has none).
+
+    audio (B, T, Da), visual (B, T, H, W, Dv) -> audio, visual (B, T, 2*lstm_hidden), attention (B, T, R).
+    """
+
+    def __init__(self, audio_dim: int, visual_dim: int, embed_dim: int, att_hidden: int, att_regions: int,
+                 lstm_hidden: int, psp_hidden: int, threshold: float, branch_dropout: float,
+                 use_fc: bool, fc_dropout: float) -> None:
+        super().__init__()
+        self.attention = AudioGuidedVisualAttention(audio_dim, visual_dim, att_hidden, att_regions)
+        self.linear_v = nn.Linear(visual_dim, embed_dim)
+        self.lstm = BiLSTMPair(audio_dim, embed_dim, lstm_hidden)
+        self.psp = PositiveSamplePropagation(2 * lstm_hidden, psp_hidden, threshold, branch_dropout,
+                                             renormalize=False, use_fc=use_fc, fc_dropout=fc_dropout)
+
+    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        attended, alpha = self.attention(audio, visual)
+        a, v = self.lstm(audio, self.linear_v(attended))
+        a, v = self.psp(a, v)
+        return a, v, alpha
+
+
+class SegmentHead(nn.Module):
+    """Per-segment classifier ``Linear(dim, hidden, no bias) -> ReLU -> Linear(hidden, classes, no bias)``."""
+
+    def __init__(self, dim: int, hidden: int, classes: int) -> None:
+        super().__init__()
+        self.L1 = nn.Linear(dim, hidden, bias=False)
+        self.L2 = nn.Linear(hidden, classes, bias=False)
+        xavier_(self.L1, self.L2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, dim) -> logits (B, T, classes)."""
+        return self.L2(F.relu(self.L1(x)))
+
+
+class TemporalWeighting(nn.Module):
+    """PSP-weak weighting branch: ``score * sigmoid(ReLU(W3 score))`` with W3 = Linear(C, 1, no bias).
+
+    The weight is one scalar in [0.5, 1) per segment, so it changes the pooled video score used in training
+    but never the per-segment argmax used at test time.
+    """
+
+    def __init__(self, classes: int) -> None:
+        super().__init__()
+        self.W3 = nn.Linear(classes, 1, bias=False)
+
+    def forward(self, score: torch.Tensor) -> torch.Tensor:
+        """score: (B, T, C) -> weighted score (B, T, C)."""
+        return score * torch.sigmoid(F.relu(self.W3(score)))
+
+
+def weak_outputs(score: torch.Tensor, alpha: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Video-level probabilities of the weak models: softmax of the time-average of the weighted scores."""
+    return {"segment_logits": score, "video_probs": torch.softmax(score.mean(1), dim=-1), "attention": alpha}
+
+
+@MODELS.register("psp")
+class PSP(AVModel):
+    """PSP, fully supervised. Outputs: ``logits`` (B, T, C) per segment, ``av_similarity`` (B, T) cosine of
+    the final audio and visual features (for the AVPS loss), ``attention`` (B, T, R) AGVA weights.
+    Prediction: argmax over the C = 29 classes (background = C-1)."""
+
+    task = "ave"
+    default_loss = "psp"
+
+    @dataclass
+    class Config:
+        audio_dim: int = 128  # audio feature size (VGGish); filled from the data
+        visual_dim: int = 512  # visual region feature size (VGG-19 pool5); filled from the data
+        num_classes: int = 29  # 28 events + background (last); filled from the data
+        proj_dim: int = 256  # hidden width of the fa / fv projections
+        embed_dim: int = 128  # output width of fa / fv (= Bi-LSTM input)
+        att_hidden: int = 512  # AGVA hidden width
+        att_regions: int = 49  # spatial regions per segment (7 x 7)
+        lstm_hidden: int = 128  # Bi-LSTM hidden size per direction (features are 2x this)
+        psp_hidden: int = 256  # PSP branch width
+        threshold: float = 0.099  # PSP pruning threshold on the L1-normalised similarities
+        dropout: float = 0.1  # PSP branch and fc dropout
+        head_hidden: int = 64  # hidden width of the segment classifier
+        escm: bool = False  # append VSCG's ESCM after the encoder (VSCG paper Table IV)
+        escm_hidden: int = 128  # ESCM CERE channels / GRU hidden size
+        escm_dropout: float = 0.1  # ESCM dropout (VSCG fully)
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = PSPFullyEncoder(cfg.audio_dim, cfg.visual_dim, cfg.proj_dim, cfg.embed_dim, cfg.att_hidden,
+                                       cfg.att_regions, cfg.lstm_hidden, cfg.psp_hidden, cfg.threshold, cfg.dropout)
+        dim = 2 * cfg.lstm_hidden
+        self.escm = ESCM(dim, cfg.escm_hidden, "fully", dropout=cfg.escm_dropout) if cfg.escm else None
+        self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        check_ave_inputs(batch, self.cfg.audio_dim, self.cfg.visual_dim, "psp")
+        a, v, alpha = self.encoder(batch["audio"], batch["visual"])
+        if self.escm is not None:
+            a, v = self.escm(a, v)
+        logits = self.head(0.5 * (a + v))
+        return {"logits": logits, "av_similarity": cosine_pairs(a, v), "attention": alpha}
+
+    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return out["logits"].argmax(-1)
+
+    def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        return random_ave_batch(batch_size, generator, c.audio_dim, c.visual_dim, num_classes=c.num_classes)
+
+
+@MODELS.register("psp_weak")
+class PSPWeak(AVModel):
+    """PSP, weakly supervised (video-level labels only).
+
+    Outputs: ``segment_logits`` (B, T, C) weighted per-segment scores (test-time argmax), ``video_probs``
+    (B, C) = softmax(time-average of the weighted scores) for the BCE against ``prob_label``,
+    ``attention`` (B, T, R)."""
+
+    task = "ave"
+    default_loss = "psp_weak_bce"
+
+    @dataclass
+    class Config:
+        audio_dim: int = 128  # audio feature size (VGGish); filled from the data
+        visual_dim: int = 512  # visual region feature size (VGG-19 pool5); filled from the data
+        num_classes: int = 29  # 28 events + background (last); filled from the data
+        embed_dim: int = 128  # linear_v output width (= visual Bi-LSTM input)
+        att_hidden: int = 512  # AGVA hidden width
+        att_regions: int = 49  # spatial regions per segment (7 x 7)
+        lstm_hidden: int = 128  # Bi-LSTM hidden size per direction
+        psp_hidden: int = 256  # PSP branch width
+        threshold: float = 0.095  # PSP pruning threshold (weak README command)
+        dropout: float = 0.1  # PSP branch dropout
+        head_hidden: int = 64  # hidden width of the segment classifier
+        escm: bool = False  # append VSCG's weak ESCM after the encoder (VSCG paper Table IV)
+        escm_hidden: int = 128  # ESCM CERE channels / GRU hidden size
+        escm_dropout: float = 0.5  # ESCM dropout (VSCG weak)
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = PSPWeakEncoder(cfg.audio_dim, cfg.visual_dim, cfg.embed_dim, cfg.att_hidden, cfg.att_regions,
+                                      cfg.lstm_hidden, cfg.psp_hidden, cfg.threshold, cfg.dropout,
+                                      use_fc=False, fc_dropout=0.0)
+        dim = 2 * cfg.lstm_hidden
+        self.escm = ESCM(dim, cfg.escm_hidden, "weak", init="cere", dropout=cfg.escm_dropout) if cfg.escm else None
+        self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
+        self.weighting = TemporalWeighting(cfg.num_classes)
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        check_ave_inputs(batch, self.cfg.audio_dim, self.cfg.visual_dim, "psp_weak")
+        a, v, alpha = self.encoder(batch["audio"], batch["visual"])
+        if self.escm is not None:
+            a, v = self.escm(a, v)
+        return weak_outputs(self.weighting(self.head(0.5 * (a + v))), alpha)
+
+    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return out["segment_logits"].argmax(-1)
+
+    def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        return random_ave_batch(batch_size, generator, c.audio_dim, c.visual_dim, num_classes=c.num_classes)

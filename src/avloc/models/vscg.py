@@ -1,0 +1,167 @@
+"""VSCG: Video-level Semantic Consistency Guidance (Jiang, Yin, Dang; IEEE TMM 2023), fully and weakly.
+
+VSCG is PSP's backbone followed by ESCM (CERE + ISCE, see :class:`avloc.models.blocks.ESCM`): the
+video-level event summary of each modality initialises a bidirectional GRU per modality, so every segment
+is re-encoded knowing what the whole video is about.
+
+* Fully supervised: a relevance head (Linear(256, 1) per segment) says "event or background" and a
+  category head (Linear(256, 28) on the max over time of the fused features) names the one event of the
+  video; a segment is background when ``sigmoid(relevance) <= relevance_threshold`` (official: 0.7).
+* Weakly supervised: PSP-weak's per-segment head and weighting branch; ``video_probs`` =
+  softmax(time-average of scores) and ``video_probs_smooth`` = softmax(video_probs), the paper's
+  "smooth" branch (a double softmax, as in the official code).
+
+The official code registers many layers its forward never uses (``L1``/``L2``, ``v_classify``,
+``a_classify``, ``audio_gated``, ``video_gated``, ``linear_v``, ``ESCM.L1``); they are not built here,
+so ``vscg`` has ~2.51 M parameters rather than the official 2.63 M.
+
+``ablation`` selects the variants of the paper's Table III (ESCM components):
+``full`` | ``no_escm`` (PSP backbone + VSCG heads) | ``no_isce`` (zero-initialised GRUs, no CERE) |
+``isce_avg`` / ``isce_max`` (GRU initial state from average / max pooling over time instead of CERE) |
+``cere_unshared`` (separate CERE convs for audio and visual).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from avloc.models.ave_io import check_ave_inputs, random_ave_batch
+from avloc.models.base import AVModel, Batch
+from avloc.models.blocks import ESCM, cosine_pairs, xavier_
+from avloc.models.psp import PSPFullyEncoder, PSPWeakEncoder, SegmentHead, TemporalWeighting, weak_outputs
+from avloc.registry import MODELS
+
+ABLATIONS = ("full", "no_escm", "no_isce", "isce_avg", "isce_max", "cere_unshared")
+
+
+def build_escm(ablation: str, dim: int, hidden: int, mode: str, dropout: float, kernel: int) -> ESCM | None:
+    """The ESCM of a Table III variant (None for ``no_escm``)."""
+    if ablation not in ABLATIONS:
+        raise ValueError(f"vscg: ablation must be one of {ABLATIONS}, got {ablation!r}")
+    if ablation == "no_escm":
+        return None
+    init = {"no_isce": "zero", "isce_avg": "avg", "isce_max": "max"}.get(ablation, "cere")
+    return ESCM(dim, hidden, mode, init, cere_shared=ablation != "cere_unshared", dropout=dropout,
+                kernel_size=kernel)
+
+
+@MODELS.register("vscg")
+class VSCG(AVModel):
+    """VSCG, fully supervised. Outputs: ``relevance`` (B, T) event logits, ``category`` (B, C-1) video
+    event logits, ``av_similarity`` (B, T) cosine of the final audio/visual features, ``attention``
+    (B, T, R) AGVA weights."""
+
+    task = "ave"
+    default_loss = "vscg"
+
+    @dataclass
+    class Config:
+        audio_dim: int = 128  # audio feature size (VGGish); filled from the data
+        visual_dim: int = 512  # visual region feature size (VGG-19 pool5); filled from the data
+        num_classes: int = 29  # 28 events + background (last); filled from the data
+        proj_dim: int = 256  # hidden width of the fa / fv projections
+        embed_dim: int = 128  # output width of fa / fv (= Bi-LSTM input)
+        att_hidden: int = 512  # AGVA hidden width
+        att_regions: int = 49  # spatial regions per segment (7 x 7)
+        lstm_hidden: int = 128  # Bi-LSTM hidden size per direction
+        psp_hidden: int = 256  # PSP branch width
+        threshold: float = 0.099  # PSP pruning threshold (hard-coded 0.099 in the official forward)
+        dropout: float = 0.2  # PSP branch and fc dropout (VSCG uses 0.2, PSP 0.1)
+        escm_hidden: int = 128  # CERE channels / ISCE GRU hidden size
+        escm_dropout: float = 0.1  # dropout after the ISCE fc
+        escm_kernel: int = 5  # CERE Conv1d kernel size (padding kernel // 2)
+        relevance_threshold: float = 0.7  # segment is an event when sigmoid(relevance) > this
+        ablation: str = "full"  # Table III: full | no_escm | no_isce | isce_avg | isce_max | cere_unshared
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = PSPFullyEncoder(cfg.audio_dim, cfg.visual_dim, cfg.proj_dim, cfg.embed_dim, cfg.att_hidden,
+                                       cfg.att_regions, cfg.lstm_hidden, cfg.psp_hidden, cfg.threshold, cfg.dropout)
+        dim = 2 * cfg.lstm_hidden
+        self.escm = build_escm(cfg.ablation, dim, cfg.escm_hidden, "fully", cfg.escm_dropout, cfg.escm_kernel)
+        self.relevance = nn.Linear(dim, 1)
+        self.category = nn.Linear(dim, cfg.num_classes - 1)
+        xavier_(self.relevance, self.category)
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        check_ave_inputs(batch, self.cfg.audio_dim, self.cfg.visual_dim, "vscg")
+        a, v, alpha = self.encoder(batch["audio"], batch["visual"])
+        if self.escm is not None:
+            a, v = self.escm(a, v)
+        fused = 0.5 * (a + v)  # (B, T, dim)
+        return {
+            "relevance": self.relevance(fused).squeeze(-1),
+            "category": self.category(fused.amax(1)),
+            "av_similarity": cosine_pairs(a, v),
+            "attention": alpha,
+        }
+
+    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Event class of the video where sigmoid(relevance) > threshold, background elsewhere."""
+        is_event = torch.sigmoid(out["relevance"]) > self.cfg.relevance_threshold
+        cls = out["category"].argmax(-1, keepdim=True).expand_as(is_event)
+        return torch.where(is_event, cls, torch.full_like(cls, self.cfg.num_classes - 1))
+
+    def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        return random_ave_batch(batch_size, generator, c.audio_dim, c.visual_dim, num_classes=c.num_classes)
+
+
+@MODELS.register("vscg_weak")
+class VSCGWeak(AVModel):
+    """VSCG, weakly supervised. Outputs: ``segment_logits`` (B, T, C) (test-time argmax), ``video_probs``
+    (B, C), ``video_probs_smooth`` (B, C) = softmax(video_probs), ``attention`` (B, T, R)."""
+
+    task = "ave"
+    default_loss = "vscg_smooth"
+
+    @dataclass
+    class Config:
+        audio_dim: int = 128  # audio feature size (VGGish); filled from the data
+        visual_dim: int = 512  # visual region feature size (VGG-19 pool5); filled from the data
+        num_classes: int = 29  # 28 events + background (last); filled from the data
+        embed_dim: int = 128  # linear_v output width (= visual Bi-LSTM input)
+        att_hidden: int = 512  # AGVA hidden width
+        att_regions: int = 49  # spatial regions per segment (7 x 7)
+        lstm_hidden: int = 128  # Bi-LSTM hidden size per direction
+        psp_hidden: int = 256  # PSP branch width
+        threshold: float = 0.099  # PSP pruning threshold (hard-coded 0.099 in the official weak forward)
+        dropout: float = 0.1  # PSP branch dropout
+        psp_fc_dropout: float = 0.2  # dropout after the PSP fc layers
+        escm_hidden: int = 128  # CERE channels / ISCE GRU hidden size
+        escm_dropout: float = 0.5  # dropout on the ISCE GRU outputs
+        escm_kernel: int = 5  # CERE Conv1d kernel size
+        head_hidden: int = 64  # hidden width of the segment classifier
+        ablation: str = "full"  # Table III variants, as for `vscg` (weak ESCM: cross-initialised GRUs)
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = PSPWeakEncoder(cfg.audio_dim, cfg.visual_dim, cfg.embed_dim, cfg.att_hidden, cfg.att_regions,
+                                      cfg.lstm_hidden, cfg.psp_hidden, cfg.threshold, cfg.dropout,
+                                      use_fc=True, fc_dropout=cfg.psp_fc_dropout)
+        dim = 2 * cfg.lstm_hidden
+        self.escm = build_escm(cfg.ablation, dim, cfg.escm_hidden, "weak", cfg.escm_dropout, cfg.escm_kernel)
+        self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
+        self.weighting = TemporalWeighting(cfg.num_classes)
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        check_ave_inputs(batch, self.cfg.audio_dim, self.cfg.visual_dim, "vscg_weak")
+        a, v, alpha = self.encoder(batch["audio"], batch["visual"])
+        if self.escm is not None:
+            a, v = self.escm(a, v)
+        out = weak_outputs(self.weighting(self.head(0.5 * (a + v))), alpha)
+        out["video_probs_smooth"] = torch.softmax(out["video_probs"], dim=-1)
+        return out
+
+    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return out["segment_logits"].argmax(-1)
+
+    def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        return random_ave_batch(batch_size, generator, c.audio_dim, c.visual_dim, num_classes=c.num_classes)
