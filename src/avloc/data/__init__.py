@@ -1,1 +1,3 @@
 """Importing this package registers its built-in classes."""
+
+from avloc.data import ave  # noqa: F401  (registers "ave")
