@@ -2,3 +2,4 @@
 
 from avloc.models import clasp, mil  # noqa: F401
 from avloc.models import psp, vscg  # noqa: F401
+from avloc.models import avel, cmbs  # noqa: F401
