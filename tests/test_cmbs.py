@@ -44,10 +44,10 @@ def test_weak_gate_fix_predicts_background_and_the_official_bug_never_does() -> 
     assert bugged.tolist() == [[3] * 10]
 
 
-def test_weak_gate_fix_end_to_end_with_a_closed_gate() -> None:
-    """Force both gate layers nearly shut (weights 0, bias -4: av_gate = sigmoid(-4) = 0.018): the fixed model predicts background everywhere, while the
-    reproduced official evaluation (sigmoid of a probability, always > 0.5) ignores the gate and gives
-    every segment the video-level argmax."""
+def test_weak_gate_fix_end_to_end_with_a_nearly_closed_gate() -> None:
+    """Force both gate layers nearly shut (weights 0, bias -4: av_gate = sigmoid(-4) = 0.018). The fixed
+    model predicts background everywhere, while the reproduced official evaluation (sigmoid of a
+    probability, > 0.5 for any gate > 0) ignores the gate and gives every segment the video argmax."""
     model = _model("cmbs_weak").eval()
     with torch.no_grad():
         for gate in (model.front.audio_gate, model.front.video_gate):

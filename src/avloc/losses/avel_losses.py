@@ -43,7 +43,9 @@ class AVELLoss(Loss):
     class Config:
         official_softmax_mlsm: bool = False  # official: MultiLabelSoftMarginLoss(softmax(logits), labels)
 
-    def forward(self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(
+        self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         logits = need(out, "segment_logits", "avel loss")
         if self.cfg.official_softmax_mlsm:
             loss = soft_margin(logits, need(batch, "labels", "avel loss"), softmax_first=True)
@@ -62,7 +64,9 @@ class AVELWeakLoss(Loss):
     class Config:
         official_softmax_mlsm: bool = False  # official: MultiLabelSoftMarginLoss(softmax(video_logits), ...)
 
-    def forward(self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(
+        self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         logits = need(out, "video_logits", "avel_weak loss")
         target = need(batch, "video_label", "avel_weak loss")
         return {"loss": soft_margin(logits, target, softmax_first=self.cfg.official_softmax_mlsm)}

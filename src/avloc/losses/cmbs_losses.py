@@ -27,7 +27,9 @@ from avloc.registry import LOSSES
 LOG_EPS = 1e-12  # keeps log(1 - p) finite when p rounds to 1 (about -27.6 at the limit)
 
 
-def product_gate_bce(audio_logits: torch.Tensor, video_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def product_gate_bce(
+    audio_logits: torch.Tensor, video_logits: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
     """Mean BCE of ``p = sigmoid(audio_logits) * sigmoid(video_logits)`` vs ``target`` (all (B, T)).
 
     ``log p`` is exact in log space; ``log(1 - p) = log(-expm1(log p))`` with log p capped just below 0."""
@@ -56,7 +58,9 @@ class CMBSLoss(Loss):
         cas_weight: float = 1.0  # CE of the CAS video score (av_score)
         official_gate_loss: bool = False  # official: BCEWithLogits on the gate *probability*
 
-    def forward(self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(
+        self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         c, who = self.cfg, "cmbs loss"
         mask = need(batch, "event_mask", who)
         video_class = need(batch, "video_class", who)
@@ -64,10 +68,12 @@ class CMBSLoss(Loss):
         if c.official_gate_loss:
             gate = F.binary_cross_entropy_with_logits(need(out, "av_gate", who), mask)
         else:
-            gate = product_gate_bce(need(out, "audio_gate_logits", who), need(out, "video_gate_logits", who), mask)
+            gate_logits = need(out, "audio_gate_logits", who), need(out, "video_gate_logits", who)
+            gate = product_gate_bce(*gate_logits, mask)
         event = video_class_ce(need(out, "event_scores", who), video_class)
         cas = video_class_ce(need(out, "av_score", who), video_class)
-        loss = c.relevance_weight * relevance + c.gate_weight * gate + c.event_weight * event + c.cas_weight * cas
+        loss = c.relevance_weight * relevance + c.gate_weight * gate
+        loss = loss + c.event_weight * event + c.cas_weight * cas
         return {
             "loss": loss,
             "relevance": relevance.detach(),
@@ -85,7 +91,9 @@ class CMBSWeakLoss(Loss):
     class Config:
         official_softmax_mlsm: bool = False  # official: MultiLabelSoftMarginLoss(softmax(video_logits), ...)
 
-    def forward(self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(
+        self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         logits = need(out, "video_logits", "cmbs_weak loss")
         target = need(batch, "video_label", "cmbs_weak loss")
         return {"loss": soft_margin(logits, target, softmax_first=self.cfg.official_softmax_mlsm)}

@@ -41,7 +41,7 @@ class AVEL(AVModel):
     class Config:
         audio_dim: int = 128  # audio feature size (VGGish: 128); filled from the data
         visual_dim: int = 512  # visual region feature size (VGG19 pool5: 512); filled from the data
-        num_classes: int = 29  # outputs incl. background (AVE: 28 events + bg at index 28); filled from the data
+        num_classes: int = 29  # outputs incl. background (AVE: 28 events + bg = 28); filled from the data
         att_regions: int = 49  # spatial cells of the visual map (7 x 7); filled from the data
         att_hidden: int = 512  # AGVA hidden width
         hidden: int = 128  # Bi-LSTM hidden size per direction (each stream is 2 * hidden wide)
@@ -55,10 +55,14 @@ class AVEL(AVModel):
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
-        self.attention = AudioGuidedVisualAttention(cfg.audio_dim, cfg.visual_dim, cfg.att_hidden, cfg.att_regions)
+        self.attention = AudioGuidedVisualAttention(
+            cfg.audio_dim, cfg.visual_dim, cfg.att_hidden, cfg.att_regions
+        )
         self.lstms = BiLSTMPair(cfg.audio_dim, cfg.visual_dim, cfg.hidden)
         stream = 2 * cfg.hidden
-        self.escm = ESCM(stream, cfg.escm_hidden, mode=self.escm_mode, dropout=cfg.escm_dropout) if cfg.escm else None
+        self.escm = (
+            ESCM(stream, cfg.escm_hidden, mode=self.escm_mode, dropout=cfg.escm_dropout) if cfg.escm else None
+        )
         self.fc1 = nn.Linear(2 * stream, cfg.head_hidden)
         self.fc2 = nn.Linear(cfg.head_hidden, cfg.num_classes)
         xavier_(self.fc1, self.fc2)
@@ -80,7 +84,9 @@ class AVEL(AVModel):
     def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         c = self.cfg
         grid = round(c.att_regions**0.5)
-        return random_ave_batch(batch_size, generator, c.audio_dim, c.visual_dim, grid, num_classes=c.num_classes)
+        return random_ave_batch(
+            batch_size, generator, c.audio_dim, c.visual_dim, grid, num_classes=c.num_classes
+        )
 
 
 @MODELS.register("avel_weak")

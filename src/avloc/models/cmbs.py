@@ -49,7 +49,9 @@ class _CMBSFrontEnd(nn.Module):
     (temporal encoder, cross-modal decoder) pairs, the two gate layers, the two interaction blocks and the
     optional ESCM plug-in. The settings differ in how they wire these (see the model classes)."""
 
-    def __init__(self, cfg: "CMBS.Config | CMBSWeak.Config", audio_in: int, visual_in: int, escm_mode: str):
+    def __init__(
+        self, cfg: "CMBS.Config | CMBSWeak.Config", audio_in: int, visual_in: int, escm_mode: str
+    ) -> None:
         super().__init__()
         d = cfg.d_model
         self.v_fc = nn.Linear(cfg.visual_dim, cfg.visual_dim)
@@ -103,7 +105,7 @@ class _CMBSCommon:
 
     audio_dim: int = 128  # audio feature size (VGGish: 128); filled from the data
     visual_dim: int = 512  # visual region feature size (VGG19 pool5: 512); filled from the data
-    num_classes: int = 29  # outputs incl. background (AVE: 28 events + bg at index 28); filled from the data
+    num_classes: int = 29  # outputs incl. background (AVE: 28 events + bg = 28); filled from the data
     d_model: int = 256  # width of the temporal encoders/decoders and of everything after them
     att_hidden: int = 256  # hidden width of the cross-modal gated attention
     att_qk_dim: int = 128  # query/key width of the attention's region self-attention (visual_dim / 4)
@@ -257,7 +259,8 @@ class CMBSWeak(AVModel):
         av_gate = 0.5 * (a_gate + v_gate)
         visual_q = visual_q * ((1.0 - c.alpha) + c.alpha * a_gate)
         audio_q = audio_q * ((1.0 - c.alpha) + c.alpha * v_gate)
-        modality_gate = c.gamma * (torch.sigmoid(self.video_cas(visual_q)) + torch.sigmoid(self.audio_cas(audio_q)))
+        video_cas, audio_cas = self.video_cas(visual_q), self.audio_cas(audio_q)  # (B, T, C)
+        modality_gate = c.gamma * (torch.sigmoid(video_cas) + torch.sigmoid(audio_cas))
 
         fused = self.front.interact(audio_q, visual_q)  # (B, T, d)
         raw_logits = topk_temporal_mean(self.cas(fused) * modality_gate, c.topk)  # (B, C)
