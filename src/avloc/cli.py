@@ -168,7 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # key=value overrides may stand before or after the options; argparse alone binds them only in one place
+    args, extra = parser.parse_known_args(argv)
+    if hasattr(args, "overrides"):
+        args.overrides = [*args.overrides, *[x for x in extra if "=" in x and not x.startswith("-")]]
+        extra = [x for x in extra if not ("=" in x and not x.startswith("-"))]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except (ConfigError, FileNotFoundError) as exc:
