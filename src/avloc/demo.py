@@ -17,6 +17,7 @@ from avloc.config import load_config
 from avloc.engine.loop import fit, load_data
 from avloc.paths import config_path
 
+DEMO_BATCH = 32  # a small set: smaller batches give enough steps per epoch
 DEMO_MODELS = (("PSP", "ave/psp_fully.yaml"), ("VSCG", "ave/vscg_fully.yaml"))
 
 
@@ -38,6 +39,7 @@ def run_demo(out: str | Path | None = None, videos: int = 600, epochs: int = 15,
     for label, cfg_name in DEMO_MODELS:
         # Short schedule: decay the LR once two thirds of the way through.
         cfg = load_config(config_path(cfg_name), [f"train.epochs={epochs}", f"train.seed={seed}",
+                                                  f"train.batch_size={DEMO_BATCH}",
                                                   f"train.lr_decay_epochs=[{max(1, 2 * epochs // 3)}]"])
         if data is None:
             data = load_data(cfg, data_dir)
