@@ -128,6 +128,7 @@ class CLASP(AVModel):
     """
 
     task = "dense"
+    default_loss = "clasp"
 
     @dataclass
     class Config:

@@ -53,6 +53,7 @@ class MILBaseline(AVModel):
     """
 
     task = "dense"
+    default_loss = "mil_bce"
 
     @dataclass
     class Config:
