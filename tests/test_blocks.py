@@ -13,6 +13,7 @@ from avloc.models.blocks import (
     ESCM,
     ESCM_INITS,
     AudioGuidedVisualAttention,
+    _ProjectReluMap,
     PositiveSamplePropagation,
     cosine_pairs,
     pooled_summary,
@@ -45,7 +46,8 @@ def test_agva_matches_the_reference_formula_including_the_per_region_audio_offse
     w = {n: p.detach() for n, p in att.named_parameters()}
     x = visual.reshape(2, 3, 4, 6)
     h = torch.relu(x @ w["affine_video.weight"].T + w["affine_video.bias"])  # (B, T, R, hidden)
-    g = torch.relu(audio @ w["affine_audio.weight"].T + w["affine_audio.bias"]) @ w["affine_g.weight"].T  # (B,T,R)
+    g = torch.relu(audio @ w["affine_audio.weight"].T + w["affine_audio.bias"])
+    g = g @ w["affine_g.weight"].T  # (B, T, R): one offset per region
     for b in range(2):
         for t in range(3):
             z = torch.stack([
@@ -105,7 +107,8 @@ def test_cere_pools_ten_segments_into_two_gru_slots_and_shares_weights():
     a, v = cere(torch.rand(3, 10, 8), torch.rand(3, 10, 8))
     assert a.shape == v.shape == (2, 3, 4)
     assert cere.audio_convs is cere.visual_convs
-    assert CERE(dim=8, hidden=4, shared=False).visual_convs is not CERE(dim=8, hidden=4, shared=False).audio_convs
+    unshared = CERE(dim=8, hidden=4, shared=False)
+    assert unshared.visual_convs is not unshared.audio_convs
     x = torch.rand(3, 10, 8)
     a, v = cere(x, x)
     assert torch.equal(a, v)  # shared convs: identical inputs give identical summaries
@@ -154,3 +157,25 @@ def test_cosine_pairs_hand_values():
     a = torch.tensor([[[1.0, 0.0], [1.0, 1.0]]])
     v = torch.tensor([[[0.0, 2.0], [2.0, 2.0]]])
     assert torch.allclose(cosine_pairs(a, v), torch.tensor([[0.0, 1.0]]))
+
+
+def test_fused_projection_gradients_for_every_input_and_repeatable_backward():
+    torch.manual_seed(2)
+    x = torch.randn(7, 5, dtype=torch.double, requires_grad=True)
+    w1 = torch.randn(6, 5, dtype=torch.double, requires_grad=True)
+    b1 = torch.randn(6, dtype=torch.double, requires_grad=True)
+    w2 = torch.randn(3, 6, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(_ProjectReluMap.apply, (x, w1, b1, w2))
+    out = _ProjectReluMap.apply(x, w1, b1, w2).pow(2).sum()
+    first = torch.autograd.grad(out, (w1, b1, w2), retain_graph=True)
+    again = torch.autograd.grad(out, (w1, b1, w2))  # backward must not corrupt the saved tensors
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+
+
+def test_agva_trains_under_bf16_autocast_with_float32_gradients():
+    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = att(torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 8))
+    out.float().sum().backward()
+    for name, p in att.named_parameters():
+        assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all(), name

@@ -41,8 +41,8 @@ def test_psp_loss_targets_do_not_leak_between_batches():
     loss = LOSSES.create({"name": "psp", "lambda_avps": 1.0})
     logits = torch.zeros(1, 4, 3)
     sim = torch.tensor([[0.1, 0.1, 0.3, 0.5]])  # normalised [.1, .1, .3, .5]
-    loss({"logits": logits, "av_similarity": sim},
-         {"segment_labels": torch.zeros(1, 4, dtype=torch.long), "event_mask": torch.ones(1, 4)})  # targets .25
+    labels = torch.zeros(1, 4, dtype=torch.long)
+    loss({"logits": logits, "av_similarity": sim}, {"segment_labels": labels, "event_mask": torch.ones(1, 4)})
     second = loss({"logits": logits, "av_similarity": sim},
                   {"segment_labels": torch.zeros(1, 4, dtype=torch.long),
                    "event_mask": torch.tensor([[0.0, 0.0, 1.0, 1.0]])})
@@ -116,7 +116,8 @@ def test_weak_losses_read_only_video_level_targets():
 
 def test_missing_keys_and_bad_options_are_named():
     with pytest.raises(KeyError, match="'prob_label'"):
-        LOSSES.create({"name": "vscg_smooth"})({"video_probs": torch.ones(1, 2)}, {"video_label": torch.ones(1, 2)})
+        smooth = LOSSES.create({"name": "vscg_smooth"})
+        smooth({"video_probs": torch.ones(1, 2)}, {"video_label": torch.ones(1, 2)})
     with pytest.raises(ValueError, match="pair must be one of"):
         LOSSES.create({"name": "vscg", "pair": "triplet"})
     with pytest.raises(ConfigError, match="lamda"):

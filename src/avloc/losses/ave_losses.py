@@ -16,6 +16,7 @@ from avloc.losses.base import Loss
 from avloc.registry import LOSSES
 
 L1_EPS = 1e-8  # guard of the AVPS normalisation (official `sum + 1e-8`)
+Tensors = Mapping[str, torch.Tensor]
 
 
 def _need(mapping: Mapping[str, torch.Tensor], key: str, who: str, what: str) -> torch.Tensor:
@@ -71,11 +72,12 @@ class PSPLoss(Loss):
     class Config:
         lambda_avps: float = 100.0  # weight of the AVPS pair-similarity loss (PSP README: --LAMBDA 100)
 
-    def forward(self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, out: Tensors, batch: Tensors) -> dict[str, torch.Tensor]:
         logits = _need(out, "logits", "psp", "model output")
         labels = _need(batch, "segment_labels", "psp", "batch")
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-        avps = avps_loss(_need(out, "av_similarity", "psp", "model output"), _need(batch, "event_mask", "psp", "batch"))
+        sim = _need(out, "av_similarity", "psp", "model output")
+        avps = avps_loss(sim, _need(batch, "event_mask", "psp", "batch"))
         return {"loss": ce + self.cfg.lambda_avps * avps, "ce": ce.detach(), "avps": avps.detach()}
 
 
@@ -104,7 +106,7 @@ class VSCGLoss(Loss):
         if cfg.pair not in PAIR_TERMS:
             raise ValueError(f"vscg loss: pair must be one of {PAIR_TERMS}, got {cfg.pair!r}")
 
-    def forward(self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, out: Tensors, batch: Tensors) -> dict[str, torch.Tensor]:
         mask = _need(batch, "event_mask", "vscg", "batch").float()
         relevance = F.binary_cross_entropy_with_logits(_need(out, "relevance", "vscg", "model output"), mask)
         logits = _need(out, "category", "vscg", "model output")
@@ -132,7 +134,7 @@ class PSPWeakBCE(Loss):
     class Config:
         pass
 
-    def forward(self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, out: Tensors, batch: Tensors) -> dict[str, torch.Tensor]:
         target = _need(batch, "prob_label", "psp_weak_bce", "batch")
         bce = F.binary_cross_entropy(_need(out, "video_probs", "psp_weak_bce", "model output"), target)
         return {"loss": bce}
@@ -148,9 +150,10 @@ class VSCGSmoothLoss(Loss):
         w_main: float = 2.0  # weight of the BCE on the video probabilities
         w_smooth: float = 1.0  # weight of the BCE on the double-softmax ("smooth") probabilities
 
-    def forward(self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, out: Tensors, batch: Tensors) -> dict[str, torch.Tensor]:
         target = _need(batch, "prob_label", "vscg_smooth", "batch")
         main = F.binary_cross_entropy(_need(out, "video_probs", "vscg_smooth", "model output"), target)
-        smooth = F.binary_cross_entropy(_need(out, "video_probs_smooth", "vscg_smooth", "model output"), target)
+        smooth_probs = _need(out, "video_probs_smooth", "vscg_smooth", "model output")
+        smooth = F.binary_cross_entropy(smooth_probs, target)
         loss = self.cfg.w_main * main + self.cfg.w_smooth * smooth
         return {"loss": loss, "main": main.detach(), "smooth": smooth.detach()}

@@ -24,6 +24,35 @@ def xavier_(*layers: nn.Module) -> None:
         nn.init.xavier_uniform_(layer.weight)  # type: ignore[arg-type]
 
 
+class _ProjectReluMap(torch.autograd.Function):
+    """``relu(x W1^T + b1) W2^T`` for x (M, Din) with a hand-written backward that keeps AGVA's big
+    (M, hidden) tensors to two: the saved ReLU output and one gradient buffer that is masked in place
+    (autograd would allocate a third for the ReLU backward). The input gradient is computed only when
+    ``x`` requires one (AVE features never do)."""
+
+    @staticmethod
+    def forward(ctx, x, w1, b1, w2):  # type: ignore[no-untyped-def, override]
+        h = torch.addmm(b1, x, w1.t()).relu_()  # (M, hidden): the one big GEMM
+        ctx.save_for_backward(x, w1, w2, h)
+        return h @ w2.t()  # (M, Dout)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
+        x, w1, w2, h = ctx.saved_tensors
+        need_x, need_w1, need_b1, need_w2 = ctx.needs_input_grad
+        dt = h.dtype  # under autocast (bf16) the forward ran in h's dtype; parameters stay float32
+        grad = grad.to(dt)
+        g_w2 = (grad.t() @ h).to(w2.dtype) if need_w2 else None
+        if not (need_x or need_w1 or need_b1):
+            return None, None, None, g_w2
+        g_h = grad @ w2.to(dt)  # (M, hidden)
+        torch.ops.aten.threshold_backward.grad_input(g_h, h, 0.0, grad_input=g_h)  # ReLU backward, in place
+        g_w1 = (g_h.t() @ x.to(dt)).to(w1.dtype) if need_w1 else None
+        g_b1 = g_h.sum(0).to(w1.dtype) if need_b1 else None
+        g_x = (g_h @ w1.to(dt)).to(x.dtype) if need_x else None
+        return g_x, g_w1, g_b1, g_w2
+
+
 class AudioGuidedVisualAttention(nn.Module):
     """AGVA of AVEL (reused by PSP and VSCG): audio picks the sounding regions of each segment.
 
@@ -35,12 +64,15 @@ class AudioGuidedVisualAttention(nn.Module):
     ``regions`` hidden units of region ``r`` (``affine_g(a).unsqueeze(2)``), so ``regions`` must equal the
     number of spatial cells.
 
-    Cost: only ``affine_video`` is big. It runs on a 2-D (B*T*R, Dv) view (one GEMM with the bias folded
-    in), the ReLU is in place, and autograd never computes a gradient for the input features (they do
-    not require one), so a backward pass costs the weight-gradient GEMM plus the thin (hidden -> R) ones.
+    Cost: only ``affine_video`` is big. ``affine_v(ReLU(affine_video(x)))`` runs as one fused autograd
+    function on a 2-D (B*T*R, Dv) view: one GEMM with the bias folded in, an in-place ReLU, and a backward
+    that masks its single (B*T*R, hidden) gradient buffer in place and skips the input-feature gradient,
+    so a training step costs the forward and weight-gradient GEMMs plus the thin (hidden -> R) ones.
     """
 
-    def __init__(self, audio_dim: int = 128, visual_dim: int = 512, hidden: int = 512, regions: int = 49) -> None:
+    def __init__(
+        self, audio_dim: int = 128, visual_dim: int = 512, hidden: int = 512, regions: int = 49
+    ) -> None:
         super().__init__()
         self.regions = regions
         self.affine_audio = nn.Linear(audio_dim, hidden)
@@ -64,8 +96,9 @@ class AudioGuidedVisualAttention(nn.Module):
                 f"({regions} regions)"
             )
         raw = visual.reshape(b * t, regions, dv)  # (N, R, Dv), a view of contiguous features
-        hid = F.linear(raw.reshape(-1, dv), self.affine_video.weight, self.affine_video.bias).relu_()
-        content = self.affine_v(hid).view(b * t, regions, self.regions)  # (N, R, R)
+        content = _ProjectReluMap.apply(
+            raw.reshape(-1, dv), self.affine_video.weight, self.affine_video.bias, self.affine_v.weight
+        ).view(b * t, regions, self.regions)  # (N, R, R) = affine_v(ReLU(affine_video(x)))
         guide = self.affine_g(F.relu(self.affine_audio(audio.reshape(b * t, -1))))  # (N, R)
         z = self.affine_h(torch.tanh(content + guide.unsqueeze(2))).squeeze(2)  # (N, R)
         alpha = torch.softmax(z, dim=-1)
@@ -74,7 +107,7 @@ class AudioGuidedVisualAttention(nn.Module):
 
 
 class BiLSTMPair(nn.Module):
-    """One bidirectional single-layer LSTM per modality, zero initial states (AVEL/PSP/VSCG temporal encoder)."""
+    """One bidirectional single-layer LSTM per modality with zero initial states (AVEL/PSP/VSCG)."""
 
     def __init__(self, audio_dim: int = 128, visual_dim: int = 128, hidden: int = 128) -> None:
         super().__init__()
@@ -124,7 +157,7 @@ class PositiveSamplePropagation(nn.Module):
         self.branch_dropout = nn.Dropout(branch_dropout)
         xavier_(self.v_L1, self.v_L2, self.a_L1, self.a_L2)
         if hidden != dim:
-            raise ValueError(f"PSP propagates hidden={hidden} features onto dim={dim} inputs: they must match")
+            raise ValueError(f"PSP adds hidden={hidden} features to dim={dim} inputs: they must match")
         self.v_fc: nn.Linear | None = None
         self.a_fc: nn.Linear | None = None
         if use_fc:
@@ -256,7 +289,7 @@ class ESCM(nn.Module):
         if init not in ESCM_INITS:
             raise ValueError(f"ESCM init must be one of {ESCM_INITS}, got {init!r}")
         if (mode == "weak" or init in ("avg", "max")) and dim != 2 * hidden:
-            raise ValueError(f"ESCM mode={mode!r} init={init!r} needs dim == 2*hidden, got {dim} and {hidden}")
+            raise ValueError(f"ESCM mode={mode!r} init={init!r} needs dim == 2*hidden, got {dim}, {hidden}")
         self.mode, self.init = mode, init
         self.cere = CERE(dim, hidden, kernel_size, cere_shared) if init == "cere" else None
         self.L1: nn.Linear | None = None

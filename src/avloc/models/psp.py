@@ -12,11 +12,11 @@ forward never uses), so the fully model has ~1.55 M parameters rather than the o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from avloc.models.ave_io import check_ave_inputs, random_ave_batch
 from avloc.models.base import AVModel, Batch
@@ -35,20 +35,23 @@ class PSPFullyEncoder(nn.Module):
     """Fully-supervised PSP encoder: ``fa`` -> AGVA -> ``fv`` -> Bi-LSTMs -> PSP.
 
     ``fa``/``fv`` are two bias-free Linear layers without activation (in -> proj_dim -> embed_dim).
+    ``c`` is any config with the fields audio_dim, visual_dim, proj_dim, embed_dim, att_hidden,
+    att_regions, lstm_hidden, psp_hidden, threshold and dropout (branch and fc dropout).
     audio (B, T, Da), visual (B, T, H, W, Dv) -> audio, visual (B, T, 2*lstm_hidden), attention (B, T, R).
     """
 
-    def __init__(self, audio_dim: int, visual_dim: int, proj_dim: int, embed_dim: int, att_hidden: int,
-                 att_regions: int, lstm_hidden: int, psp_hidden: int, threshold: float, dropout: float) -> None:
+    def __init__(self, c: Any) -> None:
         super().__init__()
-        self.fa = nn.Sequential(nn.Linear(audio_dim, proj_dim, bias=False), nn.Linear(proj_dim, embed_dim, bias=False))
-        self.attention = AudioGuidedVisualAttention(embed_dim, visual_dim, att_hidden, att_regions)
-        self.fv = nn.Sequential(nn.Linear(visual_dim, proj_dim, bias=False), nn.Linear(proj_dim, embed_dim, bias=False))
-        self.lstm = BiLSTMPair(embed_dim, embed_dim, lstm_hidden)
-        self.psp = PositiveSamplePropagation(2 * lstm_hidden, psp_hidden, threshold, dropout, renormalize=True,
-                                             use_fc=True, fc_dropout=dropout)
+        self.fa = nn.Sequential(nn.Linear(c.audio_dim, c.proj_dim, bias=False),
+                                nn.Linear(c.proj_dim, c.embed_dim, bias=False))
+        self.attention = AudioGuidedVisualAttention(c.embed_dim, c.visual_dim, c.att_hidden, c.att_regions)
+        self.fv = nn.Sequential(nn.Linear(c.visual_dim, c.proj_dim, bias=False),
+                                nn.Linear(c.proj_dim, c.embed_dim, bias=False))
+        self.lstm = BiLSTMPair(c.embed_dim, c.embed_dim, c.lstm_hidden)
+        self.psp = PositiveSamplePropagation(2 * c.lstm_hidden, c.psp_hidden, c.threshold, c.dropout,
+                                             renormalize=True, use_fc=True, fc_dropout=c.dropout)
 
-    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[Tensor, Tensor, Tensor]:
         audio = self.fa(audio)
         attended, alpha = self.attention(audio, visual)
         a, v = self.lstm(audio, self.fv(attended))
@@ -58,22 +61,22 @@ class PSPFullyEncoder(nn.Module):
 
 class PSPWeakEncoder(nn.Module):
     """Weakly-supervised PSP encoder: AGVA on raw audio -> ``linear_v`` (Dv -> embed_dim, bias) -> Bi-LSTMs
-    -> PSP without renormalisation; ``fc_dropout`` > 0 adds the fc stage VSCG-weak uses (PSP-weak has none).
+    -> PSP without renormalisation; ``use_fc`` adds the fc stage VSCG-weak uses (PSP-weak has none).
+    ``c`` is any config with audio_dim, visual_dim, embed_dim, att_hidden, att_regions, lstm_hidden,
+    psp_hidden, threshold and dropout (branch dropout).
 
     audio (B, T, Da), visual (B, T, H, W, Dv) -> audio, visual (B, T, 2*lstm_hidden), attention (B, T, R).
     """
 
-    def __init__(self, audio_dim: int, visual_dim: int, embed_dim: int, att_hidden: int, att_regions: int,
-                 lstm_hidden: int, psp_hidden: int, threshold: float, branch_dropout: float,
-                 use_fc: bool, fc_dropout: float) -> None:
+    def __init__(self, c: Any, use_fc: bool, fc_dropout: float) -> None:
         super().__init__()
-        self.attention = AudioGuidedVisualAttention(audio_dim, visual_dim, att_hidden, att_regions)
-        self.linear_v = nn.Linear(visual_dim, embed_dim)
-        self.lstm = BiLSTMPair(audio_dim, embed_dim, lstm_hidden)
-        self.psp = PositiveSamplePropagation(2 * lstm_hidden, psp_hidden, threshold, branch_dropout,
+        self.attention = AudioGuidedVisualAttention(c.audio_dim, c.visual_dim, c.att_hidden, c.att_regions)
+        self.linear_v = nn.Linear(c.visual_dim, c.embed_dim)
+        self.lstm = BiLSTMPair(c.audio_dim, c.embed_dim, c.lstm_hidden)
+        self.psp = PositiveSamplePropagation(2 * c.lstm_hidden, c.psp_hidden, c.threshold, c.dropout,
                                              renormalize=False, use_fc=use_fc, fc_dropout=fc_dropout)
 
-    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[Tensor, Tensor, Tensor]:
         attended, alpha = self.attention(audio, visual)
         a, v = self.lstm(audio, self.linear_v(attended))
         a, v = self.psp(a, v)
@@ -145,8 +148,7 @@ class PSP(AVModel):
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = PSPFullyEncoder(cfg.audio_dim, cfg.visual_dim, cfg.proj_dim, cfg.embed_dim, cfg.att_hidden,
-                                       cfg.att_regions, cfg.lstm_hidden, cfg.psp_hidden, cfg.threshold, cfg.dropout)
+        self.encoder = PSPFullyEncoder(cfg)
         dim = 2 * cfg.lstm_hidden
         self.escm = ESCM(dim, cfg.escm_hidden, "fully", dropout=cfg.escm_dropout) if cfg.escm else None
         self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
@@ -198,11 +200,9 @@ class PSPWeak(AVModel):
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = PSPWeakEncoder(cfg.audio_dim, cfg.visual_dim, cfg.embed_dim, cfg.att_hidden, cfg.att_regions,
-                                      cfg.lstm_hidden, cfg.psp_hidden, cfg.threshold, cfg.dropout,
-                                      use_fc=False, fc_dropout=0.0)
+        self.encoder = PSPWeakEncoder(cfg, use_fc=False, fc_dropout=0.0)
         dim = 2 * cfg.lstm_hidden
-        self.escm = ESCM(dim, cfg.escm_hidden, "weak", init="cere", dropout=cfg.escm_dropout) if cfg.escm else None
+        self.escm = ESCM(dim, cfg.escm_hidden, "weak", dropout=cfg.escm_dropout) if cfg.escm else None
         self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
         self.weighting = TemporalWeighting(cfg.num_classes)
 

@@ -80,8 +80,7 @@ class VSCG(AVModel):
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = PSPFullyEncoder(cfg.audio_dim, cfg.visual_dim, cfg.proj_dim, cfg.embed_dim, cfg.att_hidden,
-                                       cfg.att_regions, cfg.lstm_hidden, cfg.psp_hidden, cfg.threshold, cfg.dropout)
+        self.encoder = PSPFullyEncoder(cfg)
         dim = 2 * cfg.lstm_hidden
         self.escm = build_escm(cfg.ablation, dim, cfg.escm_hidden, "fully", cfg.escm_dropout, cfg.escm_kernel)
         self.relevance = nn.Linear(dim, 1)
@@ -142,9 +141,7 @@ class VSCGWeak(AVModel):
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = PSPWeakEncoder(cfg.audio_dim, cfg.visual_dim, cfg.embed_dim, cfg.att_hidden, cfg.att_regions,
-                                      cfg.lstm_hidden, cfg.psp_hidden, cfg.threshold, cfg.dropout,
-                                      use_fc=True, fc_dropout=cfg.psp_fc_dropout)
+        self.encoder = PSPWeakEncoder(cfg, use_fc=True, fc_dropout=cfg.psp_fc_dropout)
         dim = 2 * cfg.lstm_hidden
         self.escm = build_escm(cfg.ablation, dim, cfg.escm_hidden, "weak", cfg.escm_dropout, cfg.escm_kernel)
         self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
