@@ -140,6 +140,7 @@ class CMBS(AVModel):
     """
 
     task = "ave"
+    default_loss = "cmbs"
 
     @dataclass
     class Config(_CMBSCommon):
@@ -225,6 +226,7 @@ class CMBSWeak(AVModel):
     """
 
     task = "ave"
+    default_loss = "cmbs_weak"
 
     @dataclass
     class Config(_CMBSCommon):
