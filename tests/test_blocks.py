@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from avloc.models import blocks
 from avloc.models.blocks import (
     CERE,
     ESCM,
@@ -159,7 +160,9 @@ def test_cosine_pairs_hand_values():
     assert torch.allclose(cosine_pairs(a, v), torch.tensor([[0.0, 1.0]]))
 
 
-def test_fused_projection_gradients_for_every_input_and_repeatable_backward():
+@pytest.mark.parametrize("block_rows", [3, 4096])  # 3: the backward walks 7 rows in blocks 3 + 3 + 1
+def test_fused_projection_gradients_for_every_input_and_repeatable_backward(block_rows, monkeypatch):
+    monkeypatch.setattr(blocks, "BACKWARD_BLOCK_ROWS", block_rows)
     torch.manual_seed(2)
     x = torch.randn(7, 5, dtype=torch.double, requires_grad=True)
     w1 = torch.randn(6, 5, dtype=torch.double, requires_grad=True)
@@ -179,3 +182,19 @@ def test_agva_trains_under_bf16_autocast_with_float32_gradients():
     out.float().sum().backward()
     for name, p in att.named_parameters():
         assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all(), name
+
+
+def test_flop_counter_sees_every_gemm_of_the_fused_projection(monkeypatch):
+    """``avloc bench`` divides counted FLOPs by the matmul rate, so the blocked backward must be counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    monkeypatch.setattr(blocks, "BACKWARD_BLOCK_ROWS", 4)
+    m, din, hid, dout = 10, 6, 8, 3
+    w1 = torch.randn(hid, din, requires_grad=True)
+    b1 = torch.randn(hid, requires_grad=True)
+    w2 = torch.randn(dout, hid, requires_grad=True)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        _ProjectReluMap.apply(torch.rand(m, din), w1, b1, w2).sum().backward()
+    # forward: x W1^T and h W2^T; backward: grad_W2, grad_h and grad_W1 (no input gradient)
+    assert counter.get_total_flops() == 2 * m * (din * hid + hid * dout + dout * hid + dout * hid + hid * din)

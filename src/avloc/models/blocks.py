@@ -16,6 +16,7 @@ from torch import nn
 # Numerical constants of the official code (not hyper-parameters: no paper varies them).
 L1_EPS = 1e-8  # guard of every L1 row normalisation (PSP: `x / (sum + 1e-8)`)
 LAYER_NORM_EPS = 1e-6  # LayerNorm eps of PSP and ESCM
+BACKWARD_BLOCK_ROWS = 4096  # rows per block in AGVA's backward (a cache-sized (4096, 512) float32 buffer)
 
 
 def xavier_(*layers: nn.Module) -> None:
@@ -25,10 +26,14 @@ def xavier_(*layers: nn.Module) -> None:
 
 
 class _ProjectReluMap(torch.autograd.Function):
-    """``relu(x W1^T + b1) W2^T`` for x (M, Din) with a hand-written backward that keeps AGVA's big
-    (M, hidden) tensors to two: the saved ReLU output and one gradient buffer that is masked in place
-    (autograd would allocate a third for the ReLU backward). The input gradient is computed only when
-    ``x`` requires one (AVE features never do)."""
+    """``relu(x W1^T + b1) W2^T`` for x (M, Din), W1 (hidden, Din), W2 (Dout, hidden), Dout small.
+
+    Written by hand so that AGVA's only big (M, hidden) tensor is the saved ReLU output: the backward
+    walks the rows in blocks of ``BACKWARD_BLOCK_ROWS``, computing each block's hidden gradient into one
+    reused buffer, masking it in place and folding it straight into the weight gradients while it is
+    still in cache (autograd would allocate two more (M, hidden) tensors). The input gradient is only
+    computed when ``x`` requires one (AVE features never do).
+    """
 
     @staticmethod
     def forward(ctx, x, w1, b1, w2):  # type: ignore[no-untyped-def, override]
@@ -41,16 +46,34 @@ class _ProjectReluMap(torch.autograd.Function):
         x, w1, w2, h = ctx.saved_tensors
         need_x, need_w1, need_b1, need_w2 = ctx.needs_input_grad
         dt = h.dtype  # under autocast (bf16) the forward ran in h's dtype; parameters stay float32
-        grad = grad.to(dt)
-        g_w2 = (grad.t() @ h).to(w2.dtype) if need_w2 else None
-        if not (need_x or need_w1 or need_b1):
-            return None, None, None, g_w2
-        g_h = grad @ w2.to(dt)  # (M, hidden)
-        torch.ops.aten.threshold_backward.grad_input(g_h, h, 0.0, grad_input=g_h)  # ReLU backward, in place
-        g_w1 = (g_h.t() @ x.to(dt)).to(w1.dtype) if need_w1 else None
-        g_b1 = g_h.sum(0).to(w1.dtype) if need_b1 else None
-        g_x = (g_h @ w1.to(dt)).to(x.dtype) if need_x else None
-        return g_x, g_w1, g_b1, g_w2
+        grad, w1c, w2c = grad.to(dt), w1.to(dt), w2.to(dt)
+        g_w2 = h.new_zeros(w2.shape) if need_w2 else None
+        g_w1 = h.new_zeros(w1.shape) if need_w1 else None
+        g_b1 = h.new_zeros(h.shape[1]) if need_b1 else None
+        g_x = h.new_empty(x.shape) if need_x else None
+        need_h = need_x or need_w1 or need_b1
+        rows = h.shape[0]
+        buf = h.new_empty(min(rows, BACKWARD_BLOCK_ROWS), h.shape[1]) if need_h else None
+        for s in range(0, rows, BACKWARD_BLOCK_ROWS):
+            e = min(rows, s + BACKWARD_BLOCK_ROWS)
+            g_blk, h_blk = grad[s:e], h[s:e]
+            if g_w2 is not None:
+                torch.addmm(g_w2, g_blk.t(), h_blk, out=g_w2)  # (not addmm_: FLOP counters skip it)
+            if buf is None:
+                continue
+            d = torch.mm(g_blk, w2c, out=buf[: e - s])  # hidden gradient of this block
+            torch.ops.aten.threshold_backward.grad_input(d, h_blk, 0.0, grad_input=d)  # ReLU backward
+            if g_w1 is not None:
+                torch.addmm(g_w1, d.t(), x[s:e].to(dt), out=g_w1)
+            if g_b1 is not None:
+                g_b1.add_(d.sum(0))
+            if g_x is not None:
+                torch.mm(d, w1c, out=g_x[s:e])
+
+        def cast(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+            return None if g is None else g.to(like.dtype)
+
+        return cast(g_x, x), cast(g_w1, w1), cast(g_b1, w1), cast(g_w2, w2)
 
 
 class AudioGuidedVisualAttention(nn.Module):
@@ -65,9 +88,10 @@ class AudioGuidedVisualAttention(nn.Module):
     number of spatial cells.
 
     Cost: only ``affine_video`` is big. ``affine_v(ReLU(affine_video(x)))`` runs as one fused autograd
-    function on a 2-D (B*T*R, Dv) view: one GEMM with the bias folded in, an in-place ReLU, and a backward
-    that masks its single (B*T*R, hidden) gradient buffer in place and skips the input-feature gradient,
-    so a training step costs the forward and weight-gradient GEMMs plus the thin (hidden -> R) ones.
+    function (:class:`_ProjectReluMap`) on a 2-D (B*T*R, Dv) view: one GEMM with the bias folded in, an
+    in-place ReLU, and a blocked backward without any other (B*T*R, hidden) tensor and without the
+    input-feature gradient, so a training step costs the forward and weight-gradient GEMMs plus the thin
+    (hidden -> R) ones.
     """
 
     def __init__(
