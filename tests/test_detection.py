@@ -298,3 +298,19 @@ def test_real_unav_test_split_perfect_and_fast():
     res = evaluate_detection(gt, pred, "unav")
     assert time.process_time() - t0 < 10.0  # ~1-2 s of CPU on an idle core; loose for loaded CI machines
     assert 0.0 < res.average_map < 1.0
+
+
+def test_cli_detect_eval(tmp_path, capsys):
+    from avloc.cli import main
+
+    ann = {"database": {"v": {"duration": 30, "subset": "test",
+                              "annotations": [{"segment": [0, 10], "label": "a", "label_id": 0}]}}}
+    (tmp_path / "gt.json").write_text(json.dumps(ann))
+    (tmp_path / "p.json").write_text(json.dumps({"results": {"v": [{"segment": [0, 6], "label": "a", "score": 1}]}}))
+    args = ["detect-eval", "--annotations", str(tmp_path / "gt.json"), "--predictions", str(tmp_path / "p.json")]
+    assert main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["mAP@0.60"] == 1.0 and out["mAP@0.70"] == 0.0 and out["average_mAP"] == pytest.approx(6 / 9)
+    assert main([*args, "--tiou", "anet"]) == 0 and "| 0.95 | Avg |" in capsys.readouterr().out
+    (tmp_path / "p.json").write_text("[]")
+    assert main(args) == 2 and "'results'" in capsys.readouterr().err

@@ -60,6 +60,13 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_detect_eval(args: argparse.Namespace) -> int:
+    from avloc.evaluation.detection import detect_eval
+
+    print(detect_eval(args.annotations, args.subset, args.predictions, args.tiou, as_json=args.json))
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.kind == "ave":
         from avloc.bench import bench_ave
@@ -132,6 +139,16 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_synth)
 
 
+def _add_detect_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("detect-eval", help="mAP at tIoU of an ActivityNet-format results JSON (UnAV/ActivityNet rules)")
+    p.add_argument("--annotations", required=True, help="UnAV-100 / ActivityNet annotation JSON")
+    p.add_argument("--subset", default="test", help="subset of the annotation JSON (UnAV: test; ActivityNet: validation)")
+    p.add_argument("--predictions", required=True, help='{"results": {video_id: [{"segment", "label", "score"}]}}')
+    p.add_argument("--tiou", default="unav", help="unav (0.1:0.1:0.9), anet (0.5:0.05:0.95) or a list like 0.3,0.5,0.7")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_detect_eval)
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="speed and memory benchmark")
     p.add_argument("kind", choices=["ave", "dense"])
@@ -155,7 +172,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
 
 
 ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_train, _add_eval, _add_info, _add_demo, _add_synth, _add_bench, _add_reproduce,
+    _add_train, _add_eval, _add_info, _add_demo, _add_synth, _add_detect_eval, _add_bench, _add_reproduce,
 ]
 
 
