@@ -79,8 +79,8 @@ class Registry:
 
     def create(self, section: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
         """Instantiate ``section['name']`` with its typed config (plus any extra constructor args)."""
-        cls = self.get(section["name"])
-        return cls(self.config_of(section), *args, **kwargs)
+        cfg = self.config_of(section)
+        return self.get(section["name"])(cfg, *args, **kwargs)
 
 
 MODELS = Registry("model")
