@@ -37,6 +37,7 @@ from avloc.models.dense_blocks import (
     MaskedConv1d,
     TemporalEncoder,
     check_dense_inputs,
+    class_head,
     masked_topk_mean,
     topk_counts,
 )
@@ -142,6 +143,7 @@ class CLASP(AVModel):
         dropout: float = 0.3  # dropout on hidden features
         fusion: str = "concat"  # fused branch: how propagated A and V features are joined (concat | sum | mean)
         topk_ratio: float = 8.0  # MIL pooling of every branch: top ceil(T_valid / topk_ratio) steps
+        prior_prob: float = 0.01  # initial class probability of every class head (bias = logit of it)
         meae: bool = True  # anchors by A/V agreement x confidence (False: by fused confidence only)
         agreement: str = "js"  # MEAE discrepancy: js (Jensen-Shannon) | l1 (total variation)
         global_anchors: bool = True  # CSAI global anchors: top ceil(T_valid / global_ratio) salient steps
@@ -162,8 +164,8 @@ class CLASP(AVModel):
             raise ValueError("clasp: window must be >= 1 and global_ratio, topk_ratio >= 1")
         self.enc_a = TemporalEncoder(cfg.audio_dim, cfg.hidden, cfg.kernel, cfg.encoder_layers, cfg.dropout)
         self.enc_v = TemporalEncoder(cfg.visual_dim, cfg.hidden, cfg.kernel, cfg.encoder_layers, cfg.dropout)
-        self.head_a = nn.Linear(cfg.hidden, cfg.num_classes)
-        self.head_v = nn.Linear(cfg.hidden, cfg.num_classes)
+        self.head_a = class_head(cfg.hidden, cfg.num_classes, cfg.prior_prob)
+        self.head_v = class_head(cfg.hidden, cfg.num_classes, cfg.prior_prob)
         if cfg.atp:
             self.anchor_fuse = Fusion(cfg.anchor_fusion, cfg.hidden)
             self.atp_a = AnchorPropagation(cfg.hidden, cfg.dropout)
@@ -172,7 +174,7 @@ class CLASP(AVModel):
         self.fused_convs = nn.ModuleList(
             MaskedConv1d(cfg.hidden, cfg.hidden, cfg.kernel) for _ in range(cfg.fused_layers)
         )
-        self.head_f = nn.Linear(cfg.hidden, cfg.num_classes)
+        self.head_f = class_head(cfg.hidden, cfg.num_classes, cfg.prior_prob)
         self.drop = nn.Dropout(cfg.dropout)
 
     def select_anchors(self, salience: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

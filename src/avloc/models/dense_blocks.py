@@ -105,6 +105,19 @@ class Fusion(nn.Module):
         return a + v if self.kind == "sum" else 0.5 * (a + v)
 
 
+def class_head(hidden: int, num_classes: int, prior_prob: float) -> nn.Linear:
+    """Per-timestep class head whose bias starts at logit(prior_prob).
+
+    Why: with many sparse classes (UnAV-100: 1.6 of 100 per video) logits starting at 0 make the
+    negatives' gradient swamp the positives for many epochs; ActionFormer/UnAV start their head at 0.01.
+    """
+    if not 0.0 < prior_prob < 1.0:
+        raise ValueError(f"prior_prob must be in (0, 1), got {prior_prob}")
+    head = nn.Linear(hidden, num_classes)
+    nn.init.constant_(head.bias, -math.log((1.0 - prior_prob) / prior_prob))
+    return head
+
+
 def js_agreement(logits_a: torch.Tensor, logits_v: torch.Tensor) -> torch.Tensor:
     """1 - JS(softmax(a), softmax(v)) / ln 2, per timestep: (B, T, C) x2 -> (B, T) in [0, 1].
 

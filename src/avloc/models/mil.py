@@ -14,6 +14,7 @@ from torch import nn
 
 from avloc.models.base import AVModel, Batch
 from avloc.models.dense_blocks import (
+    class_head,
     Fusion,
     MaskedConv1d,
     TemporalEncoder,
@@ -67,6 +68,7 @@ class MILBaseline(AVModel):
         kernel: int = 3  # temporal kernel size (odd)
         dropout: float = 0.3  # dropout on every hidden feature
         topk_ratio: float = 8.0  # MIL pooling: mean of the top ceil(T_valid / topk_ratio) steps per class
+        prior_prob: float = 0.01  # initial class probability of the head (bias = logit of it)
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
@@ -80,7 +82,7 @@ class MILBaseline(AVModel):
             MaskedConv1d(cfg.hidden, cfg.hidden, cfg.kernel) for _ in range(cfg.fused_layers)
         )
         self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(cfg.hidden, cfg.num_classes)
+        self.head = class_head(cfg.hidden, cfg.num_classes, cfg.prior_prob)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         audio, visual, mask = batch["audio"], batch["visual"], batch["mask"]
