@@ -78,27 +78,31 @@ def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs
     data_cache: dict[str, InMemoryDataset] = {}
     t0 = time.perf_counter()
     results: dict[tuple[str, str], list[float]] = {}
+    jobs = []
     for run in table.runs:
         for seed in range(seeds):
             extra = [*(table.quick_overrides if quick else []), *(overrides or []), *run.overrides,
                      f"train.seed={seed}"]
             cfg = load_config(config_path(run.config), extra)
             cfg.train.progress = False
-            rdir = run_dir_of(out, run, seed)
-            report_path = rdir / "report.json"
-            if not report_path.exists():
-                key = json.dumps(cfg.data, sort_keys=True)
-                if key not in data_cache:
-                    data_cache.clear()  # keep one data set in RAM at a time
-                    data_cache[key] = load_data(cfg, data_root)
-                log(f"[{name}] {run.row} seed {seed}: training -> {rdir}")
-                fit(cfg, data_root, rdir, resume=(rdir / "last.pt").exists(), data=data_cache[key],
-                    log=lambda *_: None)
-            report = json.loads(report_path.read_text())
-            for col, key in run.columns.items():
-                if key not in report and key.split(".")[0] not in report:
-                    raise ConfigError(f"{report_path} has no key {key!r}")
-                results.setdefault((run.row, col), []).append(_lookup(report, key))
+            jobs.append((json.dumps(cfg.data, sort_keys=True), run, seed, cfg))
+    # Train grouped by data config (stable), so each data set is read once; results keep table order.
+    for key, run, seed, cfg in sorted(jobs, key=lambda job: job[0]):
+        rdir = run_dir_of(out, run, seed)
+        if (rdir / "report.json").exists():
+            continue
+        if key not in data_cache:
+            data_cache.clear()  # keep one data set in RAM at a time
+            data_cache[key] = load_data(cfg, data_root)
+        log(f"[{name}] {run.row} seed {seed}: training -> {rdir}")
+        fit(cfg, data_root, rdir, resume=(rdir / "last.pt").exists(), data=data_cache[key], log=lambda *_: None)
+    for _, run, seed, _ in jobs:
+        report_path = run_dir_of(out, run, seed) / "report.json"
+        report = json.loads(report_path.read_text())
+        for col, key in run.columns.items():
+            if key not in report and key.split(".")[0] not in report:
+                raise ConfigError(f"{report_path} has no key {key!r}")
+            results.setdefault((run.row, col), []).append(_lookup(report, key))
     md = format_table(table, results, seeds, quick, time.perf_counter() - t0)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.md").write_text(md)
