@@ -106,7 +106,8 @@ def test_anet_names_and_classes_without_ids(tmp_path):
     }
     root = make(tmp_path, db)
     d = DATASETS.create({"name": "anet", "annotations": "unav100_annotations.json", "visual_suffixes": ["_rgb.npy"],
-                         "audio_suffixes": ["_vggish.npy"], "feat_stride": STRIDE, "num_frames": FRAMES, "fps": FPS},
+                         "audio_suffixes": ["_vggish.npy"], "feat_stride": STRIDE, "num_frames": FRAMES, "fps": FPS,
+                         "visual_dim": 16, "audio_dim": 4},
                         root)
     assert d.class_names == ["Archery", "Zumba"]  # no label_id: sorted by name
     assert d.splits["val"].tolist() == d.splits["test"].tolist() == [1]

@@ -74,6 +74,12 @@ class UnAVDataset(InMemoryDataset):
 
     @dataclass
     class Config:
+        """Defaults = the original UnAV-100 release (I3D rgb+flow 2048-d, VGGish 128-d, 0.32 s steps).
+
+        ONE-PEACE UnAV-100 preset: visual_suffixes [_one_peace_video_finetune.npy], audio_suffixes
+        [_one_peace_audio.npy], visual_dim 1536, audio_dim 1536, feat_stride 4, num_frames 16, fps 16.
+        """
+
         annotations: str = "unav100_annotations.json"  # JSON path, relative to the data root unless absolute
         visual_dir: str = "av_features"  # folder of visual .npy files (relative to root unless absolute)
         audio_dir: str = "av_features"  # folder of audio .npy files
@@ -272,9 +278,14 @@ class ActivityNetDataset(UnAVDataset):
 
     @dataclass
     class Config(UnAVDataset.Config):
+        """UniAV ONE-PEACE ActivityNet grid (0.5 s steps). UniAV's file names are not documented: set the
+        suffixes to those of your copy (the loader names any missing file)."""
+
         annotations: str = "activity_net.v1-3.min.json"  # ActivityNet JSON (labels by name, no label_id)
         visual_suffixes: list[str] = field(default_factory=lambda: ["_one_peace_video.npy"])  # concatenated along D
         audio_suffixes: list[str] = field(default_factory=lambda: ["_one_peace_audio.npy"])  # concatenated along D
+        visual_dim: int = 1536  # ONE-PEACE visual
+        audio_dim: int = 1536  # ONE-PEACE audio
         feat_stride: int = 8  # ONE-PEACE ANet: 16 fps, stride 8 -> 0.5 s per step
         num_frames: int = 16  # window of 16 frames (1 s)
         fps: float = 16.0  # frame rate of the feature extraction
