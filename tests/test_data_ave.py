@@ -79,7 +79,8 @@ def test_loads_tiny_layout_as_float32(tmp_path: Path) -> None:
     assert sorted(torch.cat(list(ds.splits.values())).tolist()) == list(range(N))
     assert torch.equal(ds.splits["test"], torch.from_numpy(src["perm"][-2:]))
     assert ds.video_ids[3] == "vid003" and ds.class_names[BACKGROUND] == "background"
-    assert ds.model_dims() == {"audio_dim": 128, "visual_dim": VDIM, "att_regions": GRID * GRID, "num_classes": 29}
+    dims = {"audio_dim": 128, "visual_dim": VDIM, "att_regions": GRID * GRID, "num_classes": 29}
+    assert ds.model_dims() == dims
 
 
 def test_batch_keys_shapes_and_labels(tmp_path: Path) -> None:
@@ -102,7 +103,8 @@ def test_batch_keys_shapes_and_labels(tmp_path: Path) -> None:
     assert torch.equal(b["labels"][0].argmax(-1), expect)
     assert torch.equal(b["event_mask"][0], (expect != BACKGROUND).float())
     assert int(b["video_class"][0]) == c and b["video_label"][0].argmax() == c
-    assert b["prob_label"][0, c] == pytest.approx((e - s) / 10) and b["prob_label"][0].sum() == pytest.approx(1)
+    assert b["prob_label"][0, c] == pytest.approx((e - s) / 10)
+    assert b["prob_label"][0].sum() == pytest.approx(1)
 
 
 def test_chunked_and_subset_reads_equal_whole_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,7 +165,8 @@ def test_weak_appends_noisy_videos_to_train_only(tmp_path: Path) -> None:
     assert len(load(tmp_path, setting="weak", use_noisy=False)) == N
 
 
-def test_weak_without_noisy_files_logs_and_continues(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_weak_without_noisy_files_logs_and_continues(tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     write_tiny(tmp_path)
     with caplog.at_level(logging.INFO, logger="avloc.data.ave"):
         ds = load(tmp_path, setting="weak")
@@ -270,7 +273,9 @@ def _break(tmp_path: Path, name: str, data: np.ndarray | None = None, key: str =
     return str(err.value)
 
 
-@pytest.mark.parametrize("name", ["audio_feature.h5", "visual_feature.h5", "Annotations.txt", "test_order.h5"])
+@pytest.mark.parametrize(
+    "name", ["audio_feature.h5", "visual_feature.h5", "Annotations.txt", "test_order.h5"]
+)
 def test_missing_file(tmp_path: Path, name: str) -> None:
     assert "not found" in _break(tmp_path, name)
 
@@ -353,7 +358,8 @@ def test_duplicate_split_index(tmp_path: Path) -> None:
 def test_partial_noisy_files(tmp_path: Path) -> None:
     write_tiny(tmp_path, noisy=3)
     (tmp_path / "visual_feature_noisy.h5").unlink()
-    with pytest.raises(DataError, match=r"noisy files are incomplete: .*missing \['visual_feature_noisy.h5'\]"):
+    match = r"noisy files are incomplete: .*missing \['visual_feature_noisy.h5'\]"
+    with pytest.raises(DataError, match=match):
         load(tmp_path, setting="weak")
     assert len(load(tmp_path)) == N  # the fully setting never reads them
 

@@ -44,7 +44,8 @@ def _one_hot_rows(arr: np.ndarray, path: Path, what: str) -> torch.Tensor:
     ok = binary.all(-1) & (t.sum(-1) == 1)
     if not bool(ok.all()):
         bad = int((~ok).flatten(1).any(1).nonzero()[0, 0]) if ok.dim() > 1 else int((~ok).nonzero()[0, 0])
-        raise DataError(f"{path}['{H5_KEY}']: {what} must be one-hot (0/1, one 1 per vector); row {bad} is not")
+        raise DataError(f"{path}['{H5_KEY}']: {what} must be one-hot (0/1, one 1 per vector); "
+                        f"row {bad} is not")
     return t
 
 
@@ -177,7 +178,9 @@ class AVEDataset(InMemoryDataset):
         """Read a label file whose rows must match the n annotation lines; says so when they do not."""
         shape = h5_shape(path, H5_KEY)
         if shape and shape[0] != n and shape[1:] == tail:
-            raise DataError(f"{path}['{H5_KEY}']: has {shape[0]} rows but {self.annotations.path} has {n} lines")
+            raise DataError(
+                f"{path}['{H5_KEY}']: has {shape[0]} rows but {self.annotations.path} has {n} lines"
+            )
         return read_array(path, H5_KEY, (n, *tail), kinds=kinds)
 
     def _optional(self, name: str) -> Path | None:
@@ -213,7 +216,9 @@ class AVEDataset(InMemoryDataset):
             video = _one_hot_rows(self._read_rows(path, n, (L.NUM_CLASSES,)), path, "video labels")
             if bool(video[:, L.BACKGROUND].any()):
                 row = int(video[:, L.BACKGROUND].nonzero()[0, 0])
-                raise DataError(f"{path}['{H5_KEY}']: row {row} is a background video; AVE rows have an event")
+                raise DataError(
+                    f"{path}['{H5_KEY}']: row {row} is a background video; AVE rows have an event"
+                )
         else:
             video = L.mil_labels(ann)
         video_class = video.argmax(-1)
@@ -257,14 +262,16 @@ class AVEDataset(InMemoryDataset):
         return counts[names[0]]
 
     def _load_features(self, n: int, rows: np.ndarray, noisy: int) -> None:
-        """Fill self.audio / self.visual: (len(rows) + noisy, ...) float32, allocated once, loaded in chunks."""
+        """Fill self.audio / self.visual, (len(rows) + noisy, ...) float32: allocated once, read in chunks."""
         cfg = self.cfg
         a_path, v_path = self._p(cfg.audio_file), self._p(cfg.visual_file)
         a_shape, v_shape = h5_shape(a_path, H5_KEY), h5_shape(v_path, H5_KEY)
         if len(a_shape) != 3 or a_shape[1] != L.NUM_SEGMENTS:
             raise DataError(f"{a_path}['{H5_KEY}']: expected shape (N, {L.NUM_SEGMENTS}, D), got {a_shape}")
         if len(v_shape) != 5 or v_shape[1] != L.NUM_SEGMENTS:
-            raise DataError(f"{v_path}['{H5_KEY}']: expected shape (N, {L.NUM_SEGMENTS}, H, W, D), got {v_shape}")
+            raise DataError(
+                f"{v_path}['{H5_KEY}']: expected shape (N, {L.NUM_SEGMENTS}, H, W, D), got {v_shape}"
+            )
         total = len(rows) + noisy
         self.audio = torch.empty((total, *a_shape[1:]), dtype=torch.float32)
         self.visual = torch.empty((total, *v_shape[1:]), dtype=torch.float32)
@@ -282,7 +289,9 @@ class AVEDataset(InMemoryDataset):
         video = _one_hot_rows(read_array(path, H5_KEY, (None, L.NUM_CLASSES))[:noisy], path, "noisy labels")
         if not bool((video[:, L.BACKGROUND] == 1).all()):
             row = int((video[:, L.BACKGROUND] != 1).nonzero()[0, 0])
-            raise DataError(f"{path}['{H5_KEY}']: row {row} is not background; noisy videos are background-only")
+            raise DataError(
+                f"{path}['{H5_KEY}']: row {row} is not background; noisy videos are background-only"
+            )
         seg = torch.full((noisy, L.NUM_SEGMENTS), L.BACKGROUND, dtype=torch.long)
         extra = {
             "labels": L.one_hot_labels(seg), "segment_labels": seg,

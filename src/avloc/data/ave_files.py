@@ -117,7 +117,8 @@ def load_float32(
         if out is None:
             out = torch.empty(want, dtype=torch.float32)
         elif tuple(out.shape) != want or out.dtype != torch.float32 or not out.is_contiguous():
-            raise ValueError(f"out must be a contiguous float32 tensor of shape {want}, got {tuple(out.shape)}")
+            raise ValueError(f"out must be a contiguous float32 tensor of shape {want}, "
+                             f"got {tuple(out.shape)}")
         dest = out.numpy()
         row_bytes = max(1, int(np.prod(dset.shape[1:])) * dset.dtype.itemsize)
         chunk = max(1, min(len(rows), CHUNK_BYTES // row_bytes))

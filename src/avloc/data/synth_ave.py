@@ -23,17 +23,20 @@ Generative model (one "world" of prototypes fixed by ``WORLD_SEED``; ``seed`` on
 * **Audio** (10, 128): ``relu(gain * (scene ambience + s_a * on_a(t) * A_a * P_a[c] + distractor)
   + style_a + AR(1) noise - threshold)``.
 * **Visual** (10, 7, 7, 512): a scene background (scene prototype times a smooth random spatial map,
-  plus a per-video cell texture), and the sounding object as a blob of 1-4 cells at a random place that
-  persists over the video with small random drift, adding ``s_v * on_v(t) * A_v * P_v[c]`` on its cells;
-  the same gain / style / AR(1) noise / threshold / ReLU as audio.
+  plus a static per-video texture of sparse, exponential spikes), and the sounding object as a blob of
+  1-4 cells at a random place that persists over the video with small random drift, adding
+  ``s_v * on_v(t) * A_v * P_v[c]`` on its cells; the same gain / style / AR(1) noise / threshold / ReLU
+  as audio.
 * **Nuisance.** Per video: a global gain (loudness / brightness), an additive style vector per modality,
   one of 8 scene types shared by both modalities; noise is AR(1) over the 10 segments (rho 0.7).
 * **Easy and hard videos.** Signal strength is drawn per video and per modality independently (75% easy,
   25% hard, where hard is near the noise), jittered per segment, so one modality is often weak and the
   other has to carry the decision.
-* **Distractors.** 30% of videos show a silent object of another class elsewhere in the frame, 15% play a
-  faint off-screen sound of another class, 10% of partial videos show an out-of-vocabulary (non-AVE)
-  audible and visible event in their background segments.
+* **Distractors.** 40% of videos show a silent object of another class elsewhere in the frame (about as
+  strong as the sounding one, so vision alone cannot tell which object sounds), 15% play a faint
+  off-screen sound of another class over some interval; and 30% of the videos that have background
+  segments free of any single-modality event show an audible and visible out-of-vocabulary (non-AVE)
+  event there instead.
 * **Noisy videos** (weak setting): ``noisy`` extra videos (default ``round(178 * videos / 4143)``) holding
   only out-of-vocabulary events, labelled background, like AVE's 178 AudioSet negatives.
 
@@ -78,12 +81,15 @@ RHO = 0.7  # AR(1) correlation of the noise between consecutive segments
 
 # Amplitudes (pre-ReLU units). Audio lands near real VGGish (mean ~0.2, ~60% zeros, max ~4).
 AUDIO = dict(ambience=1.5, event=3.9, noise=0.45, style=0.22, threshold=0.45, density=0.3)
-VISUAL = dict(ambience=1.6, texture=0.5, event=4.5, noise=0.45, style=0.15, threshold=0.55, density=0.2)
+VISUAL = dict(ambience=1.6, texture=0.4, texture_density=0.03, event=10.0, noise=0.3, style=0.15,
+              threshold=0.45, density=0.06)
 EASY_SHARE = 0.75  # share of (video, modality) pairs with a strong signal
 EASY_STRENGTH, HARD_STRENGTH = (0.7, 1.3), (0.15, 0.5)  # uniform ranges of the per-video signal strength
 MODES = (0.4, 0.3, 0.3)  # partial videos outside the event: clean / audible-not-visible / visible-silent
-SECONDARY = (0.45, 0.3, 0.15, 0.10)  # none / silent visual distractor / faint audio distractor / OOV event
-DISTRACTOR_STRENGTH, OOV_STRENGTH = (0.3, 0.8), (0.6, 1.2)
+SECONDARY = (0.45, 0.4, 0.15)  # none / silent visual distractor / faint audio distractor
+P_OOV = 0.3  # chance that a video with event-free background segments shows an out-of-vocabulary event there
+# Uniform strength ranges of the secondary source, by kind (index 0 unused).
+SECONDARY_STRENGTH = ((0.0, 0.0), (0.5, 1.0), (0.3, 0.6), (0.6, 1.2))
 # Blob shapes: cell offsets from the top-left cell (unused slots repeat (0, 0)) and their probabilities.
 BLOBS = np.array([
     [(0, 0), (0, 0), (0, 0), (0, 0)],  # 1 cell
@@ -147,6 +153,12 @@ def split_sizes(videos: int) -> tuple[int, int, int]:
     return videos - 2 * val, val, val
 
 
+def default_noisy(videos: int) -> int:
+    """Noisy background videos for a dataset of ``videos``: the official 178 per 4143, >= 2 from 20 on."""
+    noisy = round(OFFICIAL_NOISY * videos / OFFICIAL_VIDEOS)
+    return max(2, noisy) if videos >= 20 else noisy
+
+
 def _intervals(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Event [start, end) per video: full 0-10 with P_FULL, else the real length histogram."""
     full = rng.random(n) < P_FULL
@@ -179,19 +191,21 @@ def _draw_videos(rng: np.random.Generator, category: np.ndarray, start: np.ndarr
     on_a = inside | (ext & (mode == 1)[:, None])
     on_v = inside | (ext & (mode == 2)[:, None])
 
-    # Secondary source: 0 none, 1 silent visual distractor, 2 faint audio distractor, 3 OOV event.
-    kind = rng.choice(4, size=n, p=SECONDARY)
-    kind = np.where((kind == 3) & ((mode != 0) | ~outside.any(1)), 0, kind)
+    # Secondary source: 0 none, 1 silent visual distractor, 2 faint audio distractor, 3 OOV event. The OOV
+    # event fills the background segments that carry no single-modality event (noisy videos: an interval).
+    free = outside & ~on_a & ~on_v
+    kind = rng.choice(3, size=n, p=SECONDARY)
+    kind = np.where(free.any(1) & (rng.random(n) < P_OOV), 3, kind)
     kind = np.where(is_noisy, 3, kind)
     other = (cat + rng.integers(1, L.BACKGROUND, size=n)) % L.BACKGROUND  # a different AVE class
     sec_cls = np.where(kind == 3, L.BACKGROUND + rng.integers(0, N_OOV, size=n), other)
-    a_s, a_e = _intervals(rng, n)
-    noisy_on = (t >= a_s[:, None]) & (t < a_e[:, None])
-    sec_a = ((kind == 2)[:, None] & noisy_on) | ((kind == 3)[:, None] & np.where(is_noisy[:, None], noisy_on,
-                                                                                outside))
-    sec_v = ((kind == 1)[:, None] & np.ones((1, T), bool)) | ((kind == 3)[:, None] & np.where(
-        is_noisy[:, None], noisy_on, outside))
-    sec_strength = np.where(kind == 3, rng.uniform(*OOV_STRENGTH, size=n), rng.uniform(*DISTRACTOR_STRENGTH, size=n))
+    o_s, o_e = _intervals(rng, n)
+    interval = (t >= o_s[:, None]) & (t < o_e[:, None])
+    oov = (kind == 3)[:, None] & np.where(is_noisy[:, None], interval, free)
+    sec_a = ((kind == 2)[:, None] & interval) | oov
+    sec_v = (kind == 1)[:, None] | oov
+    lo, hi = np.asarray(SECONDARY_STRENGTH).T
+    sec_strength = rng.uniform(lo[kind], hi[kind])
 
     def strength() -> np.ndarray:
         easy = rng.random(n) < EASY_SHARE
@@ -239,7 +253,8 @@ def _ar1(rng: np.random.Generator, shape: tuple[int, ...], scale: float) -> np.n
     return x
 
 
-def _render(world: World, v: dict[str, np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _render(world: World, v: dict[str, np.ndarray],
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Audio (B, T, 128) and visual (B, T, 7, 7, 512) float32 for the videos in ``v`` (one chunk)."""
     b = len(v["cat"])
     gain = v["gain"].astype(np.float32)
@@ -247,9 +262,11 @@ def _render(world: World, v: dict[str, np.ndarray], rng: np.random.Generator) ->
     # Audio: ambience + event + faint secondary sound, then style, AR(1) noise, threshold, ReLU.
     a = AUDIO["ambience"] * world.scene_audio[v["scene"]][:, None, :]
     a = a + (AUDIO["event"] * v["g_a"] * v["on_a"])[..., None] * world.audio[v["cat"]][:, None, :]
-    a = a + (AUDIO["event"] * v["sec_strength"][:, None] * v["sec_a"])[..., None] * world.audio[v["sec_cls"]][:, None]
+    sec = AUDIO["event"] * v["sec_strength"][:, None] * v["sec_a"]  # (B, T)
+    a = a + sec[..., None] * world.audio[v["sec_cls"]][:, None]
     a = gain[:, None, None] * a + AUDIO["style"] * rng.standard_normal((b, 1, AUDIO_DIM), dtype=np.float32)
-    a = np.maximum(a + _ar1(rng, (b, T, AUDIO_DIM), AUDIO["noise"]) - AUDIO["threshold"], 0).astype(np.float32)
+    a = a + _ar1(rng, (b, T, AUDIO_DIM), AUDIO["noise"]) - AUDIO["threshold"]
+    a = np.maximum(a, 0).astype(np.float32)
 
     # Visual objects: the sounding object is a drifting blob carrying its class prototype while visible,
     # the secondary object a static blob; one batched matmul paints both: (B, T*G*G, 2) @ (B, 2, D).
@@ -263,8 +280,12 @@ def _render(world: World, v: dict[str, np.ndarray], rng: np.random.Generator) ->
     # Scene: scene prototype times a smooth spatial ramp, plus a static per-video cell texture.
     grid = (np.arange(GRID) - (GRID - 1) / 2) / ((GRID - 1) / 2)
     ramp = 0.6 + v["ramp"][:, 0, None, None] * grid[:, None] + v["ramp"][:, 1, None, None] * grid[None, :]
-    scene = (VISUAL["ambience"] * ramp[..., None] * world.scene_visual[v["scene"]][:, None, None, :]).astype(np.float32)
-    scene += VISUAL["texture"] * np.abs(rng.standard_normal((b, GRID, GRID, VISUAL_DIM), dtype=np.float32))
+    scene = VISUAL["ambience"] * ramp[..., None] * world.scene_visual[v["scene"]][:, None, None, :]
+    scene = scene.astype(np.float32)
+    # Static per-video texture: sparse spikes (share texture_density of the cells x channels), exponential
+    # heights; u / density < 1 on the spikes keeps -log1p(-x) finite.
+    u = rng.random((b, GRID, GRID, VISUAL_DIM), dtype=np.float32) / np.float32(VISUAL["texture_density"])
+    scene -= VISUAL["texture"] * np.log1p(-np.where(u < 1, u, 0))
     x += scene[:, None]
     x *= gain[:, None, None, None, None]
     style = VISUAL["style"] * rng.standard_normal((b, 1, 1, 1, VISUAL_DIM), dtype=np.float32)
@@ -285,9 +306,11 @@ def _write_features(out: Path, names: tuple[str, str], world: World, v: dict[str
                     seed: int, stream: int, dtype: str) -> None:
     """Render videos ``rows`` of ``v`` CHUNK_VIDEOS at a time straight into the audio / visual files."""
     n = rows.stop - rows.start
-    with h5py.File(out / names[0], "w", libver=H5_LIBVER) as fa, h5py.File(out / names[1], "w", libver=H5_LIBVER) as fv:
+    with h5py.File(out / names[0], "w", libver=H5_LIBVER) as fa, \
+            h5py.File(out / names[1], "w", libver=H5_LIBVER) as fv:
         da = fa.create_dataset("avadataset", shape=(n, T, AUDIO_DIM), dtype=dtype, track_times=False)
-        dv = fv.create_dataset("avadataset", shape=(n, T, GRID, GRID, VISUAL_DIM), dtype=dtype, track_times=False)
+        dv = fv.create_dataset("avadataset", shape=(n, T, GRID, GRID, VISUAL_DIM), dtype=dtype,
+                               track_times=False)
         for c, a0 in enumerate(range(0, n, CHUNK_VIDEOS)):
             a1 = min(n, a0 + CHUNK_VIDEOS)
             chunk = {k: val[rows.start + a0 : rows.start + a1] for k, val in v.items()}
@@ -307,9 +330,7 @@ def write_synthetic_ave(out: Path, videos: int, seed: int, dtype: str = "float64
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
     if noisy < 0:
-        noisy = round(OFFICIAL_NOISY * videos / OFFICIAL_VIDEOS)
-        if videos >= 20:
-            noisy = max(2, noisy)
+        noisy = default_noisy(videos)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 0])
@@ -332,7 +353,8 @@ def write_synthetic_ave(out: Path, videos: int, seed: int, dtype: str = "float64
 
     world = make_world()
     v = _draw_videos(rng, category, start, end, noisy)
-    _write_features(out, ("audio_feature.h5", "visual_feature.h5"), world, v, slice(0, videos), seed, 1, dtype)
+    _write_features(out, ("audio_feature.h5", "visual_feature.h5"), world, v, slice(0, videos), seed, 1,
+                    dtype)
     if noisy:
         _write_features(out, ("audio_feature_noisy.h5", "visual_feature_noisy.h5"), world, v,
                         slice(videos, videos + noisy), seed, 2, dtype)
