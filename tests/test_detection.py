@@ -288,16 +288,21 @@ def test_real_unav_test_split_perfect_and_fast():
     assert len(clean) <= len(gt)
     perfect = Segments(clean.video, clean.start, clean.end, clean.label, np.ones(len(clean)))
     assert evaluate_detection(gt, perfect, "unav").average_map == pytest.approx(1.0)
-    # 100 predictions per test video: the whole split is scored within a few seconds.
+    # 100 predictions per test video (216,700), mostly jittered copies of the video's own events so that
+    # nearly all of them reach the matching stage: the whole split is scored in well under 3 s.
     rng = np.random.default_rng(0)
-    vids = np.repeat(np.unique(gt.video), 100)
-    pick = rng.integers(0, len(gt), len(vids))
-    start = gt.start[pick] + rng.normal(0, 2, len(vids))
-    pred = Segments(vids, start, start + rng.uniform(0.5, 30, len(vids)), gt.label[pick], rng.random(len(vids)))
+    order = np.argsort(gt.video, kind="stable")
+    vids, first, count = np.unique(gt.video[order], return_index=True, return_counts=True)
+    v = np.repeat(np.arange(len(vids)), 100)
+    own = order[first[v] + (rng.random(len(v)) * count[v]).astype(int)]
+    start = gt.start[own] + rng.normal(0, 2, len(v))
+    end = np.maximum(gt.end[own] + rng.normal(0, 2, len(v)), start + 0.2)
+    label = np.where(rng.random(len(v)) < 0.8, gt.label[own], np.unique(gt.label)[rng.integers(0, 100, len(v))])
+    pred = Segments(vids[v], start, end, label, rng.random(len(v)))
     t0 = time.process_time()
     res = evaluate_detection(gt, pred, "unav")
-    assert time.process_time() - t0 < 10.0  # ~1-2 s of CPU on an idle core; loose for loaded CI machines
-    assert 0.0 < res.average_map < 1.0
+    assert time.process_time() - t0 < 10.0  # ~0.5 s of CPU on an idle core; loose for loaded CI machines
+    assert 0.1 < res.average_map < 0.9
 
 
 def test_cli_detect_eval(tmp_path, capsys):

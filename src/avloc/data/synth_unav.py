@@ -8,10 +8,12 @@ Generative model, per video with T steps on the I3D grid (step i centred at (i*s
   P_a, P_v are fixed random class prototypes and a(t) a smooth box (logistic onsets, ``onset_sec``) with
   independent per-modality amplitudes. Overlapping events overlap in the features (their evidence sums).
 - Distractors (not annotated) carry class evidence in ONE modality only (audible-only or visible-only);
-  half of them (``p_distractor_same``) use a class of the video's own events, so a MIL model that fires on
-  any single-modality evidence localizes them as false positives, while audio-visual agreement rejects them.
-- Nuisance shared by both modalities: a slowly varying mix of background prototypes and a per-video offset;
-  plus AR(1) noise per modality. "Hard" videos (``p_hard``) get weaker events and stronger noise.
+  most of them (``p_distractor_same``) use a class of the video's own events, at other times and stronger
+  than an event's per-modality evidence, so a model that adds audio and visual evidence localizes them as
+  confident false positives, while audio-visual agreement rejects them. Same-class events and distractors
+  keep ``min_gap`` apart (UnAV-100 never overlaps two events of one class).
+- Nuisance per modality: a slowly varying mix of (low-rank) background prototypes and a per-video offset;
+  plus AR(1) noise. "Hard" videos (``p_hard``) get weaker events and stronger noise.
 With a real annotation file the real videos (seeded stratified sample), splits, durations, events and class
 names are used; otherwise everything is sampled (``num_classes`` classes, 10-60 s, 1-4 events).
 Also written: ``synth_meta.json`` (distractors and difficulty per video) and ``synth_prototypes.npz``
@@ -56,16 +58,16 @@ class SynthUnavConfig:
     amp_jitter: float = 0.35  # per-event, per-modality amplitude multiplier ~ U(1 - j, 1 + j)
     distractor_rate: float = 3.0  # mean single-modality distractors per video (Poisson; some find no room)
     distractor_amp: float = 9.0  # prototype scale of a distractor (strong: an additive A+V score mistakes it for an event)
-    p_distractor_same: float = 0.8  # distractor uses a class of the video's own events
+    p_distractor_same: float = 0.9  # distractor uses a class of the video's own events (else any class)
     onset_sec: float = 0.3  # logistic onset/offset time constant (s)
     p_hard: float = 0.3  # fraction of hard videos
     hard_amp: float = 0.5  # event/distractor scale in hard videos
     noise_std: float = 0.5  # std of the per-step AR(1) noise in easy videos
     hard_noise: float = 2.0  # noise std multiplier in hard videos
     ar_rho: float = 0.7  # AR(1) coefficient of the per-step noise
-    num_background: int = 16  # background prototypes shared by both modalities
+    num_background: int = 16  # background prototypes per modality (independent slow mixes)
     background_amp: float = 3.0  # scale of the slowly varying (low-rank, learnable) background mix
-    offset_std: float = 0.5  # per-video constant offset (both modalities)
+    offset_std: float = 0.5  # per-video constant offset, per dimension
 
 
 def write_synthetic_unav(
