@@ -168,7 +168,7 @@ def test_weak_appends_noisy_videos_to_train_only(tmp_path: Path) -> None:
 def test_weak_without_noisy_files_logs_and_continues(tmp_path: Path,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     write_tiny(tmp_path)
-    with caplog.at_level(logging.INFO, logger="avloc.data.ave"):
+    with caplog.at_level(logging.WARNING, logger="avloc.data.ave"):
         ds = load(tmp_path, setting="weak")
     assert len(ds) == N and "no noisy background videos" in caplog.text
 
@@ -374,7 +374,8 @@ def test_noisy_row_counts_disagree(tmp_path: Path) -> None:
 def test_noisy_feature_dims_must_match(tmp_path: Path) -> None:
     write_tiny(tmp_path, noisy=3)
     _h5(tmp_path / "visual_feature_noisy.h5", np.zeros((3, 10, 7, 7, VDIM)))
-    with pytest.raises(DataError, match=r"visual_feature_noisy.h5\['avadataset'\]: expected shape"):
+    match = r"visual_feature_noisy.h5\['avadataset'\]: shape \(3, 10, 7, 7, 16\) does not match visual_fea"
+    with pytest.raises(DataError, match=match):
         load(tmp_path, setting="weak")
 
 

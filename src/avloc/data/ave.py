@@ -248,8 +248,8 @@ class AVEDataset(InMemoryDataset):
         names = (cfg.audio_noisy_file, cfg.visual_noisy_file, cfg.labels_noisy_file)
         present = [name for name in names if self._optional(name) is not None]
         if not present:
-            log.info("weak setting: no noisy background videos (%s) in %s; training on the annotated "
-                     "videos only", ", ".join(names), self.root)
+            log.warning("weak setting: no noisy background videos (%s) in %s; training on the annotated "
+                        "videos only", ", ".join(names), self.root)
             return 0
         if len(present) < len(names):
             missing = [name for name in names if name not in present]
@@ -272,6 +272,12 @@ class AVEDataset(InMemoryDataset):
             raise DataError(
                 f"{v_path}['{H5_KEY}']: expected shape (N, {L.NUM_SEGMENTS}, H, W, D), got {v_shape}"
             )
+        if noisy:  # check the noisy files fit before the long read of the main ones
+            for main, name in ((a_path, cfg.audio_noisy_file), (v_path, cfg.visual_noisy_file)):
+                shape, want = h5_shape(self._p(name), H5_KEY), h5_shape(main, H5_KEY)
+                if shape[1:] != want[1:]:
+                    raise DataError(f"{self._p(name)}['{H5_KEY}']: shape {shape} does not match "
+                                    f"{main.name} {want} (same segments and feature dims needed)")
         total = len(rows) + noisy
         self.audio = torch.empty((total, *a_shape[1:]), dtype=torch.float32)
         self.visual = torch.empty((total, *v_shape[1:]), dtype=torch.float32)
