@@ -7,7 +7,9 @@ Files (folder ``root``; names configurable), all h5 datasets under key ``avadata
   (float64 on disk, float32 here, loaded once in row chunks: 7.7 GB on disk -> 4.16 GB in RAM).
 * ``{train,val,test}_order.h5`` key ``order``: int64 row indices (official 3339/402/402, disjoint).
 * optional, rebuilt from the annotations when absent: ``labels.h5`` (N, 10, 29), ``labels_closs.h5``
-  (N, 10), ``mil_labels.h5`` (N, 29), ``prob_label.h5`` (N, 29) (PSP's Drive-only weak target).
+  (N, 10), ``mil_labels.h5`` (N, 29), ``prob_label.h5`` (N, 29) (PSP's Drive-only weak target). A present
+  file wins after its shape and content are checked; rows of ``labels.h5`` that disagree with their
+  annotation line (AVE issue #10: a few official rows carry a second event class) are logged.
 * weak setting, optional: ``audio_feature_noisy.h5`` (M, 10, 128), ``visual_feature_noisy.h5``
   (M, 10, 7, 7, 512), ``labels_noisy.h5`` (M, 29): the M = 178 background-only videos, appended after the
   N rows and added to the training split only.

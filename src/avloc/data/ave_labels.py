@@ -169,7 +169,8 @@ def one_hot_labels(seg: torch.Tensor) -> torch.Tensor:
 def mil_labels(ann: Annotations) -> torch.Tensor:
     """(N, 29) float32 one-hot video category, bg column 0 (the ``mil_labels.h5`` content).
 
-    The 0-length row (line 27, ``VWi2ENBuTbw 0&0``) keeps its category, exactly like the official file.
+    The 0-length row 26 (file line 27, ``VWi2ENBuTbw 0&0``) keeps its category, exactly like the official
+    file; its event mask is all zeros.
     """
     return torch.nn.functional.one_hot(torch.from_numpy(ann.category), NUM_CLASSES).float()
 
