@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from avloc.data.base import DataError
-from avloc.data.unav import UnAVDataset, grid_to_seconds, resample
+from avloc.data.unav import grid_to_seconds, resample
 from avloc.registry import DATASETS, ConfigError
 
 STRIDE, FRAMES, FPS = 8, 24, 25.0
@@ -101,14 +101,28 @@ def test_long_videos_resample_or_truncate(tmp_path):
 
 def test_anet_names_and_classes_without_ids(tmp_path):
     db = {
-        "v1": {"duration": 10.0, "subset": "training", "annotations": [ann(0, 4, "Zumba"), ann(1, 2, "Archery")]},
+        "v1": {
+            "duration": 10.0,
+            "subset": "training",
+            "annotations": [ann(0, 4, "Zumba"), ann(1, 2, "Archery")],
+        },
         "v2": {"duration": 10.0, "subset": "validation", "annotations": [ann(0, 9, "Zumba")]},
     }
     root = make(tmp_path, db)
-    d = DATASETS.create({"name": "anet", "annotations": "unav100_annotations.json", "visual_suffixes": ["_rgb.npy"],
-                         "audio_suffixes": ["_vggish.npy"], "feat_stride": STRIDE, "num_frames": FRAMES, "fps": FPS,
-                         "visual_dim": 16, "audio_dim": 4},
-                        root)
+    d = DATASETS.create(
+        {
+            "name": "anet",
+            "annotations": "unav100_annotations.json",
+            "visual_suffixes": ["_rgb.npy"],
+            "audio_suffixes": ["_vggish.npy"],
+            "feat_stride": STRIDE,
+            "num_frames": FRAMES,
+            "fps": FPS,
+            "visual_dim": 16,
+            "audio_dim": 4,
+        },
+        root,
+    )
     assert d.class_names == ["Archery", "Zumba"]  # no label_id: sorted by name
     assert d.splits["val"].tolist() == d.splits["test"].tolist() == [1]
 
@@ -126,13 +140,27 @@ def test_limit_and_skip_missing(tmp_path):
 @pytest.mark.parametrize(
     "corrupt, match",
     [
-        (lambda r: np.save(r / "av_features/a_rgb.npy", np.zeros((steps(10), 5), np.float32)), r"a_rgb\.npy.*dim 5\+8"),
-        (lambda r: np.save(r / "av_features/b_vggish.npy", np.zeros((0, 4), np.float32)), r"b_vggish\.npy.*non-empty"),
-        (lambda r: np.save(r / "av_features/b_vggish.npy", np.zeros(7, np.float32)), r"b_vggish\.npy.*\(T, D\)"),
-        (lambda r: np.save(r / "av_features/c_flow.npy", np.full((steps(12), 8), np.nan, np.float32)), r"c_flow.*NaN"),
+        (
+            lambda r: np.save(r / "av_features/a_rgb.npy", np.zeros((steps(10), 5), np.float32)),
+            r"a_rgb\.npy.*dim 5\+8",
+        ),
+        (
+            lambda r: np.save(r / "av_features/b_vggish.npy", np.zeros((0, 4), np.float32)),
+            r"b_vggish\.npy.*non-empty",
+        ),
+        (
+            lambda r: np.save(r / "av_features/b_vggish.npy", np.zeros(7, np.float32)),
+            r"b_vggish\.npy.*\(T, D\)",
+        ),
+        (
+            lambda r: np.save(r / "av_features/c_flow.npy", np.full((steps(12), 8), np.nan, np.float32)),
+            r"c_flow.*NaN",
+        ),
         (lambda r: (r / "av_features/c_flow.npy").write_text("junk"), r"c_flow\.npy: cannot read"),
-        (lambda r: np.save(r / "av_features/d_rgb.npy", np.zeros((3 * steps(15), 16), np.float32)),
-         r"d_rgb\.npy.*wrong feature preset"),
+        (
+            lambda r: np.save(r / "av_features/d_rgb.npy", np.zeros((3 * steps(15), 16), np.float32)),
+            r"d_rgb\.npy.*wrong feature preset",
+        ),
     ],
 )
 def test_bad_features(tmp_path, corrupt, match):
@@ -145,7 +173,9 @@ def test_bad_features(tmp_path, corrupt, match):
 def test_inferred_dims_must_agree_across_videos(tmp_path):
     root = make(tmp_path, DB)
     np.save(root / "av_features/b_vggish.npy", np.zeros((steps(20), 6), np.float32))
-    with pytest.raises(DataError, match=r"b_vggish\.npy: audio features have dim 6 = 6, expected 4 \(as in .*a_vggish"):
+    with pytest.raises(
+        DataError, match=r"b_vggish\.npy: audio features have dim 6 = 6, expected 4 \(as in .*a_vggish"
+    ):
         build(root)
 
 
@@ -156,17 +186,43 @@ def with_entry(vid: str, entry) -> dict:
 @pytest.mark.parametrize(
     "db, fields, match",
     [
-        (with_entry("a", {"duration": 10.0, "subset": "train", "annotations": [ann(0, 11, "dog", 1)]}), {},
-         r"database\['a'\]\.annotations\[0\].*outside the video \[0, 10.0\]"),
-        (with_entry("a", {"duration": 10.0, "subset": "train", "annotations": [ann(5, 5, "dog", 1)]}), {},
-         "empty or reversed"),
-        (with_entry("a", {"duration": -1, "subset": "train", "annotations": []}), {}, "duration must be a positive"),
-        (with_entry("a", {"duration": 10.0, "subset": "train", "annotations": [ann(0, 4, "bird", 2)]}),
-         {"class_names": ["cat", "dog"]}, "unknown label 'bird'"),
-        (with_entry("a", {"duration": 10.0, "subset": "train", "annotations": [ann(0, 4, "dog", 7)]}), {},
-         "label 'dog' has label_id"),
-        (with_entry("a", {"duration": 10.0, "subset": "train", "annotations": [{"segment": [0, "x"], "label": "dog", "label_id": 1}]}),
-         {}, "two finite numbers"),
+        (
+            with_entry("a", {"duration": 10.0, "subset": "train", "annotations": [ann(0, 11, "dog", 1)]}),
+            {},
+            r"database\['a'\]\.annotations\[0\].*outside the video \[0, 10.0\]",
+        ),
+        (
+            with_entry("a", {"duration": 10.0, "subset": "train", "annotations": [ann(5, 5, "dog", 1)]}),
+            {},
+            "empty or reversed",
+        ),
+        (
+            with_entry("a", {"duration": -1, "subset": "train", "annotations": []}),
+            {},
+            "duration must be a positive",
+        ),
+        (
+            with_entry("a", {"duration": 10.0, "subset": "train", "annotations": [ann(0, 4, "bird", 2)]}),
+            {"class_names": ["cat", "dog"]},
+            "unknown label 'bird'",
+        ),
+        (
+            with_entry("a", {"duration": 10.0, "subset": "train", "annotations": [ann(0, 4, "dog", 7)]}),
+            {},
+            "label 'dog' has label_id",
+        ),
+        (
+            with_entry(
+                "a",
+                {
+                    "duration": 10.0,
+                    "subset": "train",
+                    "annotations": [{"segment": [0, "x"], "label": "dog", "label_id": 1}],
+                },
+            ),
+            {},
+            "two finite numbers",
+        ),
         (DB, {"test_subset": "testing"}, r"no video in subset 'testing' \(test split\)"),
     ],
 )

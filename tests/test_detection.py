@@ -30,8 +30,13 @@ UNAV_JSON = SHARED / "data" / "unav100" / "unav100_annotations.json"
 def seg(rows, scores=None):
     """rows: (video, start, end, label) tuples."""
     v, s, e, lab = zip(*rows) if rows else ((), (), (), ())
-    return Segments(np.array(v, dtype=str), np.array(s, float), np.array(e, float), np.array(lab, dtype=str),
-                    None if scores is None else np.array(scores, float))
+    return Segments(
+        np.array(v, dtype=str),
+        np.array(s, float),
+        np.array(e, float),
+        np.array(lab, dtype=str),
+        None if scores is None else np.array(scores, float),
+    )
 
 
 def ap_at(gt, pred, thr=0.5):
@@ -61,8 +66,10 @@ def test_interpolated_precision_envelope():
     gt = seg([("v", 0, 1, "a"), ("v", 10, 11, "a"), ("v", 20, 21, "a")])
     # ranked TP, FP, FP, TP, TP: precision 1, .5, .333, .5, .6 at recall 1/3,1/3,1/3,2/3,1
     # envelope: 1, .6, .6, .6, .6 -> AP = (1 + .6 + .6) / 3 (non-interpolated would be (1 + .5 + .6) / 3)
-    pred = seg([("v", 0, 1, "a"), ("v", 40, 41, "a"), ("v", 50, 51, "a"), ("v", 10, 11, "a"), ("v", 20, 21, "a")],
-               [0.9, 0.8, 0.7, 0.6, 0.5])
+    pred = seg(
+        [("v", 0, 1, "a"), ("v", 40, 41, "a"), ("v", 50, 51, "a"), ("v", 10, 11, "a"), ("v", 20, 21, "a")],
+        [0.9, 0.8, 0.7, 0.6, 0.5],
+    )
     assert ap_at(gt, pred).average_map == pytest.approx((1 + 0.6 + 0.6) / 3)
 
 
@@ -194,8 +201,11 @@ def scenario(draw):
     g = rows(n_gt)
     p = rows(n_pred)
     # mostly jittered copies of GT so there are matches to find
-    p += [(v, s + draw(st.integers(-2, 2)), e + draw(st.integers(-1, 3)), lab) for v, s, e, lab in g
-          if draw(st.booleans())]
+    p += [
+        (v, s + draw(st.integers(-2, 2)), e + draw(st.integers(-1, 3)), lab)
+        for v, s, e, lab in g
+        if draw(st.booleans())
+    ]
     scores = draw(st.lists(st.integers(0, 10**6), min_size=len(p), max_size=len(p), unique=True))
     return seg(g), seg(p, [x / 10**6 for x in scores])
 
@@ -242,8 +252,15 @@ def test_tiou_symmetric_and_bounded(s1, l1, s2, l2):
 
 
 def test_prediction_json_round_trip_and_cli_function(tmp_path):
-    ann = {"database": {"v": {"duration": 30, "subset": "test",
-                              "annotations": [{"segment": [0, 10], "label": "a", "label_id": 0}]}}}
+    ann = {
+        "database": {
+            "v": {
+                "duration": 30,
+                "subset": "test",
+                "annotations": [{"segment": [0, 10], "label": "a", "label_id": 0}],
+            }
+        }
+    }
     (tmp_path / "gt.json").write_text(json.dumps(ann))
     pred = Segments(np.array([0, 0]), [0.0, 20.0], [10.0, 25.0], np.array([0, 0]), [0.9, 0.95])
     save_predictions(tmp_path / "p.json", pred, video_ids=["v"], class_names=["a"])
@@ -260,7 +277,10 @@ def test_prediction_json_round_trip_and_cli_function(tmp_path):
         ("{not json", "not valid JSON"),
         ('{"res": {}}', "'results'"),
         ('{"results": {"v": {}}}', "must be a list"),
-        ('{"results": {"v": [{"segment": [5, 1], "label": "a", "score": 1}]}}', r"results\['v'\]\[0\].*end >= start"),
+        (
+            '{"results": {"v": [{"segment": [5, 1], "label": "a", "score": 1}]}}',
+            r"results\['v'\]\[0\].*end >= start",
+        ),
         ('{"results": {"v": [{"segment": [0, 1], "label": "a", "score": NaN}]}}', "finite"),
         ('{"results": {"v": [{"segment": [0, 1], "score": 0.3}]}}', "'label' and 'score'"),
         ('{"results": {"v": [{"segment": "0-1", "label": "a", "score": 0.3}]}}', "segment"),
@@ -297,7 +317,9 @@ def test_real_unav_test_split_perfect_and_fast():
     own = order[first[v] + (rng.random(len(v)) * count[v]).astype(int)]
     start = gt.start[own] + rng.normal(0, 2, len(v))
     end = np.maximum(gt.end[own] + rng.normal(0, 2, len(v)), start + 0.2)
-    label = np.where(rng.random(len(v)) < 0.8, gt.label[own], np.unique(gt.label)[rng.integers(0, 100, len(v))])
+    label = np.where(
+        rng.random(len(v)) < 0.8, gt.label[own], np.unique(gt.label)[rng.integers(0, 100, len(v))]
+    )
     pred = Segments(vids[v], start, end, label, rng.random(len(v)))
     t0 = time.process_time()
     res = evaluate_detection(gt, pred, "unav")
@@ -308,11 +330,26 @@ def test_real_unav_test_split_perfect_and_fast():
 def test_cli_detect_eval(tmp_path, capsys):
     from avloc.cli import main
 
-    ann = {"database": {"v": {"duration": 30, "subset": "test",
-                              "annotations": [{"segment": [0, 10], "label": "a", "label_id": 0}]}}}
+    ann = {
+        "database": {
+            "v": {
+                "duration": 30,
+                "subset": "test",
+                "annotations": [{"segment": [0, 10], "label": "a", "label_id": 0}],
+            }
+        }
+    }
     (tmp_path / "gt.json").write_text(json.dumps(ann))
-    (tmp_path / "p.json").write_text(json.dumps({"results": {"v": [{"segment": [0, 6], "label": "a", "score": 1}]}}))
-    args = ["detect-eval", "--annotations", str(tmp_path / "gt.json"), "--predictions", str(tmp_path / "p.json")]
+    (tmp_path / "p.json").write_text(
+        json.dumps({"results": {"v": [{"segment": [0, 6], "label": "a", "score": 1}]}})
+    )
+    args = [
+        "detect-eval",
+        "--annotations",
+        str(tmp_path / "gt.json"),
+        "--predictions",
+        str(tmp_path / "p.json"),
+    ]
     assert main([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["mAP@0.60"] == 1.0 and out["mAP@0.70"] == 0.0 and out["average_mAP"] == pytest.approx(6 / 9)

@@ -21,17 +21,26 @@ def grid(b, lengths, durations):
 def test_find_segments_runs_per_row():
     binary = np.array([[0, 1, 1, 0, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0], [1, 0, 0, 0, 1]], dtype=bool)
     rows, s, e = find_segments(binary)
-    assert list(zip(rows.tolist(), s.tolist(), e.tolist())) == [(0, 1, 3), (0, 4, 5), (1, 0, 5), (3, 0, 1), (3, 4, 5)]
+    assert list(zip(rows.tolist(), s.tolist(), e.tolist())) == [
+        (0, 1, 3),
+        (0, 4, 5),
+        (1, 0, 5),
+        (3, 0, 1),
+        (3, 4, 5),
+    ]
 
 
 def test_oic_hand_case():
     cas = np.full((1, 20), 0.2)
     cas[0, 8:12] = 0.8
     # [8, 12): inner 0.8; ring of 1 step each side (trunc(0.25 * 4) = 1) at 0.2 -> 0.6
-    assert oic_scores(cas, np.array([20]), np.array([0]), np.array([8]), np.array([12]), 0.25)[0] == pytest.approx(0.6)
+    assert oic_scores(cas, np.array([20]), np.array([0]), np.array([8]), np.array([12]), 0.25)[
+        0
+    ] == pytest.approx(0.6)
     # a segment covering the whole video has an empty ring -> outer 0
-    assert oic_scores(cas, np.array([20]), np.array([0]), np.array([0]), np.array([20]), 0.25)[0] == pytest.approx(
-        cas.mean())
+    assert oic_scores(cas, np.array([20]), np.array([0]), np.array([0]), np.array([20]), 0.25)[
+        0
+    ] == pytest.approx(cas.mean())
 
 
 def test_known_segments_are_recovered_in_seconds():
@@ -63,8 +72,10 @@ def test_edges_padding_and_top_class_fallback():
     lengths, step, off, dur = grid(2, [30, 10], [10.0, 4.0])
     p = generate_proposals(torch.tensor(cas), torch.tensor(vs), torch.tensor(lengths), step, off, dur)
     v0, v1 = p.video == 0, p.video == 1
-    assert sorted(zip(p.start[v0].round(2), p.end[v0].round(2))) == [(0.0, round(OFF + 4.5 * STEP, 2)),
-                                                                       (round(OFF + 19.5 * STEP, 2), 10.0)]
+    assert sorted(zip(p.start[v0].round(2), p.end[v0].round(2))) == [
+        (0.0, round(OFF + 4.5 * STEP, 2)),
+        (round(OFF + 19.5 * STEP, 2), 10.0),
+    ]
     assert p.label[v1].tolist() == [2] and p.start[v1][0] == 0.0 and p.end[v1][0] == 4.0
 
 
@@ -101,8 +112,15 @@ def test_soft_nms_gaussian_decay():
     assert got[2] == pytest.approx(0.5)  # no overlap: untouched
     assert keep.tolist() == [0, 1, 2]  # picked in score order (0.8 * 0.69 = 0.55 > 0.5)
     # an identical copy is decayed by exp(-1 / sigma) and dropped below min_score
-    keep, s = nms(np.array([0.0, 0.0]), np.array([1.0, 1.0]), np.array([0.9, 0.5]), np.zeros(2, int), "soft",
-                  sigma=0.3, min_score=0.05)
+    keep, s = nms(
+        np.array([0.0, 0.0]),
+        np.array([1.0, 1.0]),
+        np.array([0.9, 0.5]),
+        np.zeros(2, int),
+        "soft",
+        sigma=0.3,
+        min_score=0.05,
+    )
     assert keep.tolist() == [0]
 
 

@@ -57,7 +57,9 @@ def test_layout_loads_with_the_dataset_defaults(tmp_path):
 
 
 def test_events_in_both_modalities_distractors_in_one(tmp_path):
-    cfg = SynthUnavConfig(num_classes=8, audio_dim=64, rgb_dim=32, flow_dim=32, p_hard=0.0, distractor_rate=2.0)
+    cfg = SynthUnavConfig(
+        num_classes=8, audio_dim=64, rgb_dim=32, flow_dim=32, p_hard=0.0, distractor_rate=2.0
+    )
     write_synthetic_unav(tmp_path, 60, seed=1, cfg=cfg)
     d = UnAVDataset(UnAVDataset.Config(), tmp_path)
     proto = np.load(tmp_path / "synth_prototypes.npz")

@@ -54,10 +54,14 @@ class SynthUnavConfig:
     p_repeat: float = 0.4  # chance a further event repeats a class already in the video
     min_gap: float = 2.0  # seconds between events (and same-class distractors) of one class (UnAV p10: 2.3 s)
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / validation / test when sampling
-    event_amp: float = 3.0  # prototype scale of an event, per modality (evidence projected on its class direction)
+    event_amp: float = (
+        3.0  # prototype scale of an event, per modality (evidence projected on its class direction)
+    )
     amp_jitter: float = 0.35  # per-event, per-modality amplitude multiplier ~ U(1 - j, 1 + j)
     distractor_rate: float = 3.0  # mean single-modality distractors per video (Poisson; some find no room)
-    distractor_amp: float = 9.0  # prototype scale of a distractor (strong: an additive A+V score mistakes it for an event)
+    distractor_amp: float = (
+        9.0  # prototype scale of a distractor (strong: an additive A+V score mistakes it for an event)
+    )
     p_distractor_same: float = 0.9  # distractor uses a class of the video's own events (else any class)
     onset_sec: float = 0.3  # logistic onset/offset time constant (s)
     p_hard: float = 0.3  # fraction of hard videos
@@ -73,7 +77,10 @@ class SynthUnavConfig:
 def write_synthetic_unav(
     out: Path, videos: int, seed: int, annotations: Path | None = None, cfg: SynthUnavConfig | None = None
 ) -> dict[str, Any]:
-    """Write ``out/unav100_annotations.json`` + ``out/av_features/<id>_{rgb,flow,vggish}.npy``; return a summary."""
+    """Write ``out/unav100_annotations.json`` + ``out/av_features/<id>_{rgb,flow,vggish}.npy``.
+
+    Returns a summary (videos, classes, events, distractors, subset sizes, dims).
+    """
     cfg = cfg or SynthUnavConfig()
     if videos < 1:
         raise ValueError(f"videos must be >= 1, got {videos}")
@@ -97,22 +104,33 @@ def write_synthetic_unav(
     chunk = 128
     for lo in range(0, len(ids), chunk):
         part = ids[lo : lo + chunk]
-        feats_a, feats_v, info = _render(cfg, [db[v] for v in part], cls_index, proto_a, proto_v, bg_a, bg_v, rng)
+        feats_a, feats_v, info = _render(
+            cfg, [db[v] for v in part], cls_index, proto_a, proto_v, bg_a, bg_v, rng
+        )
         for i, vid in enumerate(part):
             np.save(feat_dir / f"{vid}{SUFFIXES['rgb']}", feats_v[i][:, : cfg.rgb_dim])
             np.save(feat_dir / f"{vid}{SUFFIXES['flow']}", feats_v[i][:, cfg.rgb_dim :])
             np.save(feat_dir / f"{vid}{SUFFIXES['audio']}", feats_a[i])
             meta[vid] = info[i]
-    np.savez(out / "synth_prototypes.npz", audio=proto_a.astype(np.float32), visual=proto_v.astype(np.float32))
+    np.savez(
+        out / "synth_prototypes.npz", audio=proto_a.astype(np.float32), visual=proto_v.astype(np.float32)
+    )
     (out / ANNOTATION_FILE).write_text(json.dumps({"version": "unav100-synthetic", "database": db}, indent=1))
-    (out / "synth_meta.json").write_text(json.dumps(
-        {"seed": seed, "config": asdict(cfg), "class_names": class_names, "videos": meta}, indent=1))
+    (out / "synth_meta.json").write_text(
+        json.dumps(
+            {"seed": seed, "config": asdict(cfg), "class_names": class_names, "videos": meta}, indent=1
+        )
+    )
     subsets = [e["subset"] for e in db.values()]
     return {
-        "videos": len(db), "classes": n_cls, "events": sum(len(e["annotations"]) for e in db.values()),
+        "videos": len(db),
+        "classes": n_cls,
+        "events": sum(len(e["annotations"]) for e in db.values()),
         "distractors": sum(len(m["distractors"]) for m in meta.values()),
         "subsets": {s: subsets.count(s) for s in ("train", "validation", "test")},
-        "audio_dim": cfg.audio_dim, "visual_dim": dim_v, "out": str(out),
+        "audio_dim": cfg.audio_dim,
+        "visual_dim": dim_v,
+        "out": str(out),
     }
 
 
@@ -156,7 +174,9 @@ def _sample_real(path: Path, videos: int, rng: np.random.Generator) -> tuple[dic
     return {v: db[v] for v in db if v in keep}, class_names
 
 
-def _sample_own(cfg: SynthUnavConfig, videos: int, rng: np.random.Generator) -> tuple[dict[str, Any], list[str]]:
+def _sample_own(
+    cfg: SynthUnavConfig, videos: int, rng: np.random.Generator
+) -> tuple[dict[str, Any], list[str]]:
     """Own annotations: same-class events never overlap and keep ``min_gap`` apart (as in UnAV-100)."""
     names = [f"class_{i:03d}" for i in range(cfg.num_classes)]
     subset_names = ("train", "validation", "test")
@@ -173,7 +193,11 @@ def _sample_own(cfg: SynthUnavConfig, videos: int, rng: np.random.Generator) -> 
                 span = _free_span(rng, dur, taken[c], cfg.min_gap)
             if span is None:
                 c = int(rng.integers(cfg.num_classes))
-                span = _event_span(rng, dur, cfg.p_full) if c not in taken else _free_span(rng, dur, taken[c], cfg.min_gap)
+                span = (
+                    _event_span(rng, dur, cfg.p_full)
+                    if c not in taken
+                    else _free_span(rng, dur, taken[c], cfg.min_gap)
+                )
             if span is None:
                 continue
             taken.setdefault(c, []).append(span)
@@ -192,8 +216,9 @@ def _event_span(rng: np.random.Generator, dur: float, p_full: float) -> tuple[fl
     return round(s, 2), round(min(dur, s + length), 2)
 
 
-def _free_span(rng: np.random.Generator, dur: float, taken: list[tuple[float, float]], gap: float,
-               tries: int = 20) -> tuple[float, float] | None:
+def _free_span(
+    rng: np.random.Generator, dur: float, taken: list[tuple[float, float]], gap: float, tries: int = 20
+) -> tuple[float, float] | None:
     """A partial span at least ``gap`` away from every span in ``taken``; None when none is found."""
     for _ in range(tries):
         s, e = _event_span(rng, dur, 0.0)
@@ -203,8 +228,14 @@ def _free_span(rng: np.random.Generator, dur: float, taken: list[tuple[float, fl
 
 
 def _render(
-    cfg: SynthUnavConfig, entries: list[dict[str, Any]], cls_index: dict[str, int],
-    proto_a: np.ndarray, proto_v: np.ndarray, bg_a: np.ndarray, bg_v: np.ndarray, rng: np.random.Generator,
+    cfg: SynthUnavConfig,
+    entries: list[dict[str, Any]],
+    cls_index: dict[str, int],
+    proto_a: np.ndarray,
+    proto_v: np.ndarray,
+    bg_a: np.ndarray,
+    bg_v: np.ndarray,
+    rng: np.random.Generator,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[dict[str, Any]]]:
     """Features of a chunk of videos at once: (T_i, Da) audio and (T_i, Dv) visual per video."""
     n = len(entries)
@@ -242,13 +273,24 @@ def _render(
                     continue
             amp = cfg.distractor_amp * scale[i] * rng.uniform(1 - cfg.amp_jitter, 1 + cfg.amp_jitter)
             modality = "audio" if rng.random() < 0.5 else "visual"
-            rows.append((i, c, span[0], span[1], amp if modality == "audio" else 0.0, amp if modality == "visual" else 0.0))
+            rows.append(
+                (
+                    i,
+                    c,
+                    span[0],
+                    span[1],
+                    amp if modality == "audio" else 0.0,
+                    amp if modality == "visual" else 0.0,
+                )
+            )
             dis.append({"segment": [span[0], span[1]], "class": c, "modality": modality})
         info.append({"hard": bool(hard[i]), "distractors": dis})
     src = np.array(rows, dtype=np.float64).reshape(-1, 6)
     vi, ci = src[:, 0].astype(np.int64), src[:, 1].astype(np.int64)
     tau = cfg.onset_sec
-    act = _sigmoid((centres[None] - src[:, 2:3]) / tau) * _sigmoid((src[:, 3:4] - centres[None]) / tau)  # (S, T)
+    act = _sigmoid((centres[None] - src[:, 2:3]) / tau) * _sigmoid(
+        (src[:, 3:4] - centres[None]) / tau
+    )  # (S, T)
     cas_a = np.zeros((n, n_cls, t_max))
     cas_v = np.zeros((n, n_cls, t_max))
     np.add.at(cas_a, (vi, ci), act * src[:, 4:5])

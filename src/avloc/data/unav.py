@@ -83,21 +83,35 @@ class UnAVDataset(InMemoryDataset):
         annotations: str = "unav100_annotations.json"  # JSON path, relative to the data root unless absolute
         visual_dir: str = "av_features"  # folder of visual .npy files (relative to root unless absolute)
         audio_dir: str = "av_features"  # folder of audio .npy files
-        visual_suffixes: list[str] = field(default_factory=lambda: ["_rgb.npy", "_flow.npy"])  # concatenated along D
+        visual_suffixes: list[str] = field(
+            default_factory=lambda: ["_rgb.npy", "_flow.npy"]
+        )  # concatenated along D
         audio_suffixes: list[str] = field(default_factory=lambda: ["_vggish.npy"])  # concatenated along D
-        visual_dim: int = 0  # expected total visual dim (I3D 2048, ONE-PEACE 1536); 0 = take from the first video
-        audio_dim: int = 0  # expected total audio dim (VGGish 128, ONE-PEACE 1536); 0 = take from the first video
+        visual_dim: int = (
+            0  # expected total visual dim (I3D 2048, ONE-PEACE 1536); 0 = take from the first video
+        )
+        audio_dim: int = (
+            0  # expected total audio dim (VGGish 128, ONE-PEACE 1536); 0 = take from the first video
+        )
         feat_stride: int = 8  # frames between feature steps (I3D 8, ONE-PEACE 4)
         num_frames: int = 24  # frames per feature window (I3D 24, ONE-PEACE 16); step centre = +num_frames/2
         fps: float = 25.0  # frame rate the features were extracted at (I3D 25, ONE-PEACE 16)
         max_seq_len: int = 0  # longest kept sequence in steps; 0 = keep every video at full length
-        long_policy: str = "resample"  # longer than max_seq_len: resample (stretch step) | truncate (drop tail)
+        long_policy: str = (
+            "resample"  # longer than max_seq_len: resample (stretch step) | truncate (drop tail)
+        )
         train_subset: str = "train"  # JSON subset name of the train split (ActivityNet: training)
         val_subset: str = "validation"  # JSON subset of the val split (model selection)
-        test_subset: str = "test"  # JSON subset of the test split (ActivityNet: validation; test has no labels)
+        test_subset: str = (
+            "test"  # JSON subset of the test split (ActivityNet: validation; test has no labels)
+        )
         class_names: list[str] = field(default_factory=list)  # fixed class list; [] = from the annotations
-        duration_tolerance: float = 0.5  # seconds an annotation may pass [0, duration] (then clipped); more is an error
-        grid_tolerance: float = 0.2  # |feature span - duration| allowed, as a fraction of duration (+2 steps); <= 0 disables
+        duration_tolerance: float = (
+            0.5  # seconds an annotation may pass [0, duration] (then clipped); more is an error
+        )
+        grid_tolerance: float = (
+            0.2  # |feature span - duration| allowed, as a fraction of duration (+2 steps); <= 0 disables
+        )
         skip_missing: bool = False  # drop videos whose feature files are missing (counted) instead of failing
         limit: int = 0  # keep only the first N videos of each split (0 = all): smoke tests and quick runs
 
@@ -121,7 +135,9 @@ class UnAVDataset(InMemoryDataset):
             ids = [v for v, e in db.items() if e.get("subset") == subset]
             if not ids:
                 found = sorted({str(e.get("subset")) for e in db.values()})
-                raise DataError(f"{ann_path}: no video in subset {subset!r} ({split} split); subsets: {found}")
+                raise DataError(
+                    f"{ann_path}: no video in subset {subset!r} ({split} split); subsets: {found}"
+                )
             chosen[split] = ids[: cfg.limit] if cfg.limit > 0 else ids
         order = list(dict.fromkeys(v for ids in chosen.values() for v in ids))  # val == test shares videos
         self.num_missing = 0
@@ -152,9 +168,13 @@ class UnAVDataset(InMemoryDataset):
             visual.append(v), audio.append(a), steps.append(step), lengths.append(v.shape[0])
             seg_rows.extend((n, s, e, c) for s, e, c in anns)
         if not videos:
-            raise DataError(f"no video of {ann_path} has its feature files (looked in {self._path(cfg.visual_dir)})")
+            raise DataError(
+                f"no video of {ann_path} has its feature files (looked in {self._path(cfg.visual_dir)})"
+            )
         pos = {v: i for i, v in enumerate(videos)}
-        self.splits = {s: torch.tensor([pos[v] for v in ids if v in pos], dtype=torch.long) for s, ids in chosen.items()}
+        self.splits = {
+            s: torch.tensor([pos[v] for v in ids if v in pos], dtype=torch.long) for s, ids in chosen.items()
+        }
         for s, idx in self.splits.items():
             if idx.numel() == 0:
                 raise DataError(f"split {s} ({wanted[s]}) has no video with feature files")
@@ -194,8 +214,9 @@ class UnAVDataset(InMemoryDataset):
             raise DataError(f"{path}: {bad} NaN/inf values")
         return x
 
-    def _stream(self, vid: str, folder: str, suffixes: list[str], expect: int, what: str,
-                length: int | None) -> np.ndarray | None:
+    def _stream(
+        self, vid: str, folder: str, suffixes: list[str], expect: int, what: str, length: int | None
+    ) -> np.ndarray | None:
         paths = [self._path(folder) / f"{vid}{suf}" for suf in suffixes]
         missing = [p for p in paths if not p.is_file()]
         if missing:
@@ -208,7 +229,9 @@ class UnAVDataset(InMemoryDataset):
         want, source = (expect, f"{what}_dim in the config") if expect else self._seen_dims.get(what, (0, ""))
         if want and x.shape[1] != want:
             sizes = "+".join(str(p.shape[1]) for p in parts)
-            raise DataError(f"{paths[0]}: {what} features have dim {sizes} = {x.shape[1]}, expected {want} ({source})")
+            raise DataError(
+                f"{paths[0]}: {what} features have dim {sizes} = {x.shape[1]}, expected {want} ({source})"
+            )
         self._seen_dims.setdefault(what, (x.shape[1], f"as in {paths[0]}"))
         return x
 
@@ -224,18 +247,26 @@ class UnAVDataset(InMemoryDataset):
         cfg = self.cfg
         if cfg.grid_tolerance <= 0:
             return
-        span = float(grid_to_seconds(t - 1, cfg.feat_stride, cfg.num_frames, cfg.fps)) + 0.5 * cfg.num_frames / cfg.fps
+        span = (
+            float(grid_to_seconds(t - 1, cfg.feat_stride, cfg.num_frames, cfg.fps))
+            + 0.5 * cfg.num_frames / cfg.fps
+        )
         slack = cfg.grid_tolerance * dur + 2 * cfg.feat_stride / cfg.fps
         if abs(span - dur) > slack:
             raise DataError(
-                f"{self._path(cfg.visual_dir) / (vid + cfg.visual_suffixes[0])}: {t} steps cover {span:.1f} s "
-                f"with feat_stride {cfg.feat_stride}, num_frames {cfg.num_frames}, fps {cfg.fps}, but the video "
+                f"{self._path(cfg.visual_dir) / (vid + cfg.visual_suffixes[0])}: {t} steps cover "
+                f"{span:.1f} s with feat_stride {cfg.feat_stride}, num_frames {cfg.num_frames}, "
+                f"fps {cfg.fps}, "
+                "but the video "
                 f"lasts {dur:.1f} s: wrong feature preset? (grid_tolerance {cfg.grid_tolerance})"
             )
 
     # ---------------------------------------------------------------- engine interface
     def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        """audio (B, T, Da), visual (B, T, Dv), mask (B, T) bool, video_labels (B, C), index (B,); T = longest."""
+        """audio (B, T, Da), visual (B, T, Dv), mask (B, T) bool, video_labels (B, C), index (B,).
+
+        T is the longest sequence of the batch; padded steps are zero and False in ``mask``.
+        """
         idx = torch.as_tensor(idx, dtype=torch.long).reshape(-1)
         lens = self.lengths[idx]
         t = int(lens.max()) if idx.numel() else 0
@@ -252,12 +283,15 @@ class UnAVDataset(InMemoryDataset):
         }
 
     def model_dims(self) -> dict[str, Any]:
-        return {"audio_dim": int(self.audio.shape[1]), "visual_dim": int(self.visual.shape[1]),
-                "num_classes": len(self.class_names)}
+        return {
+            "audio_dim": int(self.audio.shape[1]),
+            "visual_dim": int(self.visual.shape[1]),
+            "num_classes": len(self.class_names),
+        }
 
     # ---------------------------------------------------------------- evaluator interface
     def seconds(self, video: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        """Feature position (fractional allowed) of ``video`` (dataset index) -> seconds, clipped to [0, duration]."""
+        """Feature position (fractional allowed) of ``video`` (dataset index) -> seconds in [0, duration]."""
         video = np.asarray(video, dtype=np.int64)
         t = self.offset_sec[video] + np.asarray(pos, dtype=np.float64) * self.step_sec[video]
         return np.clip(t, 0.0, self.durations[video])
@@ -282,8 +316,12 @@ class ActivityNetDataset(UnAVDataset):
         suffixes to those of your copy (the loader names any missing file)."""
 
         annotations: str = "activity_net.v1-3.min.json"  # ActivityNet JSON (labels by name, no label_id)
-        visual_suffixes: list[str] = field(default_factory=lambda: ["_one_peace_video.npy"])  # concatenated along D
-        audio_suffixes: list[str] = field(default_factory=lambda: ["_one_peace_audio.npy"])  # concatenated along D
+        visual_suffixes: list[str] = field(
+            default_factory=lambda: ["_one_peace_video.npy"]
+        )  # concatenated along D
+        audio_suffixes: list[str] = field(
+            default_factory=lambda: ["_one_peace_audio.npy"]
+        )  # concatenated along D
         visual_dim: int = 1536  # ONE-PEACE visual
         audio_dim: int = 1536  # ONE-PEACE audio
         feat_stride: int = 8  # ONE-PEACE ANet: 16 fps, stride 8 -> 0.5 s per step
@@ -317,7 +355,7 @@ def read_database(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def class_list(db: dict[str, dict[str, Any]], path: Path, given: list[str]) -> list[str]:
-    """Class names: ``given`` if set, else from the annotations sorted by label_id (or by name without ids)."""
+    """Class names: ``given`` if set, else from the annotations by label_id (by name without ids)."""
     if given:
         if len(set(given)) != len(given):
             raise DataError(f"class_names has duplicates: {sorted({n for n in given if given.count(n) > 1})}")
@@ -347,15 +385,20 @@ def check_duration(entry: dict[str, Any], vid: str, path: Path) -> float:
     return float(dur)
 
 
-def check_annotations(entry: dict[str, Any], vid: str, dur: float, path: Path, cls_index: dict[str, int],
-                      tol: float) -> list[tuple[float, float, int]]:
+def check_annotations(
+    entry: dict[str, Any], vid: str, dur: float, path: Path, cls_index: dict[str, int], tol: float
+) -> list[tuple[float, float, int]]:
     """(start, end, class index) per annotation, clipped to [0, duration] when within ``tol`` seconds."""
     out = []
     for i, a in enumerate(entry.get("annotations", [])):
         where = f"{path}: database[{vid!r}].annotations[{i}]"
         seg = a.get("segment") if isinstance(a, dict) else None
-        if not isinstance(seg, (list, tuple)) or len(seg) != 2 or not all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in seg
+        if (
+            not isinstance(seg, (list, tuple))
+            or len(seg) != 2
+            or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in seg
+            )
         ):
             raise DataError(f"{where}: 'segment' must be two finite numbers, got {seg!r}")
         s, e = float(seg[0]), float(seg[1])

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -73,10 +74,13 @@ class Segments:
     def __len__(self) -> int:
         return int(self.start.shape[0])
 
-    def take(self, idx: np.ndarray) -> "Segments":
+    def take(self, idx: np.ndarray) -> Segments:
         """Rows ``idx`` (an index array or boolean mask) as new Segments."""
         return Segments(
-            self.video[idx], self.start[idx], self.end[idx], self.label[idx],
+            self.video[idx],
+            self.start[idx],
+            self.end[idx],
+            self.label[idx],
             None if self.score is None else self.score[idx],
         )
 
@@ -104,7 +108,9 @@ class DetectionResult:
 
 def tiou(a_start: np.ndarray, a_end: np.ndarray, b_start: np.ndarray, b_end: np.ndarray) -> np.ndarray:
     """Temporal IoU of segments, broadcasting like NumPy; 0 where the union is empty."""
-    a_start, a_end, b_start, b_end = (np.asarray(x, dtype=np.float64) for x in (a_start, a_end, b_start, b_end))
+    a_start, a_end, b_start, b_end = (
+        np.asarray(x, dtype=np.float64) for x in (a_start, a_end, b_start, b_end)
+    )
     inter = np.maximum(np.minimum(a_end, b_end) - np.maximum(a_start, b_start), 0.0)
     union = (a_end - a_start) + (b_end - b_start) - inter
     out = np.zeros(np.broadcast(inter, union).shape)
@@ -144,7 +150,9 @@ def remove_duplicates(gt: Segments, tol: float = DUPLICATE_TOL) -> Segments:
     return gt.take(_unique_rows(vid, lab, gt.start, gt.end, tol))
 
 
-def _unique_rows(vid: np.ndarray, lab: np.ndarray, start: np.ndarray, end: np.ndarray, tol: float) -> np.ndarray:
+def _unique_rows(
+    vid: np.ndarray, lab: np.ndarray, start: np.ndarray, end: np.ndarray, tol: float
+) -> np.ndarray:
     """Keep-mask of the duplicate rule on integer video/label codes (pairs found vectorised per group)."""
     n = len(start)
     dropped = np.zeros(n, dtype=bool)
@@ -187,15 +195,27 @@ def evaluate_detection(
         raise DetectionError("predictions need scores")
     if len(gt) == 0:
         raise DetectionError("ground truth is empty: no class to evaluate")
-    if len(pred) and gt.label.dtype.kind != pred.label.dtype.kind and {gt.label.dtype.kind, pred.label.dtype.kind} != {"i", "u"}:
+    if (
+        len(pred)
+        and gt.label.dtype.kind != pred.label.dtype.kind
+        and {gt.label.dtype.kind, pred.label.dtype.kind} != {"i", "u"}
+    ):
         raise DetectionError(
             f"ground-truth labels are {gt.label.dtype} but prediction labels are {pred.label.dtype}; "
             "use class names for both or class indices for both"
         )
     if len(pred) == 0:
-        pred = Segments(pred.video.astype(gt.video.dtype), pred.start, pred.end, pred.label.astype(gt.label.dtype), pred.score)
+        pred = Segments(
+            pred.video.astype(gt.video.dtype),
+            pred.start,
+            pred.end,
+            pred.label.astype(gt.label.dtype),
+            pred.score,
+        )
     same_kind = gt.video.dtype.kind in "iu" and pred.video.dtype.kind in "iu"
-    _, (g_v, p_v) = _factorize(*((gt.video, pred.video) if same_kind else (gt.video.astype(str), pred.video.astype(str))))
+    _, (g_v, p_v) = _factorize(
+        *((gt.video, pred.video) if same_kind else (gt.video.astype(str), pred.video.astype(str)))
+    )
     names, (g_l, p_l) = _factorize(gt.label, pred.label)
     keep_gt = _unique_rows(g_v, g_l, gt.start, gt.end, DUPLICATE_TOL)
     gt, g_v, g_l = gt.take(keep_gt), g_v[keep_gt], g_l[keep_gt]
@@ -233,8 +253,13 @@ def evaluate_detection(
 
 
 def _greedy_match(
-    gt: Segments, g_c: np.ndarray, g_v: np.ndarray,
-    pred: Segments, p_c: np.ndarray, p_v: np.ndarray, thr: np.ndarray,
+    gt: Segments,
+    g_c: np.ndarray,
+    g_v: np.ndarray,
+    pred: Segments,
+    p_c: np.ndarray,
+    p_v: np.ndarray,
+    thr: np.ndarray,
 ) -> np.ndarray:
     """TP flags (K, Np) of predictions already ranked class-major, score-descending within a class."""
     n_vid = int(max(g_v.max(initial=0), p_v.max(initial=0))) + 1
@@ -270,7 +295,9 @@ def _greedy_match(
     tp = np.zeros((n_thr, len(p_key)), dtype=bool)
     matched = np.zeros((n_thr, len(keys), width), dtype=bool)
     order_by_rank = np.argsort(np.where(live, rank, -1), kind="stable")
-    bounds = np.searchsorted(np.where(live, rank, -1)[order_by_rank], np.arange(int(rank[live].max(initial=-1)) + 2))
+    bounds = np.searchsorted(
+        np.where(live, rank, -1)[order_by_rank], np.arange(int(rank[live].max(initial=-1)) + 2)
+    )
     for r in range(len(bounds) - 1):  # one prediction per group per round: no write conflicts
         sel = order_by_rank[bounds[r] : bounds[r + 1]]
         grp = p_grp[sel]
@@ -333,7 +360,9 @@ def load_ground_truth(path: str | Path, subset: str) -> Segments:
                 raise DetectionError(f"{where}: no 'label'")
             vids.append(vid), starts.append(s), ends.append(e), labels.append(str(ann["label"]))
     if not vids:
-        raise DetectionError(f"{path}: no annotated video in subset {subset!r}; subsets present: {sorted(subsets)}")
+        raise DetectionError(
+            f"{path}: no annotated video in subset {subset!r}; subsets present: {sorted(subsets)}"
+        )
     return Segments(np.array(vids), np.array(starts), np.array(ends), np.array(labels))
 
 
@@ -342,7 +371,9 @@ def load_predictions(path: str | Path) -> Segments:
     raw = _read_json(path, "prediction")
     res = raw.get("results") if isinstance(raw, dict) else None
     if not isinstance(res, dict):
-        raise DetectionError(f"{path}: top level needs a 'results' mapping of video id -> list of predictions")
+        raise DetectionError(
+            f"{path}: top level needs a 'results' mapping of video id -> list of predictions"
+        )
     vids, starts, ends, labels, scores = [], [], [], [], []
     for vid, items in res.items():
         if not isinstance(items, list):
@@ -355,21 +386,37 @@ def load_predictions(path: str | Path) -> Segments:
             sc = it["score"]
             if isinstance(sc, bool) or not isinstance(sc, (int, float)) or not math.isfinite(sc):
                 raise DetectionError(f"{where}: score {sc!r} is not a finite number")
-            vids.append(vid), starts.append(s), ends.append(e), labels.append(str(it["label"])), scores.append(sc)
+            (
+                vids.append(vid),
+                starts.append(s),
+                ends.append(e),
+                labels.append(str(it["label"])),
+                scores.append(sc),
+            )
     return Segments(
-        np.array(vids, dtype=str), np.array(starts), np.array(ends), np.array(labels, dtype=str), np.array(scores)
+        np.array(vids, dtype=str),
+        np.array(starts),
+        np.array(ends),
+        np.array(labels, dtype=str),
+        np.array(scores),
     )
 
 
-def save_predictions(path: str | Path, pred: Segments, video_ids: Sequence[str] | None = None,
-                     class_names: Sequence[str] | None = None) -> None:
-    """Write ``pred`` in the ActivityNet results format; int video/label columns are mapped through the lists."""
+def save_predictions(
+    path: str | Path,
+    pred: Segments,
+    video_ids: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
+) -> None:
+    """Write ``pred`` as ActivityNet results JSON; int video/label columns index the given lists."""
     if pred.score is None:
         raise DetectionError("predictions need scores")
     vids = np.asarray(video_ids)[pred.video] if video_ids is not None else pred.video.astype(str)
     labs = np.asarray(class_names)[pred.label] if class_names is not None else pred.label.astype(str)
     results: dict[str, list[dict[str, Any]]] = {str(v): [] for v in dict.fromkeys(vids.tolist())}
-    for v, s, e, lab, sc in zip(vids.tolist(), pred.start.tolist(), pred.end.tolist(), labs.tolist(), pred.score.tolist()):
+    for v, s, e, lab, sc in zip(
+        vids.tolist(), pred.start.tolist(), pred.end.tolist(), labs.tolist(), pred.score.tolist()
+    ):
         results[str(v)].append({"segment": [s, e], "label": str(lab), "score": sc})
     Path(path).write_text(json.dumps({"version": "avloc", "results": results, "external_data": {}}))
 
@@ -378,13 +425,18 @@ def format_table(res: DetectionResult) -> str:
     """Markdown table: one column per threshold plus the average."""
     head = "| " + " | ".join(f"{t:.2f}" for t in res.tious) + " | Avg |"
     rule = "|" + "---|" * (len(res.tious) + 1)
-    row = "| " + " | ".join(f"{100 * m:.2f}" for m in res.mAP) + f" | {100 * res.average_map:.2f} |"
-    info = f"mAP (%) at tIoU; {len(res.classes)} GT classes, {res.num_gt} GT segments, {res.num_predictions} predictions"
+    cells = [f"{100 * m:.2f}" for m in res.mAP] + [f"{100 * res.average_map:.2f}"]
+    row = "| " + " | ".join(cells) + " |"
+    info = (
+        f"mAP (%) at tIoU; {len(res.classes)} GT classes, {res.num_gt} GT segments, "
+        f"{res.num_predictions} predictions"
+    )
     return "\n".join([info, head, rule, row])
 
 
-def detect_eval(annotations: str | Path, subset: str, predictions: str | Path, tious: str = "unav",
-                as_json: bool = False) -> str:
+def detect_eval(
+    annotations: str | Path, subset: str, predictions: str | Path, tious: str = "unav", as_json: bool = False
+) -> str:
     """The ``avloc detect-eval`` command: score a results JSON against a subset of an annotation JSON."""
     res = evaluate_detection(load_ground_truth(annotations, subset), load_predictions(predictions), tious)
     return json.dumps(res.as_dict(), indent=2) if as_json else format_table(res)

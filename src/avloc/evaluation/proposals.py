@@ -32,7 +32,9 @@ from avloc.evaluation.detection import Segments, tiou
 class ProposalConfig:
     """Post-processing settings (CO2-Net defaults unless noted)."""
 
-    thresholds: list[float] = field(default_factory=lambda: np.linspace(0.1, 0.9, 10).round(4).tolist())  # CAS cut-offs
+    thresholds: list[float] = field(
+        default_factory=lambda: np.linspace(0.1, 0.9, 10).round(4).tolist()
+    )  # CAS cut-offs
     minmax: bool = False  # min-max normalise each (video, class) CAS to [0, 1] before thresholding
     class_threshold: float = 0.2  # keep classes with video score >= this; the top class is always kept
     oic_inflation: float = 0.25  # outer ring = this fraction of the segment length on each side
@@ -40,7 +42,9 @@ class ProposalConfig:
     nms: str = "soft"  # soft (Gaussian) | hard | none, per (video, class)
     soft_sigma: float = 0.3  # Gaussian soft-NMS: score *= exp(-tIoU^2 / sigma) (CO2-Net 0.3, UnAV 0.4)
     nms_iou: float = 0.7  # hard NMS: drop proposals overlapping a kept one by more than this
-    min_score: float = 0.0  # drop proposals scoring <= this (before and during soft-NMS; keeps decay meaningful)
+    min_score: float = (
+        0.0  # drop proposals scoring <= this (before and during soft-NMS; keeps decay meaningful)
+    )
     top_n: int = 100  # proposals kept per video (UnAV / ActionFormer: 100)
 
     def __post_init__(self) -> None:
@@ -67,8 +71,9 @@ def find_segments(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return rows, starts, ends
 
 
-def oic_scores(cas_rows: np.ndarray, lengths: np.ndarray, row: np.ndarray, s: np.ndarray, e: np.ndarray,
-               inflation: float) -> np.ndarray:
+def oic_scores(
+    cas_rows: np.ndarray, lengths: np.ndarray, row: np.ndarray, s: np.ndarray, e: np.ndarray, inflation: float
+) -> np.ndarray:
     """Mean CAS inside [s, e) minus mean CAS of the outer ring; cas_rows (R, T), lengths (R,) valid steps.
 
     Ring: [trunc(s - inflation L), s) and [e, min(len - 1, trunc(e - 1 + inflation L)) + 1), L = e - s;
@@ -96,10 +101,18 @@ def _pad_groups(group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return order, grp, slot, len(uniq), int(counts.max()) if len(counts) else 0
 
 
-def nms(start: np.ndarray, end: np.ndarray, score: np.ndarray, group: np.ndarray, method: str = "soft",
-        sigma: float = 0.3, iou_threshold: float = 0.7, min_score: float = 0.0,
-        max_picks: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """NMS inside each group; returns (kept indices into the inputs, their final scores) in pick order per group.
+def nms(
+    start: np.ndarray,
+    end: np.ndarray,
+    score: np.ndarray,
+    group: np.ndarray,
+    method: str = "soft",
+    sigma: float = 0.3,
+    iou_threshold: float = 0.7,
+    min_score: float = 0.0,
+    max_picks: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """NMS inside each group: (kept indices into the inputs, final scores), in pick order per group.
 
     soft: pick the best, multiply every other live score of its group by exp(-tIoU^2 / sigma), drop scores
     <= min_score, repeat. hard: pick the best, drop the rest of its group with tIoU > iou_threshold.
@@ -118,7 +131,12 @@ def nms(start: np.ndarray, end: np.ndarray, score: np.ndarray, group: np.ndarray
     tab_e = np.zeros((n_grp, width))
     tab_v = np.full((n_grp, width), -np.inf)
     idx = np.full((n_grp, width), -1, dtype=np.int64)
-    tab_s[grp, slot], tab_e[grp, slot], tab_v[grp, slot], idx[grp, slot] = start[order], end[order], score[order], order
+    tab_s[grp, slot], tab_e[grp, slot], tab_v[grp, slot], idx[grp, slot] = (
+        start[order],
+        end[order],
+        score[order],
+        order,
+    )
     alive = (idx >= 0) & (tab_v > min_score)
     rows = np.arange(n_grp)
     picked_idx, picked_val = [], []
@@ -144,7 +162,12 @@ def nms(start: np.ndarray, end: np.ndarray, score: np.ndarray, group: np.ndarray
 
 
 def generate_proposals(
-    cas: Any, video_scores: Any, lengths: Any, step_sec: Any, offset_sec: Any, durations: Any,
+    cas: Any,
+    video_scores: Any,
+    lengths: Any,
+    step_sec: Any,
+    offset_sec: Any,
+    durations: Any,
     cfg: ProposalConfig | None = None,
 ) -> Segments:
     """Proposals for a batch of videos.
@@ -159,7 +182,9 @@ def generate_proposals(
     lengths, step, off, dur = _np(lengths, np.int64), _np(step_sec), _np(offset_sec), _np(durations)
     b, t, c = cas.shape
     if vsc.shape != (b, c) or lengths.shape != (b,):
-        raise ValueError(f"video_scores {vsc.shape} / lengths {lengths.shape} do not match cas (B, T, C) = {cas.shape}")
+        raise ValueError(
+            f"video_scores {vsc.shape} / lengths {lengths.shape} do not match cas (B, T, C) = {cas.shape}"
+        )
     if b == 0 or t == 0:
         return _empty()
     keep = vsc >= cfg.class_threshold
@@ -181,7 +206,10 @@ def generate_proposals(
     # Same segment from several thresholds: keep it once.
     key = np.unique((row.astype(np.int64) * (t + 1) + s) * (t + 1) + e)
     row, s, e = key // ((t + 1) * (t + 1)), (key // (t + 1)) % (t + 1), key % (t + 1)
-    score = oic_scores(rows_cas, lengths[kb], row, s, e, cfg.oic_inflation) + cfg.oic_gamma * vsc[kb[row], kc[row]]
+    score = (
+        oic_scores(rows_cas, lengths[kb], row, s, e, cfg.oic_inflation)
+        + cfg.oic_gamma * vsc[kb[row], kc[row]]
+    )
     kept, score = nms(s, e, score, row, cfg.nms, cfg.soft_sigma, cfg.nms_iou, cfg.min_score, cfg.top_n)
     row, s, e = row[kept], s[kept], e[kept]
     vid = kb[row]
