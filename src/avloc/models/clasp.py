@@ -94,7 +94,8 @@ def gather_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 class AnchorPropagation(nn.Module):
     """ATP for one modality: x_t <- LayerNorm(x_t + W_o Attn(W_q x_t, W_k f, W_v f)) over valid anchors f.
 
-    x: (B, T, d); anchors: (B, K, d); anchor_valid: (B, K) bool (at least one True per video).
+    x: (B, T, d); anchors: (B, K, d); anchor_valid: (B, K) bool (at least one True per video);
+    anchor_bias: (B, K) added to every timestep's attention logits (prefers the more salient anchors).
     """
 
     def __init__(self, dim: int, dropout: float) -> None:
@@ -108,9 +109,10 @@ class AnchorPropagation(nn.Module):
         self.scale = 1.0 / math.sqrt(dim)
 
     def forward(
-        self, x: torch.Tensor, anchors: torch.Tensor, anchor_valid: torch.Tensor, mask: torch.Tensor
+        self, x: torch.Tensor, anchors: torch.Tensor, anchor_valid: torch.Tensor, mask: torch.Tensor,
+        anchor_bias: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        att = torch.einsum("btd,bkd->btk", self.q(x), self.k(anchors)) * self.scale
+        att = torch.einsum("btd,bkd->btk", self.q(x), self.k(anchors)) * self.scale + anchor_bias.unsqueeze(1)
         att = att.masked_fill(~anchor_valid.unsqueeze(1), float("-inf")).softmax(dim=-1)  # (B, T, K)
         read = torch.einsum("btk,bkd->btd", att, self.v(anchors))
         out = self.norm(x + self.drop(self.o(read))) * mask.unsqueeze(-1).to(x.dtype)
@@ -152,6 +154,7 @@ class CLASP(AVModel):
         window: int = 8  # local anchor window, in timesteps
         anchor_fusion: str = "concat"  # how the audio and visual features at an anchor are joined
         atp: bool = True  # anchor-based temporal propagation (False: no anchors at all)
+        salience_bias: float = 1.0  # ATP attention logits get salience_bias * log(anchor salience); 0 = plain
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
@@ -204,8 +207,9 @@ class CLASP(AVModel):
         if cfg.atp:
             index, valid = self.select_anchors(salience, mask)
             anchors = self.anchor_fuse(gather_steps(a, index), gather_steps(v, index))  # (B, K, d)
-            a, att_a = self.atp_a(a, anchors, valid, mask)
-            v, _ = self.atp_v(v, anchors, valid, mask)
+            bias = cfg.salience_bias * torch.log(salience.gather(1, index).clamp(min=1e-4))  # (B, K)
+            a, att_a = self.atp_a(a, anchors, valid, mask, bias)
+            v, _ = self.atp_v(v, anchors, valid, mask, bias)
             out.update(anchor_index=index, anchor_valid=valid, anchor_attention=att_a)
         h = self.fuse(a, v)
         for conv in self.fused_convs:
