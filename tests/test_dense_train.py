@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from avloc.cli import main
 from avloc.config import load_config
 from avloc.data.synth_unav import SynthUnavConfig, write_synthetic_unav
 from avloc.engine.loop import fit
 from avloc.evaluation.detection import evaluate_detection, load_ground_truth, load_predictions
+from avloc.registry import DATASETS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "unav"
 SMALL = ["model.hidden=16", "train.batch_size=8", "train.eval_batch_size=16"]
@@ -66,3 +68,21 @@ def test_weak_training_learns_to_localize(easy_dir: Path, tmp_path: Path, method
     assert report["val"]["mAP@0.1"] > 0.35
     assert report["test_mAP_avg"] > 0.2
     assert np.isfinite(report["test_mAP_avg"])
+
+
+def test_bench_dense_reports_epoch_time_bound_and_rss(tiny_dir: Path, tmp_path: Path):
+    from avloc.bench_dense import bench_dense, unav_scale_features
+
+    data = unav_scale_features(50, audio_dim=4, visual_dim=6, num_classes=3)
+    assert data.model_dims() == {"audio_dim": 4, "visual_dim": 6, "num_classes": 3}
+    assert 10 <= int(data.lengths.min()) and int(data.lengths.max()) <= 60
+    assert torch.all(data.video_labels.sum(1) >= 1)
+    res = bench_dense(None, videos=6, epochs=1, models=("mil",), json_out=str(tmp_path / "b.json"))
+    m = res["models"]["mil"]
+    assert res["train_videos"] == 6 and m["steps_per_epoch"] == 1
+    for key in ("seconds_per_epoch", "flops_per_epoch", "bound_seconds", "ratio_to_bound"):
+        assert m[key] > 0, key
+    assert res["peak_rss_mb"] > 0 and json.loads((tmp_path / "b.json").read_text())["models"]["mil"]["params"] > 0
+    on_disk = bench_dense(tiny_dir, epochs=1, models=("clasp",))
+    assert on_disk["train_videos"] == len(DATASETS.create({"name": "unav"}, tiny_dir).splits["train"])
+    assert on_disk["models"]["clasp"]["seconds_per_epoch"] > 0
