@@ -123,7 +123,7 @@ def bench_dense(data_dir: Path | None, videos: int = UNAV_TRAIN_VIDEOS, epochs: 
         result["models"][name] = {
             "params": model.num_parameters(), "batch_size": cfg.train.batch_size, "steps_per_epoch": steps,
             "seconds_per_epoch": per_epoch, "epoch_seconds": times,
-            "cpu_seconds_per_epoch": float(np.mean(cpu)),  # process CPU time: meaningful on a shared machine "flops_per_epoch": flops_epoch,
+            "cpu_seconds_per_epoch": float(np.mean(cpu)), "flops_per_epoch": flops_epoch,
             "bound_seconds": flops_epoch / rate, "ratio_to_bound": per_epoch / max(flops_epoch / rate, 1e-12),
             "peak_rss_mb_after": peak_rss_mb(),
         }
