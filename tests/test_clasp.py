@@ -142,3 +142,20 @@ def test_config_errors_are_clear():
         make(agreement="cosine")
     # with ATP off the anchor switches are irrelevant and allowed
     make(atp=False, global_anchors=False, local_anchors=False)
+
+
+def test_salience_bias_steers_attention_to_the_most_salient_anchor():
+    from avloc.models.clasp import AnchorPropagation
+
+    torch.manual_seed(0)
+    atp = AnchorPropagation(8, dropout=0.0)
+    x, anchors = torch.randn(2, 5, 8), torch.randn(2, 3, 8)
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    salience = torch.tensor([[0.9, 0.01, 0.01], [0.01, 0.02, 0.99]])  # video 1: the 0.99 anchor is invalid
+    _, att = atp(x, anchors, valid, mask, 60.0 * torch.log(salience))
+    assert torch.all(att[0, :, 0] > 0.99) and torch.all(att[1, :, 1] > 0.99) and torch.all(att[1, :, 2] == 0)
+    _, plain = atp(x, anchors, valid, mask, torch.zeros(2, 3))
+    assert torch.all(plain[0].max(-1).values < 0.99)
+    batch = make().example_batch(3, torch.Generator().manual_seed(4))
+    assert not torch.allclose(make(salience_bias=0.0)(batch)["cas"], make(salience_bias=5.0)(batch)["cas"])
