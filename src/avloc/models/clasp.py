@@ -12,8 +12,9 @@ design of them (see docs / reference notes), read top to bottom like a method se
    valid timesteps of the video; local anchors = the most salient valid timestep of each window of ``w``
    steps. The audio and visual features at the anchors are fused into anchor features.
 4. ATP (anchor-based temporal propagation): every timestep of each modality attends to the anchors
-   (single-head scaled dot-product attention, padded/invalid anchors masked) and adds what it reads
-   (residual + LayerNorm), so anchor semantics reach the whole extent of an event.
+   (single-head scaled dot-product attention, padded/invalid anchors masked, logits biased by
+   ``salience_bias * log(anchor salience)`` so the most trustworthy anchors speak loudest) and adds what
+   it reads (residual + LayerNorm), so anchor semantics reach the whole extent of an event.
 5. Fused branch: the propagated audio and visual features are fused, convolved over time and classified
    per timestep; its top-k MIL pooling gives the video prediction used at inference.
 
