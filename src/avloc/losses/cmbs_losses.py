@@ -20,7 +20,7 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-from avloc.losses.avel_losses import need, soft_margin
+from avloc.losses.avel_losses import AVELWeakLoss, need
 from avloc.losses.base import Loss
 from avloc.registry import LOSSES
 
@@ -84,16 +84,6 @@ class CMBSLoss(Loss):
 
 
 @LOSSES.register("cmbs_weak")
-class CMBSWeakLoss(Loss):
-    """Weak CMBS loss: multi-label soft margin of ``video_logits`` (B, C) vs ``video_label`` (B, C)."""
-
-    @dataclass
-    class Config:
-        official_softmax_mlsm: bool = False  # official: MultiLabelSoftMarginLoss(softmax(video_logits), ...)
-
-    def forward(
-        self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
-        logits = need(out, "video_logits", "cmbs_weak loss")
-        target = need(batch, "video_label", "cmbs_weak loss")
-        return {"loss": soft_margin(logits, target, softmax_first=self.cfg.official_softmax_mlsm)}
+class CMBSWeakLoss(AVELWeakLoss):
+    """Weak CMBS loss: the multi-label soft margin of ``video_logits`` (B, C) vs ``video_label`` (B, C),
+    the same objective as weak AVEL (only the pooling that produces ``video_logits`` differs)."""
