@@ -84,7 +84,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from avloc.reproduce import run_table
 
     run_table(args.table, Path(args.data), seeds=args.seeds, out=Path(args.out), quick=args.quick,
-              overrides=args.overrides)
+              overrides=args.overrides, rows=args.rows.split(",") if args.rows else None)
     return 0
 
 
@@ -167,6 +167,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", default="runs/reproduce")
     p.add_argument("--quick", action="store_true", help="few epochs (and videos): a smoke run of the table")
+    p.add_argument("--rows", default=None, help="comma-separated rows of the table to run (default: all)")
     p.add_argument("overrides", nargs="*", help="section.key=value applied to every cell")
     p.set_defaults(func=_cmd_reproduce)
 

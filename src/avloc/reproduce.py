@@ -68,8 +68,12 @@ def run_dir_of(out: Path, run: Run, seed: int) -> Path:
 
 
 def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs/reproduce"),
-              quick: bool = False, overrides: list[str] | None = None, log: Any = print) -> str:
-    """Train (or resume / skip) every run x seed, then print and write ``out/<name>.md``."""
+              quick: bool = False, overrides: list[str] | None = None, log: Any = print,
+              rows: list[str] | None = None) -> str:
+    """Train (or resume / skip) every run x seed, then print and write ``out/<name>.md``.
+
+    ``rows`` restricts the table to those row names (case-insensitive); the others print as "–".
+    """
     tables = all_tables()
     if name not in tables:
         raise ConfigError(f"unknown table {name!r}; known: {', '.join(sorted(tables))}")
@@ -79,7 +83,12 @@ def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs
     t0 = time.perf_counter()
     results: dict[tuple[str, str], list[float]] = {}
     jobs = []
+    wanted = {r.lower() for r in rows} if rows else None
+    if wanted is not None and not wanted & {r.row.lower() for r in table.runs}:
+        raise ConfigError(f"none of the rows {sorted(rows or [])} is in table {name!r}")
     for run in table.runs:
+        if wanted is not None and run.row.lower() not in wanted:
+            continue
         for seed in range(seeds):
             extra = [*(table.quick_overrides if quick else []), *(overrides or []), *run.overrides,
                      f"train.seed={seed}"]
