@@ -198,3 +198,26 @@ def test_flop_counter_sees_every_gemm_of_the_fused_projection(monkeypatch):
         _ProjectReluMap.apply(torch.rand(m, din), w1, b1, w2).sum().backward()
     # forward: x W1^T and h W2^T; backward: grad_W2, grad_h and grad_W1 (no input gradient)
     assert counter.get_total_flops() == 2 * m * (din * hid + hid * dout + dout * hid + dout * hid + hid * din)
+
+
+def test_fused_linear_relu_matches_addmm(monkeypatch):
+    """The oneDNN fused projection (when the build has it) gives the addmm path's outputs and gradients."""
+    import avloc.models.blocks as blocks
+
+    if not blocks.FUSED_LINEAR_RELU:
+        pytest.skip("this torch build has no fused oneDNN linear")
+    torch.manual_seed(0)
+    att = blocks.AudioGuidedVisualAttention()
+    audio, visual = torch.rand(2, 10, 128), torch.rand(2, 10, 7, 7, 512)
+    results = []
+    for fused in (True, False):
+        monkeypatch.setattr(blocks, "FUSED_LINEAR_RELU", fused)
+        att.zero_grad()
+        out, alpha = att(audio, visual)
+        (out.square().sum() + alpha.sum()).backward()
+        results.append((out.detach(), [p.grad.clone() for p in att.parameters()]))
+    (o1, g1), (o2, g2) = results
+    assert torch.allclose(o1, o2, atol=1e-5)
+    # Gradients agree up to float32 rounding; a handful of ReLU units within ~1e-6 of zero may switch
+    # side between the two GEMM implementations, so compare relative norms rather than elementwise.
+    assert all(((a - b).norm() / b.norm()) < 5e-3 for a, b in zip(g1, g2))
