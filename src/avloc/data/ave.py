@@ -135,10 +135,19 @@ class AVEDataset(InMemoryDataset):
     def __len__(self) -> int:
         return len(self.video_ids)
 
-    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Gather every key for the (B,) long ``idx`` (positions into this dataset) with index_select."""
+    def batch(self, idx: torch.Tensor, out: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Gather every key for the (B,) long ``idx`` (positions into this dataset) with index_select,
+        into the tensors of ``out`` (the previous batch) when their shapes match."""
         idx = torch.as_tensor(idx, dtype=torch.long)
-        return {k: v.index_select(0, idx) for k, v in self.tensors.items()}
+        out = out or {}
+        batch = {}
+        for k, v in self.tensors.items():
+            buf = out.get(k)
+            if buf is not None and buf.shape[0] == len(idx) and buf.shape[1:] == v.shape[1:] and buf.dtype == v.dtype:
+                batch[k] = torch.index_select(v, 0, idx, out=buf)
+            else:
+                batch[k] = v.index_select(0, idx)
+        return batch
 
     def model_dims(self) -> dict[str, int]:
         return {

@@ -27,7 +27,10 @@ class InMemoryDataset:
         self.root = Path(root)
         self.splits: dict[str, torch.Tensor] = {}
 
-    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    def batch(self, idx: torch.Tensor, out: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Gather the samples ``idx``. ``out`` is the previous batch, handed back for reuse: a dataset may
+        gather into those tensors when shapes match (fresh 100+ MB allocations cost page faults on every
+        step). A caller that passes ``out`` must no longer use the old batch."""
         raise NotImplementedError
 
     def model_dims(self) -> dict[str, Any]:
