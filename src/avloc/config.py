@@ -33,7 +33,7 @@ class TrainConfig:
     drop_last: bool = True  # drop the last incomplete batch (official AVE code: 3339 // 128 batches)
     seed: int = 123  # seeds shuffling, init and dropout; same seed -> same numbers on CPU
     eval_every: int = 1  # evaluate val and test every this many epochs (and always after the last)
-    eval_batch_size: int = 128  # videos per evaluation forward pass (128 keeps full-AVE training under 5 GB RSS)
+    eval_batch_size: int = 32  # videos per evaluation forward pass (small batches: fast on CPU, low peak RSS)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "fp32"  # fp32 | bf16 (autocast; losses stay fp32)
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
