@@ -42,9 +42,8 @@ def plot_ave_timelines(
                 ax.broken_barh([(t, 1)], (len(strips) - 1 - s, 0.9), facecolors=color, edgecolor="white")
                 if c != background:
                     used.add(c)
-                    correct = name == "truth" or c == int(truth[v, t])
-                    ax.text(t + 0.5, len(strips) - 1 - s + 0.45, "" if correct else "x", ha="center",
-                            va="center", fontsize=7)
+                if name != "truth" and c != int(truth[v, t]):  # mark every wrong segment, background too
+                    ax.text(t + 0.5, len(strips) - 1 - s + 0.45, "x", ha="center", va="center", fontsize=7)
         ax.set_xlim(0, n_seg)
         ax.set_ylim(0, len(strips))
         ax.set_yticks([len(strips) - 1 - s + 0.45 for s in range(len(strips))])
