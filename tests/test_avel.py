@@ -10,6 +10,7 @@ from torch import nn
 
 from avloc.models.blocks import ESCM
 from avloc.registry import LOSSES, MODELS
+from helpers import train_losses
 
 
 def _model(name: str, **cfg) -> nn.Module:
@@ -96,14 +97,7 @@ def test_training_steps_reduce_the_loss() -> None:
     model = _model("avel")
     loss_fn = LOSSES.create({"name": "avel"})
     batch = _batch(model, 2, seed=1)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(3):
-        opt.zero_grad()
-        loss = loss_fn(model(batch), batch)["loss"]
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train_losses(model, loss_fn, batch, steps=3, lr=1e-3)
     assert losses[-1] < losses[0]
 
 

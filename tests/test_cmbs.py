@@ -12,6 +12,7 @@ from avloc.losses.cmbs_losses import product_gate_bce, video_class_ce
 from avloc.models.blocks import ESCM
 from avloc.models.cmbs_blocks import topk_temporal_mean
 from avloc.registry import LOSSES, MODELS
+from helpers import train_losses
 
 
 def _model(name: str, **cfg) -> nn.Module:
@@ -170,14 +171,7 @@ def test_supervised_training_steps_reduce_the_loss() -> None:
                    inter_attn_dropout=0.0, inter_dropout=0.0)
     loss_fn = LOSSES.create({"name": "cmbs"})
     batch = _batch(model, 2, seed=1)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-4)
-    losses = []
-    for _ in range(4):
-        opt.zero_grad()
-        loss = loss_fn(model(batch), batch)["loss"]
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train_losses(model, loss_fn, batch, steps=4, lr=3e-4)
     assert losses[-1] < losses[0]
 
 

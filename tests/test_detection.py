@@ -251,17 +251,15 @@ def test_tiou_symmetric_and_bounded(s1, l1, s2, l2):
 # ------------------------------------------------------------------ JSON I/O and the real annotation file
 
 
+def _write_one_video_gt(path):
+    """A 30 s test video "v" with one event of class "a" at [0, 10] s."""
+    ann = {"database": {"v": {"duration": 30, "subset": "test",
+                              "annotations": [{"segment": [0, 10], "label": "a", "label_id": 0}]}}}
+    path.write_text(json.dumps(ann))
+
+
 def test_prediction_json_round_trip_and_cli_function(tmp_path):
-    ann = {
-        "database": {
-            "v": {
-                "duration": 30,
-                "subset": "test",
-                "annotations": [{"segment": [0, 10], "label": "a", "label_id": 0}],
-            }
-        }
-    }
-    (tmp_path / "gt.json").write_text(json.dumps(ann))
+    _write_one_video_gt(tmp_path / "gt.json")
     pred = Segments(np.array([0, 0]), [0.0, 20.0], [10.0, 25.0], np.array([0, 0]), [0.9, 0.95])
     save_predictions(tmp_path / "p.json", pred, video_ids=["v"], class_names=["a"])
     back = load_predictions(tmp_path / "p.json")
@@ -330,16 +328,7 @@ def test_real_unav_test_split_perfect_and_fast():
 def test_cli_detect_eval(tmp_path, capsys):
     from avloc.cli import main
 
-    ann = {
-        "database": {
-            "v": {
-                "duration": 30,
-                "subset": "test",
-                "annotations": [{"segment": [0, 10], "label": "a", "label_id": 0}],
-            }
-        }
-    }
-    (tmp_path / "gt.json").write_text(json.dumps(ann))
+    _write_one_video_gt(tmp_path / "gt.json")
     (tmp_path / "p.json").write_text(
         json.dumps({"results": {"v": [{"segment": [0, 6], "label": "a", "score": 1}]}})
     )
