@@ -1,12 +1,15 @@
 """``avloc reproduce TABLE``: train every cell of a paper table over seeds and print mean ± std.
 
 A table is a list of runs (a shipped config plus overrides); each run fills one or more columns of its row
-from keys of its ``report.json``. Cells already finished are skipped and interrupted ones resumed, so the
+from keys of its ``report.json``. Every training run lives in ``OUT/cells/<config>-<hash>/seed<k>``, named by a
+hash of its fully resolved config, so a cell that two tables share (the plain baselines of Tables I and IV, the
+full VSCG of Tables I, III and V) trains once; finished cells are skipped and interrupted ones resumed, so the
 command can be re-run after a kill. Data sets are loaded once and shared by all runs that use them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import re
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avloc.config import load_config
+from avloc.config import Config, load_config
 from avloc.data.base import InMemoryDataset
 from avloc.engine.loop import fit, load_data
 from avloc.paths import config_path
@@ -63,14 +66,19 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
 
 
-def run_dir_of(out: Path, run: Run, seed: int) -> Path:
-    return out / f"{_slug(run.row)}__{_slug('_'.join(run.columns))}" / f"seed{seed}"
+def cell_dir(out: Path, run: Run, cfg: Config) -> Path:
+    """``out/cells/<config stem>-<hash of the resolved config without seed>/seed<k>``: equal configs share it."""
+    resolved = cfg.to_dict()
+    train = {k: v for k, v in resolved["train"].items() if k not in ("seed", "progress")}
+    key = json.dumps({**resolved, "train": train}, sort_keys=True, default=str)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:10]
+    return out / "cells" / f"{_slug(Path(run.config).stem)}-{digest}" / f"seed{cfg.train.seed}"
 
 
 def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs/reproduce"),
               quick: bool = False, overrides: list[str] | None = None, log: Any = print,
               rows: list[str] | None = None) -> str:
-    """Train (or resume / skip) every run x seed, then print and write ``out/<name>.md``.
+    """Train (or resume / skip) every run x seed under ``out/cells``, then print and write ``out/<name>.md``.
 
     ``rows`` restricts the table to those row names (case-insensitive); the others print as "–".
     """
@@ -78,7 +86,7 @@ def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs
     if name not in tables:
         raise ConfigError(f"unknown table {name!r}; known: {', '.join(sorted(tables))}")
     table = tables[name]
-    out = Path(out) / name
+    out = Path(out)
     data_cache: dict[str, InMemoryDataset] = {}
     t0 = time.perf_counter()
     results: dict[tuple[str, str], list[float]] = {}
@@ -94,19 +102,18 @@ def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs
                      f"train.seed={seed}"]
             cfg = load_config(config_path(run.config), extra)
             cfg.train.progress = False
-            jobs.append((json.dumps(cfg.data, sort_keys=True), run, seed, cfg))
+            jobs.append((json.dumps(cfg.data, sort_keys=True), run, cell_dir(out, run, cfg), cfg))
     # Train grouped by data config (stable), so each data set is read once; results keep table order.
-    for key, run, seed, cfg in sorted(jobs, key=lambda job: job[0]):
-        rdir = run_dir_of(out, run, seed)
+    for key, run, rdir, cfg in sorted(jobs, key=lambda job: job[0]):
         if (rdir / "report.json").exists():
             continue
         if key not in data_cache:
             data_cache.clear()  # keep one data set in RAM at a time
             data_cache[key] = load_data(cfg, data_root)
-        log(f"[{name}] {run.row} seed {seed}: training -> {rdir}")
+        log(f"[{name}] {run.row} seed {cfg.train.seed}: training -> {rdir}")
         fit(cfg, data_root, rdir, resume=(rdir / "last.pt").exists(), data=data_cache[key], log=lambda *_: None)
-    for _, run, seed, _ in jobs:
-        report_path = run_dir_of(out, run, seed) / "report.json"
+    for _, run, rdir, _ in jobs:
+        report_path = rdir / "report.json"
         report = json.loads(report_path.read_text())
         for col, key in run.columns.items():
             if key not in report and key.split(".")[0] not in report:

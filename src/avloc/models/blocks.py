@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import register_flop_formula
 
+from avloc.models.dropout import Dropout
+
 # Numerical constants of the official code (not hyper-parameters: no paper varies them).
 L1_EPS = 1e-8  # guard of every L1 row normalisation (PSP: `x / (sum + 1e-8)`)
 LAYER_NORM_EPS = 1e-6  # LayerNorm eps of PSP and ESCM
@@ -196,7 +198,7 @@ class PositiveSamplePropagation(nn.Module):
         self.v_L2 = nn.Linear(dim, hidden, bias=False)
         self.a_L1 = nn.Linear(dim, hidden, bias=False)
         self.a_L2 = nn.Linear(dim, hidden, bias=False)
-        self.branch_dropout = nn.Dropout(branch_dropout)
+        self.branch_dropout = Dropout(branch_dropout)
         xavier_(self.v_L1, self.v_L2, self.a_L1, self.a_L2)
         if hidden != dim:
             raise ValueError(f"PSP adds hidden={hidden} features to dim={dim} inputs: they must match")
@@ -205,7 +207,7 @@ class PositiveSamplePropagation(nn.Module):
         if use_fc:
             self.v_fc = nn.Linear(dim, dim, bias=False)
             self.a_fc = nn.Linear(dim, dim, bias=False)
-            self.fc_dropout = nn.Dropout(fc_dropout)
+            self.fc_dropout = Dropout(fc_dropout)
             xavier_(self.v_fc, self.a_fc)
         self.layer_norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
 
@@ -348,7 +350,7 @@ class ESCM(nn.Module):
             self.a_fc = nn.Linear(2 * hidden, dim, bias=False)
             self.v_fc = nn.Linear(2 * hidden, dim, bias=False)
             xavier_(self.a_fc, self.v_fc)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.layer_norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
 
     def initial_states(

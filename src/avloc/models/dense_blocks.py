@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from avloc.models.dropout import Dropout
+
 
 def check_dense_inputs(audio: torch.Tensor, visual: torch.Tensor, mask: torch.Tensor) -> None:
     """Clear errors for the shapes every dense model reads: audio (B,T,Da), visual (B,T,Dv), mask (B,T)."""
@@ -77,7 +79,7 @@ class TemporalEncoder(nn.Module):
         super().__init__()
         self.proj = nn.Linear(in_dim, hidden)
         self.convs = nn.ModuleList(MaskedConv1d(hidden, hidden, kernel) for _ in range(layers))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         m = mask.unsqueeze(-1).to(x.dtype)

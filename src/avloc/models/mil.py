@@ -21,6 +21,7 @@ from avloc.models.dense_blocks import (
     check_dense_inputs,
     masked_topk_mean,
 )
+from avloc.models.dropout import Dropout
 from avloc.registry import MODELS
 
 
@@ -81,7 +82,7 @@ class MILBaseline(AVModel):
         self.fused_convs = nn.ModuleList(
             MaskedConv1d(cfg.hidden, cfg.hidden, cfg.kernel) for _ in range(cfg.fused_layers)
         )
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.head = class_head(cfg.hidden, cfg.num_classes, cfg.prior_prob)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
