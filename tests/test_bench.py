@@ -13,7 +13,8 @@ def test_bench_ave_smoke(tmp_path):
     res = bench_ave(tmp_path / "d", models=["psp"], epochs=1, json_out=str(tmp_path / "b.json"),
                     log=lambda *_: None, overrides=["train.batch_size=8", "train.threads=1"])
     m = res["models"]["psp"]
-    for key in ("seconds_per_epoch", "videos_per_second", "bound_seconds", "ratio_to_bound", "eval_test_seconds"):
+    for key in ("seconds_per_epoch", "videos_per_second", "bound_seconds", "ratio_to_bound", "eval_test_seconds",
+                "ratio_to_onednn_bound"):
         assert m[key] > 0, key
     assert m["epoch_gflop"] > 0 and res["peak_rss_mb"] > 0 and res["matmul_gflops"] > 0
     assert json.loads((tmp_path / "b.json").read_text())["models"]["psp"]["params"] == m["params"]

@@ -221,3 +221,23 @@ def test_fused_linear_relu_matches_addmm(monkeypatch):
     # Gradients agree up to float32 rounding; a handful of ReLU units within ~1e-6 of zero may switch
     # side between the two GEMM implementations, so compare relative norms rather than elementwise.
     assert all(((a - b).norm() / b.norm()) < 5e-3 for a, b in zip(g1, g2))
+
+
+@pytest.mark.parametrize("rows", [3, 7, 20])  # blocks of 7: one partial block, exactly one block, 3 blocks
+def test_no_grad_blocked_projection_equals_the_autograd_path(rows, monkeypatch):
+    """Evaluation runs AGVA's projection block by block; it must give the training path's output."""
+    monkeypatch.setattr(blocks, "BACKWARD_BLOCK_ROWS", 7)
+    torch.manual_seed(4)
+    x = torch.randn(rows, 5)
+    w1 = torch.randn(6, 5, requires_grad=True)
+    b1 = torch.randn(6, requires_grad=True)
+    w2 = torch.randn(3, 6, requires_grad=True)
+    with_grad = blocks.project_relu_map(x, w1, b1, w2)
+    assert with_grad.grad_fn is not None
+    with torch.no_grad():
+        blocked = blocks.project_relu_map(x, w1, b1, w2)
+    with torch.inference_mode():
+        inference = blocks.project_relu_map(x, w1, b1, w2)
+    assert blocked.grad_fn is None and blocked.shape == (rows, 3)
+    assert torch.allclose(blocked, with_grad.detach(), atol=1e-5)
+    assert torch.allclose(inference, with_grad.detach(), atol=1e-5)

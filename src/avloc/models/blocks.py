@@ -19,7 +19,7 @@ from avloc.models.dropout import Dropout
 # Numerical constants of the official code (not hyper-parameters: no paper varies them).
 L1_EPS = 1e-8  # guard of every L1 row normalisation (PSP: `x / (sum + 1e-8)`)
 LAYER_NORM_EPS = 1e-6  # LayerNorm eps of PSP and ESCM
-BACKWARD_BLOCK_ROWS = 4096  # rows per block in AGVA's backward (a cache-sized (4096, 512) float32 buffer)
+BACKWARD_BLOCK_ROWS = 4096  # rows per block in AGVA's backward and no-grad forward (a (4096, 512) float32 buffer)
 
 
 def xavier_(*layers: nn.Module) -> None:
@@ -34,6 +34,14 @@ def _linear_relu(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Ten
     if FUSED_LINEAR_RELU and x.device.type == "cpu" and x.dtype == w.dtype == torch.float32:
         return torch.ops.mkldnn._linear_pointwise(x, w, b, "relu", [], "")
     return torch.addmm(b.to(x.dtype), x, w.t().to(x.dtype)).relu_()
+
+
+def _linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x w^T`` for AGVA's thin (hidden -> regions) maps: oneDNN's linear is ~1.5x faster than MKL's
+    ``mm`` on CPU float32 for the (M, 512) x (512, 49) shape (measured 6.6 ms vs 10.2 ms at M = 15,680)."""
+    if FUSED_LINEAR_RELU and x.device.type == "cpu" and x.dtype == w.dtype == torch.float32:
+        return torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
+    return x @ w.t().to(x.dtype)
 
 
 FUSED_LINEAR_RELU = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
@@ -59,7 +67,7 @@ class _ProjectReluMap(torch.autograd.Function):
     def forward(ctx, x, w1, b1, w2):  # type: ignore[no-untyped-def, override]
         h = _linear_relu(x, w1, b1)  # (M, hidden): the one big GEMM
         ctx.save_for_backward(x, w1, w2, h)
-        return h @ w2.t()  # (M, Dout)
+        return _linear(h, w2)  # (M, Dout)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
@@ -67,6 +75,7 @@ class _ProjectReluMap(torch.autograd.Function):
         need_x, need_w1, need_b1, need_w2 = ctx.needs_input_grad
         dt = h.dtype  # under autocast (bf16) the forward ran in h's dtype; parameters stay float32
         grad, w1c, w2c = grad.to(dt), w1.to(dt), w2.to(dt)
+        grad_t = grad.t().contiguous()  # (Dout, M): row blocks of grad^T feed the g_w2 GEMMs directly
         g_w2 = h.new_zeros(w2.shape) if need_w2 else None
         g_w1 = h.new_zeros(w1.shape) if need_w1 else None
         g_b1 = h.new_zeros(h.shape[1]) if need_b1 else None
@@ -78,7 +87,7 @@ class _ProjectReluMap(torch.autograd.Function):
             e = min(rows, s + BACKWARD_BLOCK_ROWS)
             g_blk, h_blk = grad[s:e], h[s:e]
             if g_w2 is not None:
-                torch.addmm(g_w2, g_blk.t(), h_blk, out=g_w2)  # (not addmm_: FLOP counters skip it)
+                torch.addmm(g_w2, grad_t[:, s:e], h_blk, out=g_w2)  # (not addmm_: FLOP counters skip it)
             if buf is None:
                 continue
             d = torch.mm(g_blk, w2c, out=buf[: e - s])  # hidden gradient of this block
@@ -94,6 +103,22 @@ class _ProjectReluMap(torch.autograd.Function):
             return None if g is None else g.to(like.dtype)
 
         return cast(g_x, x), cast(g_w1, w1), cast(g_b1, w1), cast(g_w2, w2)
+
+
+def project_relu_map(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+    """``relu(x W1^T + b1) W2^T``: :class:`_ProjectReluMap` when a gradient is needed; otherwise (evaluation)
+    block by block, so the (M, hidden) activation never exists whole: each block's ReLU output is mapped
+    to ``Dout`` while still in cache and its memory is reused by the next block (a fresh (M, hidden) tensor
+    per batch costs page faults, and bounds the evaluation batch size)."""
+    if torch.is_grad_enabled() and (x.requires_grad or w1.requires_grad or b1.requires_grad or w2.requires_grad):
+        return _ProjectReluMap.apply(x, w1, b1, w2)
+    rows = x.shape[0]
+    if rows <= BACKWARD_BLOCK_ROWS:
+        return _linear(_linear_relu(x, w1, b1), w2)
+    out = x.new_empty(rows, w2.shape[0])
+    for s in range(0, rows, BACKWARD_BLOCK_ROWS):
+        out[s : s + BACKWARD_BLOCK_ROWS] = _linear(_linear_relu(x[s : s + BACKWARD_BLOCK_ROWS], w1, b1), w2)
+    return out
 
 
 class AudioGuidedVisualAttention(nn.Module):
@@ -140,7 +165,7 @@ class AudioGuidedVisualAttention(nn.Module):
                 f"({regions} regions)"
             )
         raw = visual.reshape(b * t, regions, dv)  # (N, R, Dv), a view of contiguous features
-        content = _ProjectReluMap.apply(
+        content = project_relu_map(
             raw.reshape(-1, dv), self.affine_video.weight, self.affine_video.bias, self.affine_v.weight
         ).view(b * t, regions, self.regions)  # (N, R, R) = affine_v(ReLU(affine_video(x)))
         guide = self.affine_g(F.relu(self.affine_audio(audio.reshape(b * t, -1))))  # (N, R)
@@ -278,6 +303,8 @@ class CERE(nn.Module):
 
     def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """audio, visual: (B, T, dim) -> (audio summary, visual summary) each (2, B, hidden)."""
+        if self.visual_convs is self.audio_convs:  # shared: one pass over both modalities (half the calls)
+            return self._run(self.audio_convs, torch.cat([audio, visual])).chunk(2, dim=1)
         return self._run(self.audio_convs, audio), self._run(self.visual_convs, visual)
 
 
