@@ -18,7 +18,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from avloc.config import load_config
 from avloc.engine import distributed as dist_utils
-from avloc.engine.loop import build_evaluator, build_loss, build_model, load_data, peak_rss_mb, train_one_epoch
+from avloc.engine.loop import build_evaluator, build_loss, build_model, load_data, train_one_epoch
+from avloc.engine.memory import peak_rss_mb, reset_peak_rss
 from avloc.models.blocks import FUSED_LINEAR_RELU
 from avloc.paths import config_path
 
@@ -96,6 +97,8 @@ def bench_ave(data_dir: Path, models: list[str] | None = None, epochs: int = 2, 
             results["rss_after_load_mb"] = peak_rss_mb()
             results["train_videos"] = len(data.splits["train"])
             measure_rates(rows)
+        peak_so_far = peak_rss_mb()
+        reset_peak_rss()  # this model's peak (with the data resident), not the previous model's
         torch.manual_seed(0)
         model = build_model(cfg, data)
         loss_fn = build_loss(cfg)
@@ -129,7 +132,10 @@ def bench_ave(data_dir: Path, models: list[str] | None = None, epochs: int = 2, 
             "eval_test_seconds_all": eval_times,
             "test_videos": len(data.splits["test"]),
             "test_acc_after_bench": metrics[evaluator.primary],
+            "peak_rss_mb": peak_rss_mb(),
         }
+        results["peak_rss_mb"] = max(results.get("peak_rss_mb", 0.0), peak_so_far,
+                                     results["models"][name]["peak_rss_mb"])
     results["matmul_gflops"] = rates["mm"]
     if "onednn" in rates:
         results["onednn_linear_gflops"] = rates["onednn"]
@@ -140,7 +146,6 @@ def bench_ave(data_dir: Path, models: list[str] | None = None, epochs: int = 2, 
             m["ratio_to_onednn_bound"] = m["seconds_per_epoch"] * rates["onednn"] / m["epoch_gflop"]
         log(f"{name}: {m['seconds_per_epoch']:.2f} s/epoch ({m['videos_per_second']:.0f} videos/s), bound "
             f"{m['bound_seconds']:.2f} s (ratio {m['ratio_to_bound']:.2f}), test eval {m['eval_test_seconds']:.3f} s")
-    results["peak_rss_mb"] = peak_rss_mb()
     log(_markdown(results))
     if json_out:
         Path(json_out).write_text(json.dumps(results, indent=2) + "\n")
@@ -152,10 +157,12 @@ def _markdown(r: dict[str, Any]) -> str:
     lines = [f"data load {r['load_seconds']:.1f} s, {r['train_videos']} train videos, fp32 matmul (torch.mm) "
              f"{r['matmul_gflops']:.0f} GFLOP/s" + (f", oneDNN linear {onednn:.0f} GFLOP/s" if onednn else "")
              + f" on {r['threads']} threads, peak RSS {r['peak_rss_mb']:.0f} MB", "",
-             "| model | params | s/epoch | videos/s | bound s | ratio | ratio (oneDNN rate) | eval test (s) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | params | s/epoch | videos/s | bound s | ratio | ratio (oneDNN rate) | eval test (s) "
+             "| peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, m in r["models"].items():
         lines.append(f"| {name} | {m['params']:,} | {m['seconds_per_epoch']:.2f} | {m['videos_per_second']:.0f} | "
                      f"{m['bound_seconds']:.2f} | {m['ratio_to_bound']:.2f} | "
-                     f"{m.get('ratio_to_onednn_bound', float('nan')):.2f} | {m['eval_test_seconds']:.3f} |")
+                     f"{m.get('ratio_to_onednn_bound', float('nan')):.2f} | {m['eval_test_seconds']:.3f} | "
+                     f"{m['peak_rss_mb']:.0f} |")
     return "\n".join(lines)

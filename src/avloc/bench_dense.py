@@ -24,7 +24,8 @@ from avloc.bench import matmul_rate, step_flops
 from avloc.config import load_config
 from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
-from avloc.engine.loop import build_loss, build_model, load_data, peak_rss_mb, resolve_device, train_one_epoch
+from avloc.engine.loop import build_loss, build_model, load_data, resolve_device, train_one_epoch
+from avloc.engine.memory import peak_rss_mb
 from avloc.paths import config_path
 
 BENCH_CONFIGS = {"mil": "unav/mil.yaml", "clasp": "unav/clasp.yaml"}

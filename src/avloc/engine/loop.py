@@ -16,7 +16,6 @@ import dataclasses
 import json
 import math
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from avloc.config import Config, save_config
 from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
 from avloc.engine.checkpoint import load_safe, save_atomic
+from avloc.engine.memory import peak_rss_mb, reset_peak_rss
 from avloc.evaluation.base import Evaluator
 from avloc.losses.base import Loss
 from avloc.models.base import AVModel
@@ -46,11 +46,6 @@ def resolve_device(spec: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"train.device={spec!r} but no CUDA device is available")
     return dev
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def load_data(cfg: Config, data_root: str | Path) -> InMemoryDataset:
@@ -223,6 +218,7 @@ def fit(
     if not resume and last_path.exists():
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
 
+    reset_peak_rss()  # report this run's peak (data included), not an earlier run's in the same process
     t_load = time.perf_counter()
     if data is None:
         data = load_data(cfg, data_root)
