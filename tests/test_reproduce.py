@@ -24,7 +24,9 @@ def test_every_cell_config_resolves(name):
 def test_format_table_mean_std_and_paper():
     t = Table("x", "T", ["a"], [Run("r", "ave/psp_fully.yaml", {"a": "test_acc"}, paper={"a": 77.8})])
     md = format_table(t, {("r", "a"): [0.5, 0.7]}, seeds=2, quick=False, seconds=60)
-    assert "| r | 60.00 ± 14.14 (77.8) |" in md
+    assert "| r | 60.00 ± 14.14 (77.8) |" in md and "Mean ± std over 2 seeds" in md
+    one = format_table(t, {("r", "a"): [0.5]}, seeds=1, quick=False, seconds=60)
+    assert "| r | 50.00 (77.8) |" in one and "One seed" in one
 
 
 def test_quick_losses_table_through_cli(tmp_path: Path, capsys):

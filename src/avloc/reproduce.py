@@ -14,7 +14,6 @@ import importlib
 import json
 import re
 import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +87,6 @@ def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs
     table = tables[name]
     out = Path(out)
     data_cache: dict[str, InMemoryDataset] = {}
-    t0 = time.perf_counter()
     results: dict[tuple[str, str], list[float]] = {}
     jobs = []
     wanted = {r.lower() for r in rows} if rows else None
@@ -112,14 +110,16 @@ def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs
             data_cache[key] = load_data(cfg, data_root)
         log(f"[{name}] {run.row} seed {cfg.train.seed}: training -> {rdir}")
         fit(cfg, data_root, rdir, resume=(rdir / "last.pt").exists(), data=data_cache[key], log=lambda *_: None)
+    train_seconds: dict[Path, float] = {}  # per distinct cell (shared cells count once)
     for _, run, rdir, _ in jobs:
         report_path = rdir / "report.json"
         report = json.loads(report_path.read_text())
+        train_seconds[rdir] = float(report.get("seconds_per_epoch", 0.0)) * int(report.get("epochs", 0))
         for col, key in run.columns.items():
             if key not in report and key.split(".")[0] not in report:
                 raise ConfigError(f"{report_path} has no key {key!r}")
             results.setdefault((run.row, col), []).append(_lookup(report, key))
-    md = format_table(table, results, seeds, quick, time.perf_counter() - t0)
+    md = format_table(table, results, seeds, quick, sum(train_seconds.values()))
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.md").write_text(md)
     log(md)
@@ -142,9 +142,10 @@ def format_table(table: Table, results: dict[tuple[str, str], list[float]], seed
     rows = list(dict.fromkeys(r.row for r in table.runs))
     paper = {(r.row, c): v for r in table.runs for c, v in r.paper.items()}
     lines = [f"### {table.title}", "",
-             f"Mean ± std over {seeds} seed(s) of the val-selected test score"
+             (f"Mean ± std over {seeds} seeds" if seeds > 1 else "One seed") + " of the val-selected test score"
              f"{' (QUICK smoke run: few epochs)' if quick else ''}; (paper) = published number"
-             f"{' ' + table.paper_source if table.paper_source else ''}. Wall time {seconds / 60:.1f} min.", "",
+             f"{' ' + table.paper_source if table.paper_source else ''}. Training time of its cells (from their "
+             f"reports; a cell shared with another table counts here too): {seconds / 60:.1f} min.", "",
              "| | " + " | ".join(table.columns) + " |", "|---" * (len(table.columns) + 1) + "|"]
     for row in rows:
         cells = []
@@ -154,8 +155,9 @@ def format_table(table: Table, results: dict[tuple[str, str], list[float]], seed
                 cells.append("–")
                 continue
             mean = statistics.fmean(vals) * table.scale
-            std = (statistics.stdev(vals) if len(vals) > 1 else 0.0) * table.scale
-            cell = f"{mean:.2f} ± {std:.2f}"
+            cell = f"{mean:.2f}"  # one seed: no spread to show
+            if len(vals) > 1:
+                cell += f" ± {statistics.stdev(vals) * table.scale:.2f}"
             if (row, col) in paper:
                 cell += f" ({paper[(row, col)]:.1f})"
             cells.append(cell)
