@@ -75,7 +75,7 @@ class _ProjectReluMap(torch.autograd.Function):
         need_x, need_w1, need_b1, need_w2 = ctx.needs_input_grad
         dt = h.dtype  # under autocast (bf16) the forward ran in h's dtype; parameters stay float32
         grad, w1c, w2c = grad.to(dt), w1.to(dt), w2.to(dt)
-        grad_t = grad.t().contiguous()  # (Dout, M): row blocks of grad^T feed the g_w2 GEMMs directly
+        grad_t = grad.t().contiguous() if need_w2 else grad  # (Dout, M): its column blocks feed the g_w2 GEMMs
         g_w2 = h.new_zeros(w2.shape) if need_w2 else None
         g_w1 = h.new_zeros(w1.shape) if need_w1 else None
         g_b1 = h.new_zeros(h.shape[1]) if need_b1 else None
