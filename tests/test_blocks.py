@@ -241,3 +241,58 @@ def test_no_grad_blocked_projection_equals_the_autograd_path(rows, monkeypatch):
     assert blocked.grad_fn is None and blocked.shape == (rows, 3)
     assert torch.allclose(blocked, with_grad.detach(), atol=1e-5)
     assert torch.allclose(inference, with_grad.detach(), atol=1e-5)
+
+
+def _agva_grads(att, batches):  # type: ignore[no-untyped-def]
+    att.zero_grad()
+    loss = sum(att(a, v)[0].square().sum() for a, v in batches)
+    loss.backward()
+    return [p.grad.clone() for p in att.parameters()]
+
+
+def test_activation_buffer_is_reused_and_never_shared_by_two_pending_graphs():
+    """Two forwards before one backward (gradient accumulation) must not share the saved activation."""
+    torch.manual_seed(6)
+    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
+    batches = [(torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 8)) for _ in range(2)]
+    accumulated = _agva_grads(att, batches)
+    att.activations.clear()
+    one_by_one = [_agva_grads(att, [b]) for b in batches]
+    for acc, g0, g1 in zip(accumulated, *one_by_one):
+        assert torch.allclose(acc, g0 + g1, atol=1e-6)
+    first = att.activations.tensor
+    _agva_grads(att, batches[:1])
+    assert att.activations.tensor is first  # same memory, step after step
+
+
+def test_activation_buffer_refuses_a_backward_after_its_activation_was_overwritten():
+    torch.manual_seed(7)
+    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
+    a, v = torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 8)
+    loss = att(a, v)[0].sum()
+    loss.backward(retain_graph=True)
+    att(a * 2, v * 2)[0].sum().backward()  # takes the buffer the retained graph still points at
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):  # autograd's version check
+        loss.backward()
+
+
+def test_activation_buffer_is_freed_by_a_graph_dropped_without_backward():
+    import gc
+
+    torch.manual_seed(8)
+    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
+    a, v = torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 8)
+    out = att(a, v)[0]
+    held = att.activations.tensor
+    del out
+    gc.collect()
+    att(a, v)[0].sum().backward()
+    assert att.activations.tensor is held
+
+
+def test_eval_mode_frees_the_activation_buffer():
+    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
+    att(torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 8))[0].sum().backward()
+    assert att.activations.tensor is not None
+    att.eval()
+    assert att.activations.tensor is None

@@ -38,3 +38,24 @@ def test_same_seed_same_mask_and_no_state():
     m2 = Dropout(0.3).train()(a)
     assert torch.equal(m1, m2)
     assert Dropout(0.3).state_dict() == {}
+
+
+def test_mask_entries_are_independent_across_the_four_lanes_of_a_draw():
+    """Each 64-bit draw feeds four consecutive entries: every lane keeps 1 - p, and neighbours are uncorrelated."""
+    from avloc.models.dropout import keep_mask
+
+    torch.manual_seed(4)
+    for p in (0.1, 0.5, 0.9):
+        keep = keep_mask(torch.empty(400_000), p).float()
+        lanes = keep.view(-1, 4)
+        assert torch.allclose(lanes.mean(0), torch.full((4,), 1 - p), atol=0.006), (p, lanes.mean(0))
+        both = (lanes[:, 0] * lanes[:, 1]).mean().item()
+        assert abs(both - (1 - p) ** 2) < 0.006, (p, both)
+
+
+def test_odd_sizes_and_shapes():
+    from avloc.models.dropout import keep_mask
+
+    torch.manual_seed(5)
+    for shape in ((1,), (3,), (7, 5), (2, 3, 5)):
+        assert keep_mask(torch.empty(shape), 0.3).shape == torch.Size(shape)

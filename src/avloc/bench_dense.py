@@ -24,7 +24,8 @@ from avloc.bench import matmul_rate, step_flops
 from avloc.config import load_config
 from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
-from avloc.engine.loop import build_loss, build_model, load_data, resolve_device, train_one_epoch
+from avloc.engine.loop import (build_loss, build_model, build_optimizer, load_data, resolve_device,
+                               train_one_epoch)
 from avloc.engine.memory import peak_rss_mb
 from avloc.paths import config_path
 
@@ -107,7 +108,7 @@ def bench_dense(data_dir: Path | None, videos: int = UNAV_TRAIN_VIDEOS, epochs: 
         torch.manual_seed(cfg.train.seed)
         model = build_model(cfg, data).to(device)
         loss_fn = build_loss(cfg).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        opt = build_optimizer(cfg, model, device)
         sample = {k: v.to(device) for k, v in data.batch(data.splits["train"][: cfg.train.batch_size]).items()}
         flops_step = step_flops(model, loss_fn, sample)
         n_train = len(data.splits["train"])

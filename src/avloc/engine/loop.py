@@ -77,6 +77,14 @@ def build_evaluator(cfg: Config) -> Evaluator:
     return EVALUATORS.create(cfg.eval)
 
 
+def build_optimizer(cfg: Config, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    """Adam (every method's optimizer). On CPU and CUDA it runs as PyTorch's fused kernel: one call for all
+    parameters instead of ~10 per parameter (VSCG's step: 4.8 ms -> 1.2 ms on 2 CPU cores); same update rule,
+    rounding may differ in the last bits."""
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, fused=fused)
+
+
 def lr_at_epoch(cfg: Config, epoch: int) -> float:
     """LR for 0-based ``epoch``: decayed by ``lr_gamma`` after each 1-indexed epoch in ``lr_decay_epochs``."""
     n = sum(1 for m in cfg.train.lr_decay_epochs if epoch >= m)
@@ -227,7 +235,7 @@ def fit(
     model = build_model(cfg, data).to(device)
     loss_fn = build_loss(cfg).to(device)
     evaluator = build_evaluator(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    opt = build_optimizer(cfg, model, device)
 
     state: dict[str, Any] = {"epoch": 0, "best_val": -math.inf, "best_epoch": 0, "best_test": -math.inf,
                              "best_test_epoch": 0, "train_seconds": 0.0}

@@ -8,6 +8,7 @@ Every module follows the official code of the method it comes from (see
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -53,29 +54,81 @@ if FUSED_LINEAR_RELU:  # so that torch.utils.flop_counter (and `avloc bench`) co
         return 2 * math.prod(x_shape[:-1]) * x_shape[-1] * w_shape[0]
 
 
+class ActivationBuffer:
+    """A reusable home for AGVA's (M, hidden) ReLU output, which the backward needs.
+
+    A fresh 128 MB tensor every training step costs page faults on CPU (the allocator maps new memory for
+    anything that large); reusing one tensor removes them without raising the peak, since the activation
+    exists during every step anyway. A forward takes the buffer only when no pending graph holds it
+    (otherwise it allocates a fresh tensor, e.g. for gradient accumulation over several forwards); the
+    backward hands it back, and a graph dropped without backward frees it when collected. Were it ever
+    overwritten under a graph that still needs it (``retain_graph`` across a new forward), autograd's
+    version check raises instead of returning wrong gradients.
+    """
+
+    def __init__(self) -> None:
+        self.tensor: torch.Tensor | None = None
+        self._holder: weakref.ref | None = None  # the pending graph's backward context
+
+    def take(self, rows: int, like: torch.Tensor, holder: object) -> tuple[torch.Tensor, bool]:
+        """An uninitialised (rows, like.shape[1]) tensor of ``like``'s dtype and device, and whether it is
+        the shared one (False: a graph still holds that, this one is fresh)."""
+        shape = (rows, like.shape[1])
+        if self._holder is not None and self._holder() is not None:
+            return like.new_empty(shape), False
+        t = self.tensor
+        if t is None or t.shape != shape or t.dtype != like.dtype or t.device != like.device:
+            self.tensor = None  # drop the old one before allocating its replacement
+            self.tensor = t = like.new_empty(shape)
+        self._holder = weakref.ref(holder)
+        return t, True
+
+    def release(self) -> None:
+        self._holder = None
+
+    def clear(self) -> None:
+        """Free the memory (e.g. before evaluation in a memory-tight process)."""
+        self.tensor, self._holder = None, None
+
+
 class _ProjectReluMap(torch.autograd.Function):
     """``relu(x W1^T + b1) W2^T`` for x (M, Din), W1 (hidden, Din), W2 (Dout, hidden), Dout small.
 
-    Written by hand so that AGVA's only big (M, hidden) tensor is the saved ReLU output: the backward
-    walks the rows in blocks of ``BACKWARD_BLOCK_ROWS``, computing each block's hidden gradient into one
-    reused buffer, masking it in place and folding it straight into the weight gradients while it is
-    still in cache (autograd would allocate two more (M, hidden) tensors). The input gradient is only
-    computed when ``x`` requires one (AVE features never do).
+    Written by hand so that AGVA's only big (M, hidden) tensor is the saved ReLU output: the forward runs
+    in row blocks of ``BACKWARD_BLOCK_ROWS`` (each block's ReLU output is mapped to Dout while in cache and
+    stored in ``buffer``, an :class:`ActivationBuffer`, when given); the backward walks the same blocks,
+    computing each block's hidden gradient into one reused buffer, masking it in place and folding it
+    straight into the weight gradients while it is still in cache (autograd would allocate two more
+    (M, hidden) tensors). The input gradient is only computed when ``x`` requires one (AVE features never do).
     """
 
     @staticmethod
-    def forward(ctx, x, w1, b1, w2):  # type: ignore[no-untyped-def, override]
-        h = _linear_relu(x, w1, b1)  # (M, hidden): the one big GEMM
+    def forward(ctx, x, w1, b1, w2, buffer=None):  # type: ignore[no-untyped-def, override]
+        rows = x.shape[0]
+        out = h = None
+        shared = False
+        for s in range(0, rows, BACKWARD_BLOCK_ROWS):
+            e = min(rows, s + BACKWARD_BLOCK_ROWS)
+            h_blk = _linear_relu(x[s:e], w1, b1)  # the big GEMM, one block
+            map_blk = _linear(h_blk, w2)
+            if h is None:  # dtypes are known now (bf16 under autocast)
+                if buffer is not None:
+                    h, shared = buffer.take(rows, h_blk, ctx)
+                else:
+                    h = h_blk.new_empty(rows, h_blk.shape[1])
+                out = map_blk.new_empty(rows, map_blk.shape[1])
+            h[s:e] = h_blk
+            out[s:e] = map_blk
         ctx.save_for_backward(x, w1, w2, h)
-        return _linear(h, w2)  # (M, Dout)
+        ctx.buffer = buffer if shared else None
+        return out
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
         x, w1, w2, h = ctx.saved_tensors
-        need_x, need_w1, need_b1, need_w2 = ctx.needs_input_grad
+        need_x, need_w1, need_b1, need_w2 = ctx.needs_input_grad[:4]
         dt = h.dtype  # under autocast (bf16) the forward ran in h's dtype; parameters stay float32
         grad, w1c, w2c = grad.to(dt), w1.to(dt), w2.to(dt)
-        grad_t = grad.t().contiguous() if need_w2 else grad  # (Dout, M): its column blocks feed the g_w2 GEMMs
         g_w2 = h.new_zeros(w2.shape) if need_w2 else None
         g_w1 = h.new_zeros(w1.shape) if need_w1 else None
         g_b1 = h.new_zeros(h.shape[1]) if need_b1 else None
@@ -87,7 +140,9 @@ class _ProjectReluMap(torch.autograd.Function):
             e = min(rows, s + BACKWARD_BLOCK_ROWS)
             g_blk, h_blk = grad[s:e], h[s:e]
             if g_w2 is not None:
-                torch.addmm(g_w2, grad_t[:, s:e], h_blk, out=g_w2)  # (not addmm_: FLOP counters skip it)
+                # g_blk.t() is a transposed view, which BLAS reads as is: a contiguous copy of grad^T
+                # first costs more than it saves. (addmm with out=, not addmm_: FLOP counters skip addmm_.)
+                torch.addmm(g_w2, g_blk.t(), h_blk, out=g_w2)
             if buf is None:
                 continue
             d = torch.mm(g_blk, w2c, out=buf[: e - s])  # hidden gradient of this block
@@ -102,16 +157,20 @@ class _ProjectReluMap(torch.autograd.Function):
         def cast(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
             return None if g is None else g.to(like.dtype)
 
-        return cast(g_x, x), cast(g_w1, w1), cast(g_b1, w1), cast(g_w2, w2)
+        if ctx.buffer is not None:
+            ctx.buffer.release()
+        return cast(g_x, x), cast(g_w1, w1), cast(g_b1, w1), cast(g_w2, w2), None
 
 
-def project_relu_map(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+def project_relu_map(
+    x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, buffer: ActivationBuffer | None = None
+) -> torch.Tensor:
     """``relu(x W1^T + b1) W2^T``: :class:`_ProjectReluMap` when a gradient is needed; otherwise (evaluation)
     block by block, so the (M, hidden) activation never exists whole: each block's ReLU output is mapped
     to ``Dout`` while still in cache and its memory is reused by the next block (a fresh (M, hidden) tensor
     per batch costs page faults, and bounds the evaluation batch size)."""
     if torch.is_grad_enabled() and (x.requires_grad or w1.requires_grad or b1.requires_grad or w2.requires_grad):
-        return _ProjectReluMap.apply(x, w1, b1, w2)
+        return _ProjectReluMap.apply(x, w1, b1, w2, buffer)
     rows = x.shape[0]
     if rows <= BACKWARD_BLOCK_ROWS:
         return _linear(_linear_relu(x, w1, b1), w2)
@@ -150,6 +209,12 @@ class AudioGuidedVisualAttention(nn.Module):
         self.affine_g = nn.Linear(hidden, regions, bias=False)
         self.affine_h = nn.Linear(regions, 1, bias=False)
         xavier_(self.affine_v, self.affine_g, self.affine_h, self.affine_audio, self.affine_video)
+        self.activations = ActivationBuffer()  # reused across training steps (not state: never saved)
+
+    def train(self, mode: bool = True) -> "AudioGuidedVisualAttention":
+        if not mode:  # evaluation needs no saved activation: give its memory back
+            self.activations.clear()
+        return super().train(mode)
 
     def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """audio: (B, T, Da); visual: (B, T, H, W, Dv) with H*W == regions.
@@ -166,10 +231,13 @@ class AudioGuidedVisualAttention(nn.Module):
             )
         raw = visual.reshape(b * t, regions, dv)  # (N, R, Dv), a view of contiguous features
         content = project_relu_map(
-            raw.reshape(-1, dv), self.affine_video.weight, self.affine_video.bias, self.affine_v.weight
+            raw.reshape(-1, dv), self.affine_video.weight, self.affine_video.bias, self.affine_v.weight,
+            self.activations,
         ).view(b * t, regions, self.regions)  # (N, R, R) = affine_v(ReLU(affine_video(x)))
         guide = self.affine_g(F.relu(self.affine_audio(audio.reshape(b * t, -1))))  # (N, R)
-        z = self.affine_h(torch.tanh(content + guide.unsqueeze(2))).squeeze(2)  # (N, R)
+        # in place: ``content`` is this step's own (N, R, R) tensor, and tanh_ keeps only its output for
+        # backward, so no further (N, R, R) buffers are allocated
+        z = self.affine_h(content.add_(guide.unsqueeze(2)).tanh_()).squeeze(2)  # (N, R)
         alpha = torch.softmax(z, dim=-1)
         attended = torch.bmm(alpha.unsqueeze(1), raw).view(b, t, dv)
         return attended, alpha.view(b, t, regions)
