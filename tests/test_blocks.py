@@ -14,7 +14,6 @@ from avloc.models.blocks import (
     ESCM,
     ESCM_INITS,
     AudioGuidedVisualAttention,
-    _ProjectReluMap,
     PositiveSamplePropagation,
     cosine_pairs,
     pooled_summary,
@@ -160,21 +159,6 @@ def test_cosine_pairs_hand_values():
     assert torch.allclose(cosine_pairs(a, v), torch.tensor([[0.0, 1.0]]))
 
 
-@pytest.mark.parametrize("block_rows", [3, 4096])  # 3: the backward walks 7 rows in blocks 3 + 3 + 1
-def test_fused_projection_gradients_for_every_input_and_repeatable_backward(block_rows, monkeypatch):
-    monkeypatch.setattr(blocks, "BACKWARD_BLOCK_ROWS", block_rows)
-    torch.manual_seed(2)
-    x = torch.randn(7, 5, dtype=torch.double, requires_grad=True)
-    w1 = torch.randn(6, 5, dtype=torch.double, requires_grad=True)
-    b1 = torch.randn(6, dtype=torch.double, requires_grad=True)
-    w2 = torch.randn(3, 6, dtype=torch.double, requires_grad=True)
-    assert torch.autograd.gradcheck(_ProjectReluMap.apply, (x, w1, b1, w2))
-    out = _ProjectReluMap.apply(x, w1, b1, w2).pow(2).sum()
-    first = torch.autograd.grad(out, (w1, b1, w2), retain_graph=True)
-    again = torch.autograd.grad(out, (w1, b1, w2))  # backward must not corrupt the saved tensors
-    assert all(torch.equal(a, b) for a, b in zip(first, again))
-
-
 def test_agva_trains_under_bf16_autocast_with_float32_gradients():
     att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -182,117 +166,3 @@ def test_agva_trains_under_bf16_autocast_with_float32_gradients():
     out.float().sum().backward()
     for name, p in att.named_parameters():
         assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all(), name
-
-
-def test_flop_counter_sees_every_gemm_of_the_fused_projection(monkeypatch):
-    """``avloc bench`` divides counted FLOPs by the matmul rate, so the blocked backward must be counted."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    monkeypatch.setattr(blocks, "BACKWARD_BLOCK_ROWS", 4)
-    m, din, hid, dout = 10, 6, 8, 3
-    w1 = torch.randn(hid, din, requires_grad=True)
-    b1 = torch.randn(hid, requires_grad=True)
-    w2 = torch.randn(dout, hid, requires_grad=True)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        _ProjectReluMap.apply(torch.rand(m, din), w1, b1, w2).sum().backward()
-    # forward: x W1^T and h W2^T; backward: grad_W2, grad_h and grad_W1 (no input gradient)
-    assert counter.get_total_flops() == 2 * m * (din * hid + hid * dout + dout * hid + dout * hid + hid * din)
-
-
-def test_fused_linear_relu_matches_addmm(monkeypatch):
-    """The oneDNN fused projection (when the build has it) gives the addmm path's outputs and gradients."""
-    import avloc.models.blocks as blocks
-
-    if not blocks.FUSED_LINEAR_RELU:
-        pytest.skip("this torch build has no fused oneDNN linear")
-    torch.manual_seed(0)
-    att = blocks.AudioGuidedVisualAttention()
-    audio, visual = torch.rand(2, 10, 128), torch.rand(2, 10, 7, 7, 512)
-    results = []
-    for fused in (True, False):
-        monkeypatch.setattr(blocks, "FUSED_LINEAR_RELU", fused)
-        att.zero_grad()
-        out, alpha = att(audio, visual)
-        (out.square().sum() + alpha.sum()).backward()
-        results.append((out.detach(), [p.grad.clone() for p in att.parameters()]))
-    (o1, g1), (o2, g2) = results
-    assert torch.allclose(o1, o2, atol=1e-5)
-    # Gradients agree up to float32 rounding; a handful of ReLU units within ~1e-6 of zero may switch
-    # side between the two GEMM implementations, so compare relative norms rather than elementwise.
-    assert all(((a - b).norm() / b.norm()) < 5e-3 for a, b in zip(g1, g2))
-
-
-@pytest.mark.parametrize("rows", [3, 7, 20])  # blocks of 7: one partial block, exactly one block, 3 blocks
-def test_no_grad_blocked_projection_equals_the_autograd_path(rows, monkeypatch):
-    """Evaluation runs AGVA's projection block by block; it must give the training path's output."""
-    monkeypatch.setattr(blocks, "BACKWARD_BLOCK_ROWS", 7)
-    torch.manual_seed(4)
-    x = torch.randn(rows, 5)
-    w1 = torch.randn(6, 5, requires_grad=True)
-    b1 = torch.randn(6, requires_grad=True)
-    w2 = torch.randn(3, 6, requires_grad=True)
-    with_grad = blocks.project_relu_map(x, w1, b1, w2)
-    assert with_grad.grad_fn is not None
-    with torch.no_grad():
-        blocked = blocks.project_relu_map(x, w1, b1, w2)
-    with torch.inference_mode():
-        inference = blocks.project_relu_map(x, w1, b1, w2)
-    assert blocked.grad_fn is None and blocked.shape == (rows, 3)
-    assert torch.allclose(blocked, with_grad.detach(), atol=1e-5)
-    assert torch.allclose(inference, with_grad.detach(), atol=1e-5)
-
-
-def _agva_grads(att, batches):  # type: ignore[no-untyped-def]
-    att.zero_grad()
-    loss = sum(att(a, v)[0].square().sum() for a, v in batches)
-    loss.backward()
-    return [p.grad.clone() for p in att.parameters()]
-
-
-def test_activation_buffer_is_reused_and_never_shared_by_two_pending_graphs():
-    """Two forwards before one backward (gradient accumulation) must not share the saved activation."""
-    torch.manual_seed(6)
-    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
-    batches = [(torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 8)) for _ in range(2)]
-    accumulated = _agva_grads(att, batches)
-    att.activations.clear()
-    one_by_one = [_agva_grads(att, [b]) for b in batches]
-    for acc, g0, g1 in zip(accumulated, *one_by_one):
-        assert torch.allclose(acc, g0 + g1, atol=1e-6)
-    first = att.activations.tensor
-    _agva_grads(att, batches[:1])
-    assert att.activations.tensor is first  # same memory, step after step
-
-
-def test_activation_buffer_refuses_a_backward_after_its_activation_was_overwritten():
-    torch.manual_seed(7)
-    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
-    a, v = torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 8)
-    loss = att(a, v)[0].sum()
-    loss.backward(retain_graph=True)
-    att(a * 2, v * 2)[0].sum().backward()  # takes the buffer the retained graph still points at
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):  # autograd's version check
-        loss.backward()
-
-
-def test_activation_buffer_is_freed_by_a_graph_dropped_without_backward():
-    import gc
-
-    torch.manual_seed(8)
-    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
-    a, v = torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 8)
-    out = att(a, v)[0]
-    held = att.activations.tensor
-    del out
-    gc.collect()
-    att(a, v)[0].sum().backward()
-    assert att.activations.tensor is held
-
-
-def test_eval_mode_frees_the_activation_buffer():
-    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
-    att(torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 8))[0].sum().backward()
-    assert att.activations.tensor is not None
-    att.eval()
-    assert att.activations.tensor is None

@@ -8,176 +8,23 @@ Every module follows the official code of the method it comes from (see
 from __future__ import annotations
 
 import math
-import weakref
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import register_flop_formula
 
+from avloc.models.attention_kernel import ActivationBuffer, attend_regions
 from avloc.models.dropout import Dropout
 
 # Numerical constants of the official code (not hyper-parameters: no paper varies them).
 L1_EPS = 1e-8  # guard of every L1 row normalisation (PSP: `x / (sum + 1e-8)`)
 LAYER_NORM_EPS = 1e-6  # LayerNorm eps of PSP and ESCM
-BACKWARD_BLOCK_ROWS = 4096  # rows per block in AGVA's backward and no-grad forward (a (4096, 512) float32 buffer)
 
 
 def xavier_(*layers: nn.Module) -> None:
     """Xavier-uniform init of the weights of ``layers`` (biases keep PyTorch's default, as officially)."""
     for layer in layers:
         nn.init.xavier_uniform_(layer.weight)  # type: ignore[arg-type]
-
-
-def _linear_relu(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``relu(x w^T + b)``. On CPU float32 it runs as oneDNN's fused linear + bias + ReLU when this torch
-    build has it: ``addmm`` first copies the bias into all M output rows and ReLU is another pass over them."""
-    if FUSED_LINEAR_RELU and x.device.type == "cpu" and x.dtype == w.dtype == torch.float32:
-        return torch.ops.mkldnn._linear_pointwise(x, w, b, "relu", [], "")
-    return torch.addmm(b.to(x.dtype), x, w.t().to(x.dtype)).relu_()
-
-
-def _linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``x w^T`` for AGVA's thin (hidden -> regions) maps: oneDNN's linear is ~1.5x faster than MKL's
-    ``mm`` on CPU float32 for the (M, 512) x (512, 49) shape (measured 6.6 ms vs 10.2 ms at M = 15,680)."""
-    if FUSED_LINEAR_RELU and x.device.type == "cpu" and x.dtype == w.dtype == torch.float32:
-        return torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
-    return x @ w.t().to(x.dtype)
-
-
-FUSED_LINEAR_RELU = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-
-if FUSED_LINEAR_RELU:  # so that torch.utils.flop_counter (and `avloc bench`) counts the fused GEMM
-
-    @register_flop_formula(torch.ops.mkldnn._linear_pointwise)
-    def _linear_pointwise_flops(x_shape, w_shape, *args, **kwargs) -> int:  # type: ignore[no-untyped-def]
-        return 2 * math.prod(x_shape[:-1]) * x_shape[-1] * w_shape[0]
-
-
-class ActivationBuffer:
-    """A reusable home for AGVA's (M, hidden) ReLU output, which the backward needs.
-
-    A fresh 128 MB tensor every training step costs page faults on CPU (the allocator maps new memory for
-    anything that large); reusing one tensor removes them without raising the peak, since the activation
-    exists during every step anyway. A forward takes the buffer only when no pending graph holds it
-    (otherwise it allocates a fresh tensor, e.g. for gradient accumulation over several forwards); the
-    backward hands it back, and a graph dropped without backward frees it when collected. Were it ever
-    overwritten under a graph that still needs it (``retain_graph`` across a new forward), autograd's
-    version check raises instead of returning wrong gradients.
-    """
-
-    def __init__(self) -> None:
-        self.tensor: torch.Tensor | None = None
-        self._holder: weakref.ref | None = None  # the pending graph's backward context
-
-    def take(self, rows: int, like: torch.Tensor, holder: object) -> tuple[torch.Tensor, bool]:
-        """An uninitialised (rows, like.shape[1]) tensor of ``like``'s dtype and device, and whether it is
-        the shared one (False: a graph still holds that, this one is fresh)."""
-        shape = (rows, like.shape[1])
-        if self._holder is not None and self._holder() is not None:
-            return like.new_empty(shape), False
-        t = self.tensor
-        if t is None or t.shape != shape or t.dtype != like.dtype or t.device != like.device:
-            self.tensor = None  # drop the old one before allocating its replacement
-            self.tensor = t = like.new_empty(shape)
-        self._holder = weakref.ref(holder)
-        return t, True
-
-    def release(self) -> None:
-        self._holder = None
-
-    def clear(self) -> None:
-        """Free the memory (e.g. before evaluation in a memory-tight process)."""
-        self.tensor, self._holder = None, None
-
-
-class _ProjectReluMap(torch.autograd.Function):
-    """``relu(x W1^T + b1) W2^T`` for x (M, Din), W1 (hidden, Din), W2 (Dout, hidden), Dout small.
-
-    Written by hand so that AGVA's only big (M, hidden) tensor is the saved ReLU output: the forward runs
-    in row blocks of ``BACKWARD_BLOCK_ROWS`` (each block's ReLU output is mapped to Dout while in cache and
-    stored in ``buffer``, an :class:`ActivationBuffer`, when given); the backward walks the same blocks,
-    computing each block's hidden gradient into one reused buffer, masking it in place and folding it
-    straight into the weight gradients while it is still in cache (autograd would allocate two more
-    (M, hidden) tensors). The input gradient is only computed when ``x`` requires one (AVE features never do).
-    """
-
-    @staticmethod
-    def forward(ctx, x, w1, b1, w2, buffer=None):  # type: ignore[no-untyped-def, override]
-        rows = x.shape[0]
-        out = h = None
-        shared = False
-        for s in range(0, rows, BACKWARD_BLOCK_ROWS):
-            e = min(rows, s + BACKWARD_BLOCK_ROWS)
-            h_blk = _linear_relu(x[s:e], w1, b1)  # the big GEMM, one block
-            map_blk = _linear(h_blk, w2)
-            if h is None:  # dtypes are known now (bf16 under autocast)
-                if buffer is not None:
-                    h, shared = buffer.take(rows, h_blk, ctx)
-                else:
-                    h = h_blk.new_empty(rows, h_blk.shape[1])
-                out = map_blk.new_empty(rows, map_blk.shape[1])
-            h[s:e] = h_blk
-            out[s:e] = map_blk
-        ctx.save_for_backward(x, w1, w2, h)
-        ctx.buffer = buffer if shared else None
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
-        x, w1, w2, h = ctx.saved_tensors
-        need_x, need_w1, need_b1, need_w2 = ctx.needs_input_grad[:4]
-        dt = h.dtype  # under autocast (bf16) the forward ran in h's dtype; parameters stay float32
-        grad, w1c, w2c = grad.to(dt), w1.to(dt), w2.to(dt)
-        g_w2 = h.new_zeros(w2.shape) if need_w2 else None
-        g_w1 = h.new_zeros(w1.shape) if need_w1 else None
-        g_b1 = h.new_zeros(h.shape[1]) if need_b1 else None
-        g_x = h.new_empty(x.shape) if need_x else None
-        need_h = need_x or need_w1 or need_b1
-        rows = h.shape[0]
-        buf = h.new_empty(min(rows, BACKWARD_BLOCK_ROWS), h.shape[1]) if need_h else None
-        for s in range(0, rows, BACKWARD_BLOCK_ROWS):
-            e = min(rows, s + BACKWARD_BLOCK_ROWS)
-            g_blk, h_blk = grad[s:e], h[s:e]
-            if g_w2 is not None:
-                # g_blk.t() is a transposed view, which BLAS reads as is: a contiguous copy of grad^T
-                # first costs more than it saves. (addmm with out=, not addmm_: FLOP counters skip addmm_.)
-                torch.addmm(g_w2, g_blk.t(), h_blk, out=g_w2)
-            if buf is None:
-                continue
-            d = torch.mm(g_blk, w2c, out=buf[: e - s])  # hidden gradient of this block
-            torch.ops.aten.threshold_backward.grad_input(d, h_blk, 0.0, grad_input=d)  # ReLU backward
-            if g_w1 is not None:
-                torch.addmm(g_w1, d.t(), x[s:e].to(dt), out=g_w1)
-            if g_b1 is not None:
-                g_b1.add_(d.sum(0))
-            if g_x is not None:
-                torch.mm(d, w1c, out=g_x[s:e])
-
-        def cast(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
-            return None if g is None else g.to(like.dtype)
-
-        if ctx.buffer is not None:
-            ctx.buffer.release()
-        return cast(g_x, x), cast(g_w1, w1), cast(g_b1, w1), cast(g_w2, w2), None
-
-
-def project_relu_map(
-    x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, buffer: ActivationBuffer | None = None
-) -> torch.Tensor:
-    """``relu(x W1^T + b1) W2^T``: :class:`_ProjectReluMap` when a gradient is needed; otherwise (evaluation)
-    block by block, so the (M, hidden) activation never exists whole: each block's ReLU output is mapped
-    to ``Dout`` while still in cache and its memory is reused by the next block (a fresh (M, hidden) tensor
-    per batch costs page faults, and bounds the evaluation batch size)."""
-    if torch.is_grad_enabled() and (x.requires_grad or w1.requires_grad or b1.requires_grad or w2.requires_grad):
-        return _ProjectReluMap.apply(x, w1, b1, w2, buffer)
-    rows = x.shape[0]
-    if rows <= BACKWARD_BLOCK_ROWS:
-        return _linear(_linear_relu(x, w1, b1), w2)
-    out = x.new_empty(rows, w2.shape[0])
-    for s in range(0, rows, BACKWARD_BLOCK_ROWS):
-        out[s : s + BACKWARD_BLOCK_ROWS] = _linear(_linear_relu(x[s : s + BACKWARD_BLOCK_ROWS], w1, b1), w2)
-    return out
 
 
 class AudioGuidedVisualAttention(nn.Module):
@@ -191,11 +38,9 @@ class AudioGuidedVisualAttention(nn.Module):
     ``regions`` hidden units of region ``r`` (``affine_g(a).unsqueeze(2)``), so ``regions`` must equal the
     number of spatial cells.
 
-    Cost: only ``affine_video`` is big. ``affine_v(ReLU(affine_video(x)))`` runs as one fused autograd
-    function (:class:`_ProjectReluMap`) on a 2-D (B*T*R, Dv) view: one GEMM with the bias folded in, an
-    in-place ReLU, and a blocked backward without any other (B*T*R, hidden) tensor and without the
-    input-feature gradient, so a training step costs the forward and weight-gradient GEMMs plus the thin
-    (hidden -> R) ones.
+    Cost: only ``affine_video`` is big. Everything from the region features to ``alpha`` and the attended
+    features runs as one blocked autograd function (:func:`avloc.models.attention_kernel.attend_regions`),
+    so a training step costs little beyond the forward and weight-gradient GEMMs of the projection.
     """
 
     def __init__(
@@ -229,18 +74,12 @@ class AudioGuidedVisualAttention(nn.Module):
                 f"AGVA built for {self.regions} regions, got visual of shape {tuple(visual.shape)} "
                 f"({regions} regions)"
             )
-        raw = visual.reshape(b * t, regions, dv)  # (N, R, Dv), a view of contiguous features
-        content = project_relu_map(
-            raw.reshape(-1, dv), self.affine_video.weight, self.affine_video.bias, self.affine_v.weight,
-            self.activations,
-        ).view(b * t, regions, self.regions)  # (N, R, R) = affine_v(ReLU(affine_video(x)))
         guide = self.affine_g(F.relu(self.affine_audio(audio.reshape(b * t, -1))))  # (N, R)
-        # in place: ``content`` is this step's own (N, R, R) tensor, and tanh_ keeps only its output for
-        # backward, so no further (N, R, R) buffers are allocated
-        z = self.affine_h(content.add_(guide.unsqueeze(2)).tanh_()).squeeze(2)  # (N, R)
-        alpha = torch.softmax(z, dim=-1)
-        attended = torch.bmm(alpha.unsqueeze(1), raw).view(b, t, dv)
-        return attended, alpha.view(b, t, regions)
+        attended, alpha = attend_regions(
+            visual.reshape(b * t * regions, dv), guide, self.affine_video.weight, self.affine_video.bias,
+            self.affine_v.weight, self.affine_h.weight, self.activations,
+        )
+        return attended.view(b, t, dv), alpha.view(b, t, regions)
 
 
 class BiLSTMPair(nn.Module):
