@@ -65,3 +65,17 @@ def test_tables_share_cells_with_equal_configs(tmp_path: Path, capsys):
     assert len(list((out / "cells").rglob("report.json"))) == 1
     assert main(["reproduce", "ablation", "--rows", "w/o ESCM", *common]) == 0  # a different config trains
     assert len(list((out / "cells").rglob("report.json"))) == 2
+
+
+def test_cell_folder_ignores_keys_that_do_not_change_the_numbers(tmp_path: Path):
+    from avloc.reproduce import cell_dir
+
+    run = Run("r", "ave/psp_fully.yaml", {"a": "test_acc"})
+
+    def folder(*overrides: str) -> Path:
+        return cell_dir(tmp_path, run, load_config(config_path(run.config), ["train.seed=0", *overrides]))
+
+    base = folder()
+    assert folder("train.eval_batch_size=7", "train.threads=1", "train.progress=false") == base
+    assert folder("train.lr=0.5").parent != base.parent
+    assert folder("train.seed=1").parent == base.parent and folder("train.seed=1") != base

@@ -20,7 +20,7 @@ from typing import Any
 
 from avloc.config import Config, load_config
 from avloc.data.base import InMemoryDataset
-from avloc.engine.loop import fit, load_data
+from avloc.engine.loop import RESUME_FREE_KEYS, fit, load_data
 from avloc.paths import config_path
 from avloc.registry import ConfigError
 
@@ -66,9 +66,11 @@ def _slug(text: str) -> str:
 
 
 def cell_dir(out: Path, run: Run, cfg: Config) -> Path:
-    """``out/cells/<config stem>-<hash of the resolved config without seed>/seed<k>``: equal configs share it."""
+    """``out/cells/<config stem>-<hash of the resolved config without seed>/seed<k>``: equal configs share it.
+    Keys that never change the numbers (those a resumed run may change too) are left out of the hash."""
     resolved = cfg.to_dict()
-    train = {k: v for k, v in resolved["train"].items() if k not in ("seed", "progress")}
+    skip = {"seed"} | RESUME_FREE_KEYS
+    train = {k: v for k, v in resolved["train"].items() if k not in skip}
     key = json.dumps({**resolved, "train": train}, sort_keys=True, default=str)
     digest = hashlib.sha1(key.encode()).hexdigest()[:10]
     return out / "cells" / f"{_slug(Path(run.config).stem)}-{digest}" / f"seed{cfg.train.seed}"
