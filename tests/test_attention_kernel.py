@@ -145,9 +145,10 @@ def test_activation_buffer_is_reused_and_never_shared_by_two_pending_graphs():
     one_by_one = [_agva_grads(att, [b]) for b in batches]
     for acc, g0, g1 in zip(accumulated, *one_by_one):
         assert torch.allclose(acc, g0 + g1, atol=1e-6)
-    first = att.activations.tensor
+    first = [t.data_ptr() for t in att.activations.tensors]
+    assert len(first) == 2  # ReLU output and tanh output
     _agva_grads(att, batches[:1])
-    assert att.activations.tensor is first  # same memory, step after step
+    assert [t.data_ptr() for t in att.activations.tensors] == first  # same memory, step after step
 
 
 def test_activation_buffer_overwritten_under_a_retained_graph_is_caught_by_autograd():
@@ -166,16 +167,16 @@ def test_activation_buffer_is_freed_by_a_graph_dropped_without_backward():
     att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
     a, v = torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 8)
     out = att(a, v)[0]
-    held = att.activations.tensor
+    held = att.activations.tensors
     del out
     gc.collect()
     att(a, v)[0].sum().backward()
-    assert att.activations.tensor is held
+    assert att.activations.tensors is held
 
 
 def test_eval_mode_frees_the_activation_buffer():
     att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
     att(torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 8))[0].sum().backward()
-    assert att.activations.tensor is not None
+    assert att.activations.tensors
     att.eval()
-    assert att.activations.tensor is None
+    assert att.activations.tensors == []

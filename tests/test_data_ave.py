@@ -393,3 +393,31 @@ def test_missing_folder_and_bad_config(tmp_path: Path) -> None:
         load(tmp_path, setting="semi")
     with pytest.raises(ConfigError, match="unknown key"):
         load(tmp_path, visual_fil="x.h5")
+
+
+def test_scratch_batch_reuses_one_memory_and_its_leading_rows(tmp_path: Path) -> None:
+    """Training and evaluation gather into one scratch batch: same data as batch(), no new memory for a
+    batch of the same or a smaller size, a larger batch replaces the scratch."""
+    write_tiny(tmp_path)
+    ds = load(tmp_path)
+    first = ds.scratch_batch(torch.tensor([3, 1, 4, 0]))
+    ptr = first["visual"].data_ptr()
+    same = ds.scratch_batch(torch.tensor([2, 0, 1, 3]))
+    assert same["visual"].data_ptr() == ptr
+    smaller = ds.scratch_batch(torch.tensor([5, 2]))
+    assert smaller["visual"].data_ptr() == ptr and smaller["visual"].shape[0] == 2
+    for k, v in ds.batch(torch.tensor([5, 2])).items():
+        assert torch.equal(smaller[k], v), k
+    again = ds.scratch_batch(torch.tensor([1, 2, 3, 4]))  # back to the full size: still the same memory
+    assert again["visual"].data_ptr() == ptr
+    larger = ds.scratch_batch(torch.tensor([0, 1, 2, 3, 4, 5]))
+    assert larger["visual"].shape[0] == 6
+    assert ds.scratch_batch(torch.tensor([5]))["visual"].data_ptr() == larger["visual"].data_ptr()
+    with torch.inference_mode():  # evaluation writes the training scratch under inference_mode
+        assert ds.scratch_batch(torch.tensor([0, 1]))["visual"].data_ptr() == larger["visual"].data_ptr()
+        ds._scratch = None
+        made_in_inference = ds.scratch_batch(torch.tensor([0, 1]))
+    assert made_in_inference["visual"].is_inference()
+    after = ds.scratch_batch(torch.tensor([2, 3]))  # outside inference_mode: a fresh, writable scratch
+    assert not after["visual"].is_inference()
+    assert torch.equal(after["audio"], ds.audio[2:4])

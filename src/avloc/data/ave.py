@@ -137,14 +137,15 @@ class AVEDataset(InMemoryDataset):
 
     def batch(self, idx: torch.Tensor, out: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Gather every key for the (B,) long ``idx`` (positions into this dataset) with index_select,
-        into the tensors of ``out`` (the previous batch) when their shapes match."""
+        into the leading rows of the tensors of ``out`` (an earlier batch) when they are large enough."""
         idx = torch.as_tensor(idx, dtype=torch.long)
+        n = len(idx)
         out = out or {}
         batch = {}
         for k, v in self.tensors.items():
             buf = out.get(k)
-            if buf is not None and buf.shape[0] == len(idx) and buf.shape[1:] == v.shape[1:] and buf.dtype == v.dtype:
-                batch[k] = torch.index_select(v, 0, idx, out=buf)
+            if buf is not None and buf.shape[0] >= n and buf.shape[1:] == v.shape[1:] and buf.dtype == v.dtype:
+                batch[k] = torch.index_select(v, 0, idx, out=buf[:n])
             else:
                 batch[k] = v.index_select(0, idx)
         return batch

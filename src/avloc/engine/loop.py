@@ -143,10 +143,8 @@ def train_one_epoch(
     steps = 0
     batches = list(epoch_batches(len(train_idx), cfg, epoch, info))
     bar = _progress(cfg, len(batches), f"epoch {epoch + 1}", info)
-    cpu_batch: dict[str, torch.Tensor] | None = None
     for pos in batches:
-        cpu_batch = data.batch(train_idx[pos], out=cpu_batch)  # reuses last step's buffers
-        batch = _to(cpu_batch, device)
+        batch = _to(data.scratch_batch(train_idx[pos]), device)  # gathered into resident memory
         with _autocast(cfg, device):
             out = model(batch)
         out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}

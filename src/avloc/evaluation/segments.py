@@ -27,9 +27,8 @@ def predict_segments(model: AVModel, data: InMemoryDataset, split: str, device: 
     model.eval()
     idx = data.splits[split]
     preds, trues = [], []
-    batch: dict[str, torch.Tensor] | None = None
     for start in range(0, len(idx), batch_size):
-        batch = data.batch(idx[start : start + batch_size], out=batch)  # reuses the previous buffers
+        batch = data.scratch_batch(idx[start : start + batch_size])  # the training batch's memory
         out = model({k: v.to(device) for k, v in batch.items()})
         preds.append(model.segment_predictions(out).cpu().clone())
         trues.append(batch["segment_labels"].clone())
