@@ -29,11 +29,7 @@ from torch.utils.flop_counter import register_flop_formula
 BLOCK_ROWS = 4096  # rows (segments x regions) per block: a (4096, 512) float32 block is 8 MB
 
 
-def _fused_linear_available() -> bool:
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-
-
-FUSED_LINEAR_RELU = _fused_linear_available()
+FUSED_LINEAR_RELU = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 if FUSED_LINEAR_RELU:  # so that torch.utils.flop_counter (and `avloc bench`) counts the fused GEMM
 
@@ -73,9 +69,9 @@ class ActivationBuffer:
 
     A fresh 128 MB tensor every training step costs page faults on CPU (the allocator maps new memory for
     anything that large; ~0.1 s per 128 MB on the 2-core VM of the README); reusing the memory removes them
-    without raising the peak, since the tensors exist during every step anyway. A forward takes the buffer only when no pending graph holds it
-    (otherwise it allocates a fresh tensor, e.g. for gradient accumulation over several forwards); the
-    backward hands it back, and a graph dropped without backward frees it when collected. Were it ever
+    without raising the peak, since the tensors exist during every step anyway. A forward takes the buffer
+    only when no pending graph holds it (otherwise it allocates fresh tensors, e.g. for gradient
+    accumulation over several forwards); the backward hands it back, and a graph dropped without backward frees it when collected. Were it ever
     overwritten under a graph that still needs it (``retain_graph`` across a new forward), autograd's
     version check raises instead of returning wrong gradients.
     """
@@ -174,7 +170,8 @@ class _AttendRegions(torch.autograd.Function):
         buf = h.new_empty(min(x.shape[0], BLOCK_ROWS), h.shape[1])
         for s, e in _segment_blocks(n, regions):
             rs, re_ = s * regions, e * regions
-            x3 = x[rs:re_].view(e - s, regions, -1).to(dt)
+            x_blk = x[rs:re_].to(dt)  # (a no-op in float32)
+            x3 = x_blk.view(e - s, regions, -1)
             a_blk, t_blk, h_blk = alpha[s:e], t_all[s:e], h[rs:re_]
             # (S, R): d loss / d alpha. As (1, Dv) x (Dv, R) products: MKL runs the batched
             # matrix-vector form (R, Dv) x (Dv, 1) ~3x slower
@@ -192,7 +189,7 @@ class _AttendRegions(torch.autograd.Function):
             d = torch.mm(g_map, w2c, out=buf[: re_ - rs])  # hidden gradient of this block
             torch.ops.aten.threshold_backward.grad_input(d, h_blk, 0.0, grad_input=d)  # ReLU backward
             if g_w1 is not None:
-                torch.addmm(g_w1, d.t(), x[rs:re_].to(dt), out=g_w1)
+                torch.addmm(g_w1, d.t(), x_blk, out=g_w1)
             if g_b1 is not None:
                 g_b1.add_(d.sum(0))
             if g_x is not None:
