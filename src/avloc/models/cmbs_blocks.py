@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avloc.models.dropout import Dropout
 
 
 def topk_temporal_mean(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -52,7 +51,7 @@ class CrossModalGatedAttention(nn.Module):
         self.query = nn.Linear(visual_dim, qk_dim)
         self.key = nn.Linear(visual_dim, qk_dim)
         self.value = nn.Linear(visual_dim, visual_dim)
-        self.self_dropout = Dropout(dropout)
+        self.self_dropout = nn.Dropout(dropout)
         self.self_norm = nn.LayerNorm(visual_dim)
         # step 2: average-guided spatial attention
         self.avg_proj = nn.Linear(visual_dim, hidden_dim)
@@ -128,12 +127,12 @@ class CrossModalDecoderLayer(nn.Module):
         super().__init__()
         self.cross_attn = nn.MultiheadAttention(d_model, num_heads, dropout=dropout, batch_first=True)
         self.ffn = nn.Sequential(
-            nn.Linear(d_model, ffn_dim), nn.ReLU(), Dropout(dropout), nn.Linear(ffn_dim, d_model)
+            nn.Linear(d_model, ffn_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn_dim, d_model)
         )
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
 
     def forward(self, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         memory = torch.cat([memory, query], dim=1)
@@ -169,7 +168,7 @@ class AudioVideoInter(nn.Module):
     def __init__(self, d_model: int, num_heads: int, attn_dropout: float, dropout: float) -> None:
         super().__init__()
         self.attn = nn.MultiheadAttention(d_model, num_heads, dropout=attn_dropout, batch_first=True)
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
