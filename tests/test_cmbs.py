@@ -181,3 +181,12 @@ def test_bad_input_shape_names_the_key() -> None:
     batch["audio"] = batch["audio"][..., :100]
     with pytest.raises(ValueError, match="'audio'"):
         model(batch)
+
+
+@pytest.mark.parametrize("name", ["cmbs", "cmbs_weak"])
+def test_encoder_layers_start_as_identical_copies_like_the_official_clones(name: str) -> None:
+    model = _model(name)
+    for encoder in (model.front.video_encoder, model.front.audio_encoder):
+        first, second = (layer.state_dict() for layer in encoder.layers)
+        assert all(torch.equal(first[k], second[k]) for k in first)
+        assert first["linear1.weight"].data_ptr() != second["linear1.weight"].data_ptr()  # copies, not shared

@@ -82,6 +82,17 @@ def test_vscg_loss_weights():
     assert parts["loss"].item() == pytest.approx(2 * bce + 0.5 * ce + 3 * 0.4, rel=1e-6)
 
 
+def test_vscg_loss_keeps_a_float64_run_float64_accurate():
+    out, batch, bce, ce = vscg_case()
+    out = {**{k: v.double() for k, v in out.items()},
+           "relevance": torch.tensor([[0.0, math.log(3.0)]], dtype=torch.float64)}
+    batch = {**batch, "event_mask": batch["event_mask"].bool()}  # the mask takes the model output's dtype
+    parts = LOSSES.create({"name": "vscg", "pair": "ce"})(out, batch)
+    assert parts["relevance"].dtype == torch.float64  # a float32 mask made the whole BCE float32
+    assert parts["relevance"].item() == pytest.approx(bce, rel=1e-14)
+    assert parts["loss"].item() == pytest.approx(bce + ce, rel=1e-14)
+
+
 def test_npf_filters_background_pairs_and_psp_does_not():
     mask = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
     a = torch.tensor([[0.5, 0.7, 0.1, 0.9]])

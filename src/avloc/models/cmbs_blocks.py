@@ -10,6 +10,8 @@ Shapes use B = batch, T = segments (10), R = spatial regions (7x7 = 49), D = fea
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -99,17 +101,18 @@ class CrossModalGatedAttention(nn.Module):
 
 class TemporalRelationEncoder(nn.Module):
     """``InternalTemporalRelationModule``: Linear(in_dim -> d_model) then post-norm Transformer encoder
-    layers (self-attention over the T segments, ReLU FFN). (B, T, in_dim) -> (B, T, d_model)."""
+    layers (self-attention over the T segments, ReLU FFN). (B, T, in_dim) -> (B, T, d_model).
+
+    The layers start as identical copies of one initialised layer, as the official code's ``_get_clones``
+    (``copy.deepcopy``) makes them."""
 
     def __init__(
         self, in_dim: int, d_model: int, num_layers: int, num_heads: int, ffn_dim: int, dropout: float
     ) -> None:
         super().__init__()
         self.affine = nn.Linear(in_dim, d_model)
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(d_model, num_heads, ffn_dim, dropout, batch_first=True)
-            for _ in range(num_layers)
-        )
+        layer = nn.TransformerEncoderLayer(d_model, num_heads, ffn_dim, dropout, batch_first=True)
+        self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.affine(x)
@@ -143,16 +146,15 @@ class CrossModalDecoderLayer(nn.Module):
 class CrossModalRelationDecoder(nn.Module):
     """``CrossModalRelationAttModule``: Linear(in_dim -> d_model) on the query modality, then decoder
     layers attending to the other modality's encoder output. query (B, T, in_dim), memory (B, T, d_model)
-    -> (B, T, d_model)."""
+    -> (B, T, d_model). Its layers start as identical copies, like the encoder's."""
 
     def __init__(
         self, in_dim: int, d_model: int, num_layers: int, num_heads: int, ffn_dim: int, dropout: float
     ) -> None:
         super().__init__()
         self.affine = nn.Linear(in_dim, d_model)
-        self.layers = nn.ModuleList(
-            CrossModalDecoderLayer(d_model, num_heads, ffn_dim, dropout) for _ in range(num_layers)
-        )
+        layer = CrossModalDecoderLayer(d_model, num_heads, ffn_dim, dropout)
+        self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
 
     def forward(self, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         x = self.affine(query)
