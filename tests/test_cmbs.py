@@ -11,7 +11,7 @@ from torch import nn
 from avloc.losses.cmbs_losses import product_gate_bce, video_class_ce
 from avloc.models.blocks import ESCM
 from avloc.models.cmbs_blocks import topk_temporal_mean
-from avloc.registry import LOSSES, MODELS
+from avloc.catalog import LOSSES, MODELS
 from helpers import train_losses
 
 

@@ -25,7 +25,8 @@ from avloc.data.ave_labels import (
     write_annotations,
 )
 from avloc.data.base import DataError
-from avloc.registry import DATASETS, ConfigError
+from avloc.catalog import DATASETS
+from avloc.registry import ConfigError
 
 N, GRID, VDIM = 12, 2, 16  # tiny layout: 12 videos, 2x2 visual grid of 16-d features
 KEY = "avadataset"

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from avloc.losses.ave_losses import avps_loss, avps_targets, negative_pair_filter_loss
-from avloc.registry import LOSSES, ConfigError
+from avloc.catalog import LOSSES
+from avloc.registry import ConfigError
 
 
 def test_avps_targets_are_one_over_k_on_events_and_uniform_for_event_free_videos():

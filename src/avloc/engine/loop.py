@@ -25,7 +25,8 @@ import torch
 import yaml
 from torch.nn.parallel import DistributedDataParallel
 
-from avloc.config import Config, save_config
+from avloc.catalog import DATASETS, EVALUATORS, LOSSES, MODELS
+from avloc.config import Config, save_config, with_data_dims
 from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
 from avloc.engine.checkpoint import load_safe, save_atomic
@@ -33,7 +34,7 @@ from avloc.engine.memory import peak_rss_mb, reset_peak_rss
 from avloc.evaluation.base import Evaluator
 from avloc.losses.base import Loss
 from avloc.models.base import AVModel
-from avloc.registry import DATASETS, EVALUATORS, LOSSES, MODELS, ConfigError
+from avloc.registry import ConfigError
 
 # Config keys that may change between a run and its resumption (they do not change the numbers).
 RESUME_FREE_KEYS = {"device", "threads", "progress", "eval_batch_size"}
@@ -55,16 +56,11 @@ def load_data(cfg: Config, data_root: str | Path) -> InMemoryDataset:
 
 
 def build_model(cfg: Config, data: InMemoryDataset) -> AVModel:
-    """Create the model, filling the dims the data fixes (feature sizes, class count) into ``cfg.model``."""
-    cls = MODELS.get(cfg.model["name"])
-    fields = {f.name for f in dataclasses.fields(cls.Config)}
-    for key, val in data.model_dims().items():
-        if key in fields:
-            cfg.model[key] = val
-    model = MODELS.create(cfg.model)
+    """Create the model of ``cfg`` with the dims the data fixes (feature sizes, class count) filled in."""
+    model = MODELS.create(with_data_dims(cfg, data.model_dims()).model)
     if model.task != data.task:
         raise ConfigError(
-            f"model '{cfg.model['name']}' is for task '{model.task}' but data '{cfg.data['name']}' "
+            f"model '{cfg.name('model')}' is for task '{model.task}' but data '{cfg.name('data')}' "
             f"is task '{data.task}'"
         )
     return model
@@ -276,6 +272,7 @@ def build_run(run: Run, data_root: str | Path, data: InMemoryDataset | None = No
     t_load = time.perf_counter()
     run.data = data if data is not None else load_data(run.cfg, data_root)
     run.load_seconds = time.perf_counter() - t_load
+    run.cfg = with_data_dims(run.cfg, run.data.model_dims())
     torch.manual_seed(run.cfg.train.seed)
     run.model = build_model(run.cfg, run.data).to(run.device)
     run.loss_fn = build_loss(run.cfg).to(run.device)
@@ -309,8 +306,8 @@ def start_run_folder(run: Run, log: Any) -> None:
     run.run_dir.mkdir(parents=True, exist_ok=True)
     save_config(run.cfg, run.run_dir / "config.yaml")
     _truncate_metrics(run.run_dir / "metrics.jsonl", run.state["epoch"])
-    log(f"model {run.cfg.model['name']}: {run.model.num_parameters():,} parameters; "  # type: ignore[union-attr]
-        f"data {run.cfg.data['name']}: {len(run.data.splits['train'])} train videos; "  # type: ignore[union-attr]
+    log(f"model {run.cfg.name('model')}: {run.model.num_parameters():,} parameters; "  # type: ignore[union-attr]
+        f"data {run.cfg.name('data')}: {len(run.data.splits['train'])} train videos; "  # type: ignore[union-attr]
         f"device {run.device}; world size {run.info.world_size}")
 
 
@@ -382,9 +379,9 @@ def _final_report(run: Run) -> dict[str, Any]:
     p = evaluator.primary
     epochs_done = max(state["epoch"], 1)
     report: dict[str, Any] = {
-        "model": cfg.model["name"],
-        "loss": cfg.loss["name"],
-        "data": cfg.data["name"],
+        "model": cfg.name("model"),
+        "loss": cfg.name("loss"),
+        "data": cfg.name("data"),
         f"val_{p}": val[p],
         f"test_{p}": test[p],
         f"best_test_{p}": state["best_test"],
