@@ -74,6 +74,12 @@ def test_resume_equals_uninterrupted(ave_dir, tmp_path):
     assert losses(tmp_path / "full") == losses(tmp_path / "part")
 
 
+def test_a_model_and_loss_that_cannot_work_together_fail_when_the_run_is_built(ave_dir, tmp_path):
+    with pytest.raises(ConfigError, match=r"model 'psp' and loss 'vscg' do not work together: .*'relevance'"):
+        fit(_cfg("loss.name=vscg"), ave_dir, tmp_path / "run", log=lambda *_: None)
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
 def test_same_seed_same_numbers(ave_dir, tmp_path):
     r1 = fit(_cfg("train.epochs=1", "train.seed=5"), ave_dir, tmp_path / "a", log=lambda *_: None)
     r2 = fit(_cfg("train.epochs=1", "train.seed=5"), ave_dir, tmp_path / "b", log=lambda *_: None)

@@ -70,6 +70,22 @@ def build_loss(cfg: Config) -> Loss:
     return LOSSES.create(cfg.loss)
 
 
+def check_model_and_loss(cfg: Config, model: AVModel, loss_fn: Loss, device: torch.device) -> None:
+    """Score the model's own 2-video example batch with the loss (eval mode, no gradient, no global random
+    draw), so that a pair that cannot work together fails when the run is built, naming both."""
+    batch = {k: v.to(device) for k, v in model.example_batch(2, torch.Generator().manual_seed(0)).items()}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            loss_fn(model(batch), batch)
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise ConfigError(f"model '{cfg.name('model')}' and loss '{cfg.name('loss')}' do not work together: "
+                          f"{exc}") from exc
+    finally:
+        model.train(was_training)
+
+
 def build_evaluator(cfg: Config) -> Evaluator:
     return EVALUATORS.create(cfg.eval)
 
@@ -276,6 +292,7 @@ def build_run(run: Run, data_root: str | Path, data: InMemoryDataset | None = No
     torch.manual_seed(run.cfg.train.seed)
     run.model = build_model(run.cfg, run.data).to(run.device)
     run.loss_fn = build_loss(run.cfg).to(run.device)
+    check_model_and_loss(run.cfg, run.model, run.loss_fn, run.device)
     run.evaluator = build_evaluator(run.cfg)
     run.opt = build_optimizer(run.cfg, run.model, run.device)
 
