@@ -23,14 +23,13 @@ so ``vscg`` has ~2.51 M parameters rather than the official 2.63 M.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from avloc.models.ave_io import check_ave_inputs, random_ave_batch
-from avloc.models.base import AVModel, Batch
+from avloc.models.ave_base import AVEModel, Tensors
 from avloc.models.blocks import ESCM, cosine_pairs, xavier_
 from avloc.models.psp import PSPFullyEncoder, PSPWeakEncoder, SegmentHead, TemporalWeighting, weak_outputs
 from avloc.registry import MODELS
@@ -50,12 +49,11 @@ def build_escm(ablation: str, dim: int, hidden: int, mode: str, dropout: float, 
 
 
 @MODELS.register("vscg")
-class VSCG(AVModel):
+class VSCG(AVEModel):
     """VSCG, fully supervised. Outputs: ``relevance`` (B, T) event logits, ``category`` (B, C-1) video
     event logits, ``av_similarity`` (B, T) cosine of the final audio/visual features, ``attention``
     (B, T, R) AGVA weights."""
 
-    task = "ave"
 
     @dataclass
     class Config:
@@ -86,36 +84,31 @@ class VSCG(AVModel):
         self.category = nn.Linear(dim, cfg.num_classes - 1)
         xavier_(self.relevance, self.category)
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        check_ave_inputs(batch, self.cfg.audio_dim, self.cfg.visual_dim, "vscg")
-        a, v, alpha = self.encoder(batch["audio"], batch["visual"])
-        if self.escm is not None:
-            a, v = self.escm(a, v)
-        fused = 0.5 * (a + v)  # (B, T, dim)
+    def encode(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor, Tensors]:
+        a, v, alpha = self.encoder(audio, visual)  # (B, T, 2*lstm_hidden) x 2, (B, T, R)
+        return a, v, {"attention": alpha}
+
+    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> Tensors:
+        fused = 0.5 * (audio + visual)  # (B, T, dim)
         return {
-            "relevance": self.relevance(fused).squeeze(-1),
-            "category": self.category(fused.amax(1)),
-            "av_similarity": cosine_pairs(a, v),
-            "attention": alpha,
+            "relevance": self.relevance(fused).squeeze(-1),  # (B, T) event logits
+            "category": self.category(fused.amax(1)),  # (B, C-1) video event logits
+            "av_similarity": cosine_pairs(audio, visual),  # (B, T)
+            **extras,
         }
 
-    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Event class of the video where sigmoid(relevance) > threshold, background elsewhere."""
-        is_event = torch.sigmoid(out["relevance"]) > self.cfg.relevance_threshold
-        cls = out["category"].argmax(-1, keepdim=True).expand_as(is_event)
-        return torch.where(is_event, cls, torch.full_like(cls, self.cfg.num_classes - 1))
+    def class_scores(self, out: Mapping[str, Tensor]) -> Tensor:
+        return out["category"]
 
-    def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        c = self.cfg
-        return random_ave_batch(batch_size, generator, c.audio_dim, c.visual_dim, num_classes=c.num_classes)
+    def event_gate(self, out: Mapping[str, Tensor]) -> Tensor:
+        return torch.sigmoid(out["relevance"]) > self.cfg.relevance_threshold
 
 
 @MODELS.register("vscg_weak")
-class VSCGWeak(AVModel):
+class VSCGWeak(AVEModel):
     """VSCG, weakly supervised. Outputs: ``segment_logits`` (B, T, C) (test-time argmax), ``video_probs``
     (B, C), ``video_probs_smooth`` (B, C) = softmax(video_probs), ``attention`` (B, T, R)."""
 
-    task = "ave"
 
     @dataclass
     class Config:
@@ -145,18 +138,14 @@ class VSCGWeak(AVModel):
         self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
         self.weighting = TemporalWeighting(cfg.num_classes)
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        check_ave_inputs(batch, self.cfg.audio_dim, self.cfg.visual_dim, "vscg_weak")
-        a, v, alpha = self.encoder(batch["audio"], batch["visual"])
-        if self.escm is not None:
-            a, v = self.escm(a, v)
-        out = weak_outputs(self.weighting(self.head(0.5 * (a + v))), alpha)
-        out["video_probs_smooth"] = torch.softmax(out["video_probs"], dim=-1)
+    def encode(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor, Tensors]:
+        a, v, alpha = self.encoder(audio, visual)  # (B, T, 2*lstm_hidden) x 2, (B, T, R)
+        return a, v, {"attention": alpha}
+
+    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> Tensors:
+        out = weak_outputs(self.weighting(self.head(0.5 * (audio + visual))), extras)  # scores (B, T, C)
+        out["video_probs_smooth"] = torch.softmax(out["video_probs"], dim=-1)  # (B, C)
         return out
 
-    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return out["segment_logits"].argmax(-1)
-
-    def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        c = self.cfg
-        return random_ave_batch(batch_size, generator, c.audio_dim, c.visual_dim, num_classes=c.num_classes)
+    def class_scores(self, out: Mapping[str, Tensor]) -> Tensor:
+        return out["segment_logits"]
