@@ -6,7 +6,7 @@ The official model ends in a softmax; here the model returns logits and the loss
 ``avloc.losses.avel_losses``).
 
 Parameter counts (defaults, 29 classes): ``avel`` and ``avel_weak`` 1,335,246 (the official att_Net,
-about 1.34 M); ``escm: true`` adds VSCG's ESCM on the two 256-d Bi-LSTM streams before the head
+about 1.34 M); ``escm: {}`` adds VSCG's ESCM on the two 256-d Bi-LSTM streams before the head
 (+970,496 in fully mode for ``avel``, +872,192 in weak mode for ``avel_weak``).
 """
 
@@ -20,7 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from avloc.models.ave_base import AVEModel, Tensors
-from avloc.models.blocks import ESCM, AudioGuidedVisualAttention, BiLSTMPair, xavier_
+from avloc.models.blocks import (
+    ESCM,
+    AudioGuidedVisualAttention,
+    BiLSTMPair,
+    ESCMConfig,
+    WeakESCMConfig,
+    xavier_,
+)
 from avloc.registry import MODELS
 
 
@@ -44,9 +51,7 @@ class AVEL(AVEModel):
         att_hidden: int = 512  # AGVA hidden width
         hidden: int = 128  # Bi-LSTM hidden size per direction (each stream is 2 * hidden wide)
         head_hidden: int = 64  # width of the per-segment head's hidden layer
-        escm: bool = False  # add VSCG's ESCM (CERE + ISCE) on the two Bi-LSTM streams before the head
-        escm_hidden: int = 128  # ESCM GRU hidden size
-        escm_dropout: float = 0.1  # ESCM dropout (VSCG: 0.1 fully, 0.5 weak)
+        escm: ESCMConfig | None = None  # VSCG's ESCM on the two Bi-LSTM streams before the head; None: none
 
     escm_mode = "fully"
 
@@ -58,9 +63,7 @@ class AVEL(AVEModel):
         )
         self.lstms = BiLSTMPair(cfg.audio_dim, cfg.visual_dim, cfg.hidden)
         stream = 2 * cfg.hidden
-        self.escm = (
-            ESCM(stream, cfg.escm_hidden, mode=self.escm_mode, dropout=cfg.escm_dropout) if cfg.escm else None
-        )
+        self.escm = ESCM.from_config(stream, cfg.escm, self.escm_mode)
         self.fc1 = nn.Linear(2 * stream, cfg.head_hidden)
         self.fc2 = nn.Linear(cfg.head_hidden, cfg.num_classes)
         xavier_(self.fc1, self.fc2)
@@ -86,7 +89,7 @@ class AVELWeak(AVEL):
 
     @dataclass
     class Config(AVEL.Config):
-        escm_dropout: float = 0.5  # ESCM dropout (VSCG weak: 0.5)
+        escm: WeakESCMConfig | None = None  # VSCG's weak-mode ESCM; None: none
 
     escm_mode = "weak"
 

@@ -10,7 +10,7 @@ Parameter counts (defaults, 29 classes):
     LayerNorms.
   * ``cmbs_weak``: 9,395,518 (the reference registers 14,789,439, ~14.8 M: the same kinds of unused
     templates with FFN 2048, plus an unused ``classifier``).
-  * ``escm: true`` adds VSCG's ESCM (``avloc.models.blocks.ESCM``) on the two (B, T, d_model) streams
+  * ``escm: {}`` adds VSCG's ESCM (``avloc.models.blocks.ESCM``) on the two (B, T, d_model) streams
     right before the heads: +970,496 (fully mode, ``cmbs``) / +872,192 (weak mode, ``cmbs_weak``).
 
 **The weak-evaluation gate bug (fixed here).** The reference evaluates the weak model with
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avloc.models.ave_base import AVEModel, Tensors
-from avloc.models.blocks import ESCM
+from avloc.models.blocks import ESCM, ESCMConfig, WeakESCMConfig
 from avloc.models.cmbs_blocks import (
     AudioVideoInter,
     CrossModalGatedAttention,
@@ -111,8 +111,6 @@ class _CMBSCommon:
     inter_attn_dropout: float = 0.2  # attention dropout of the AV interaction blocks
     inter_dropout: float = 0.1  # residual dropout of the AV interaction blocks
     topk: int = 4  # CAS pooling: mean of the top-k segments per class
-    escm: bool = False  # add VSCG's ESCM (CERE + ISCE) on the two streams before the heads
-    escm_hidden: int = 128  # ESCM GRU hidden size (output 2 * escm_hidden must equal d_model in weak mode)
 
 
 @MODELS.register("cmbs")
@@ -142,7 +140,7 @@ class CMBS(AVEModel):
         encoder_ffn: int = 1024  # FFN width of the temporal encoders
         inter_heads: int = 4  # heads of the AV interaction blocks
         threshold: float = 0.5  # sigmoid(relevance) above this -> event segment
-        escm_dropout: float = 0.1  # ESCM dropout (VSCG fully: 0.1)
+        escm: ESCMConfig | None = None  # VSCG's ESCM on the two streams before the heads; None: none
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
@@ -153,7 +151,7 @@ class CMBS(AVEModel):
         self.audio_rnn = nn.LSTM(cfg.audio_dim, d // 2, 1, batch_first=True, bidirectional=True)
         self.visual_rnn = nn.LSTM(cfg.visual_dim, d, 1, batch_first=True, bidirectional=True)
         self.front = _CMBSFrontEnd(cfg, audio_in=d, visual_in=2 * d)
-        self.escm = ESCM(d, cfg.escm_hidden, mode="fully", dropout=cfg.escm_dropout) if cfg.escm else None
+        self.escm = ESCM.from_config(d, cfg.escm, "fully")
         events = cfg.num_classes - 1
         self.audio_cas = nn.Linear(d, events)
         self.video_cas = nn.Linear(d, events)
@@ -224,14 +222,14 @@ class CMBSWeak(AVEModel):
         inter_heads: int = 2  # heads of the AV interaction blocks
         gate_threshold: float = 0.5  # av_gate (a probability) above this -> event segment
         official_gate_bug: bool = False  # reproduce the reference: threshold sigmoid(av_gate) (never bg)
-        escm_dropout: float = 0.5  # ESCM dropout (VSCG weak: 0.5)
+        escm: WeakESCMConfig | None = None  # weak ESCM (2 * escm.hidden must equal d_model); None: none
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
         self.front = _CMBSFrontEnd(cfg, audio_in=cfg.audio_dim, visual_in=cfg.visual_dim)
-        self.escm = ESCM(d, cfg.escm_hidden, mode="weak", dropout=cfg.escm_dropout) if cfg.escm else None
+        self.escm = ESCM.from_config(d, cfg.escm, "weak")
         self.audio_cas = nn.Linear(d, cfg.num_classes)
         self.video_cas = nn.Linear(d, cfg.num_classes)
         self.cas = nn.Linear(d, cfg.num_classes, bias=False)

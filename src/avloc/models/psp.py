@@ -7,7 +7,8 @@ registers ``linear_v``, ``v_classify``/``a_classify`` and ``L3``/``L4``, which i
 ``SelfAttention`` class in ``fully_model.py`` is defined but never built), so the fully model has ~1.55 M
 parameters rather than the official 1.67 M.
 
-``escm=True`` appends VSCG's ESCM module after the encoder (VSCG paper, Table IV: ESCM as a plug-in).
+``escm: {}`` (an :class:`~avloc.models.blocks.ESCMConfig`) appends VSCG's ESCM module after the encoder
+(VSCG paper, Table IV: ESCM as a plug-in); ``escm: null`` (the default) leaves it out.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from avloc.models.blocks import (
     ESCM,
     AudioGuidedVisualAttention,
     BiLSTMPair,
+    ESCMConfig,
     PositiveSamplePropagation,
+    WeakESCMConfig,
     cosine_pairs,
     xavier_,
 )
@@ -140,16 +143,14 @@ class PSP(AVEModel):
         threshold: float = 0.099  # PSP pruning threshold on the L1-normalised similarities
         dropout: float = 0.1  # PSP branch and fc dropout
         head_hidden: int = 64  # hidden width of the segment classifier
-        escm: bool = False  # append VSCG's ESCM after the encoder (VSCG paper Table IV)
-        escm_hidden: int = 128  # ESCM CERE channels / GRU hidden size
-        escm_dropout: float = 0.1  # ESCM dropout (VSCG fully)
+        escm: ESCMConfig | None = None  # VSCG's ESCM after the encoder (VSCG paper Table IV); None: none
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
         self.encoder = PSPFullyEncoder(cfg)
         dim = 2 * cfg.lstm_hidden
-        self.escm = ESCM(dim, cfg.escm_hidden, "fully", dropout=cfg.escm_dropout) if cfg.escm else None
+        self.escm = ESCM.from_config(dim, cfg.escm, "fully")
         self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
 
     def encode(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor, Tensors]:
@@ -186,16 +187,14 @@ class PSPWeak(AVEModel):
         threshold: float = 0.095  # PSP pruning threshold (weak README command)
         dropout: float = 0.1  # PSP branch dropout
         head_hidden: int = 64  # hidden width of the segment classifier
-        escm: bool = False  # append VSCG's weak ESCM after the encoder (VSCG paper Table IV)
-        escm_hidden: int = 128  # ESCM CERE channels / GRU hidden size
-        escm_dropout: float = 0.5  # ESCM dropout (VSCG weak)
+        escm: WeakESCMConfig | None = None  # VSCG's weak ESCM after the encoder (Table IV); None: none
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
         self.encoder = PSPWeakEncoder(cfg, use_fc=False, fc_dropout=0.0)
         dim = 2 * cfg.lstm_hidden
-        self.escm = ESCM(dim, cfg.escm_hidden, "weak", dropout=cfg.escm_dropout) if cfg.escm else None
+        self.escm = ESCM.from_config(dim, cfg.escm, "weak")
         self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
         self.weighting = TemporalWeighting(cfg.num_classes)
 

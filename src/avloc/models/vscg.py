@@ -24,28 +24,27 @@ so ``vscg`` has ~2.51 M parameters rather than the official 2.63 M.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from avloc.models.ave_base import AVEModel, Tensors
-from avloc.models.blocks import ESCM, cosine_pairs, xavier_
+from avloc.models.blocks import ESCM, ESCMConfig, WeakESCMConfig, cosine_pairs, xavier_
 from avloc.models.psp import PSPFullyEncoder, PSPWeakEncoder, SegmentHead, TemporalWeighting, weak_outputs
 from avloc.registry import MODELS
 
 ABLATIONS = ("full", "no_escm", "no_isce", "isce_avg", "isce_max", "cere_unshared")
 
 
-def build_escm(ablation: str, dim: int, hidden: int, mode: str, dropout: float, kernel: int) -> ESCM | None:
+def build_escm(ablation: str, dim: int, cfg: ESCMConfig, mode: str) -> ESCM | None:
     """The ESCM of a Table III variant (None for ``no_escm``)."""
     if ablation not in ABLATIONS:
         raise ValueError(f"vscg: ablation must be one of {ABLATIONS}, got {ablation!r}")
     if ablation == "no_escm":
         return None
     init = {"no_isce": "zero", "isce_avg": "avg", "isce_max": "max"}.get(ablation, "cere")
-    return ESCM(dim, hidden, mode, init, cere_shared=ablation != "cere_unshared", dropout=dropout,
-                kernel_size=kernel)
+    return ESCM.from_config(dim, cfg, mode, init, cere_shared=ablation != "cere_unshared")
 
 
 @MODELS.register("vscg")
@@ -68,9 +67,7 @@ class VSCG(AVEModel):
         psp_hidden: int = 256  # PSP branch width
         threshold: float = 0.099  # PSP pruning threshold (hard-coded 0.099 in the official forward)
         dropout: float = 0.2  # PSP branch and fc dropout (VSCG uses 0.2, PSP 0.1)
-        escm_hidden: int = 128  # CERE channels / ISCE GRU hidden size
-        escm_dropout: float = 0.1  # dropout after the ISCE fc
-        escm_kernel: int = 5  # CERE Conv1d kernel size (padding kernel // 2)
+        escm: ESCMConfig = field(default_factory=ESCMConfig)  # ESCM (dropout after the ISCE fc)
         relevance_threshold: float = 0.7  # segment is an event when sigmoid(relevance) > this
         ablation: str = "full"  # Table III: full | no_escm | no_isce | isce_avg | isce_max | cere_unshared
 
@@ -79,7 +76,7 @@ class VSCG(AVEModel):
         self.cfg = cfg
         self.encoder = PSPFullyEncoder(cfg)
         dim = 2 * cfg.lstm_hidden
-        self.escm = build_escm(cfg.ablation, dim, cfg.escm_hidden, "fully", cfg.escm_dropout, cfg.escm_kernel)
+        self.escm = build_escm(cfg.ablation, dim, cfg.escm, "fully")
         self.relevance = nn.Linear(dim, 1)
         self.category = nn.Linear(dim, cfg.num_classes - 1)
         xavier_(self.relevance, self.category)
@@ -123,9 +120,7 @@ class VSCGWeak(AVEModel):
         threshold: float = 0.099  # PSP pruning threshold (hard-coded 0.099 in the official weak forward)
         dropout: float = 0.1  # PSP branch dropout
         psp_fc_dropout: float = 0.2  # dropout after the PSP fc layers
-        escm_hidden: int = 128  # CERE channels / ISCE GRU hidden size
-        escm_dropout: float = 0.5  # dropout on the ISCE GRU outputs
-        escm_kernel: int = 5  # CERE Conv1d kernel size
+        escm: WeakESCMConfig = field(default_factory=WeakESCMConfig)  # ESCM (dropout on the GRU outputs)
         head_hidden: int = 64  # hidden width of the segment classifier
         ablation: str = "full"  # Table III variants, as for `vscg` (weak ESCM: cross-initialised GRUs)
 
@@ -134,7 +129,7 @@ class VSCGWeak(AVEModel):
         self.cfg = cfg
         self.encoder = PSPWeakEncoder(cfg, use_fc=True, fc_dropout=cfg.psp_fc_dropout)
         dim = 2 * cfg.lstm_hidden
-        self.escm = build_escm(cfg.ablation, dim, cfg.escm_hidden, "weak", cfg.escm_dropout, cfg.escm_kernel)
+        self.escm = build_escm(cfg.ablation, dim, cfg.escm, "weak")
         self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
         self.weighting = TemporalWeighting(cfg.num_classes)
 
