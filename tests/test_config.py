@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from avloc.config import TrainConfig, load_config, merge, parse_overrides, resolve, save_config
-from avloc.paths import configs_dir
+from avloc.tools.paths import configs_dir
 from avloc.registry import MODELS, ConfigError, Registry, build_dataclass
 
 

@@ -18,7 +18,8 @@ _BUILTIN_MODULES = (
     "avloc.models",
     "avloc.losses",
     "avloc.data",
-    "avloc.evaluation",
+    "avloc.evaluation.segments",
+    "avloc.evaluation.dense_map",
 )
 
 

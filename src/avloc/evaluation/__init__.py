@@ -1,4 +1,2 @@
-"""Importing this package registers its built-in evaluators."""
-
-from avloc.evaluation import segments  # noqa: F401
-from avloc.evaluation import dense_map  # noqa: F401
+"""Metrics and evaluators. The package imports nothing, so the NumPy-only ``detection`` loads without torch;
+the registry imports the evaluator modules (``segments``, ``dense_map``) that register themselves."""
