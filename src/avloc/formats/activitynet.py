@@ -10,7 +10,7 @@ that the dense dataset and ``avloc detect-eval`` read a file the same way:
 - a segment is two finite numbers with end >= start: a zero-length segment is kept (UnAV keeps it, only
   ActionFormer drops GT shorter than 1 ms); a reversed one is an error naming the entry;
 - a present ``duration`` is a positive number; a missing one is NaN (the evaluators never read it);
-- labels are read as strings; ``label_id``, when given, must be one number per label.
+- labels are read as strings; ``label_id`` (UnAV) orders the class list and must be one number per label.
 
 NumPy only (no torch), so ``detect-eval`` starts fast. Every check runs on whole columns; the slow search
 for the culprit runs only once a check has failed.
