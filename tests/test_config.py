@@ -8,17 +8,9 @@ import pytest
 import yaml
 
 from avloc.catalog import MODELS
-from avloc.config import (
-    TrainConfig,
-    load_config,
-    merge,
-    parse_overrides,
-    resolve,
-    save_config,
-    with_data_dims,
-)
-from avloc.paths import config_path, configs_dir
+from avloc.config import TrainConfig, load_config, merge, parse_overrides, resolve, save_config, with_data_dims
 from avloc.registry import ConfigError, Registry, build_dataclass
+from avloc.tools.paths import config_path, configs_dir
 
 
 @dataclass
