@@ -108,8 +108,9 @@ def load_pickled_arrays(path: str | Path) -> dict:
     with open(path, "rb") as fh:
         if fh.read(6) == b"\x93NUMPY":
             fh.seek(0)
-            version = np.lib.format.read_magic(fh)
-            np.lib.format._read_array_header(fh, version)  # moves past the header to the pickle stream
+            major, _ = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            read_header(fh)  # moves past the header to the pickle stream
         else:
             fh.seek(0)
         try:
