@@ -1,0 +1,1 @@
+"""The command verbs of ``avloc``: each module parses nothing and calls the library."""
