@@ -85,7 +85,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         (mod, name)
         for mod in ("numpy.core.multiarray", "numpy._core.multiarray")
         for name in ("_reconstruct", "scalar")
-    } | {("numpy", "ndarray"), ("numpy", "dtype")}
+    } | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}  # protocol-2 pickles encode bytes
 
     def __init__(self, file: Any, path: Path) -> None:
         super().__init__(file, encoding="latin1")  # Python 2 pickles (sound8.npy) store str as bytes
@@ -94,6 +94,10 @@ class _ArrayUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._ALLOWED:
             raise WeightsError(f"{self.path}: refused to load global '{module}.{name}' (only arrays are allowed)")
+        if module == "_codecs":
+            import codecs
+
+            return codecs.encode
         if module == "numpy":
             return getattr(np, name)
         core = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray  # type: ignore[attr-defined]
