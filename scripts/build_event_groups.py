@@ -58,7 +58,7 @@ AVE = {
     "Bus": ("school bus", "trolleybus", "minibus"),
     "Motorcycle": ("moped", "motor scooter"),
     "Train horn": "group:rail",
-    "Violin": ("violin",),
+    "Violin, fiddle": ("violin",),
     "Flute": ("flute",),
     "Banjo": ("banjo",),
     "Acoustic guitar": ("acoustic guitar",),
@@ -69,7 +69,7 @@ AVE = {
     "Clock": ("analog clock", "wall clock", "digital clock"),
     "Church bell": ("bell cote", "church"),
     "Horse": ("sorrel",),
-    "Rodent": ("hamster", "guinea pig", "fox squirrel", "marmot", "beaver", "porcupine"),
+    "Rodents, rats, mice": ("hamster", "guinea pig", "fox squirrel", "marmot", "beaver", "porcupine"),
 }
 
 

@@ -69,3 +69,10 @@ def test_script_rebuilds_the_committed_table(shared_dir, tmp_path):
     subprocess.run([sys.executable, str(ROOT / "scripts" / "build_event_groups.py"), str(cats), "--wordnet",
                     str(WORDNET), "--out", str(out)], check=True, capture_output=True)
     assert out.read_text() == TABLE.read_text()
+
+
+def test_ave_names_are_ave_classes():
+    from avloc.data.ave_labels import AVE_CLASSES
+
+    used = {r["ave_class"] for r in rows()} - {""}
+    assert used and used <= set(AVE_CLASSES)

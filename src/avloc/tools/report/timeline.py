@@ -15,7 +15,7 @@ from avloc.media.prediction import VideoPrediction
 AXIS_LEFT, AXIS_RIGHT = 0.13, 0.98  # fractions of the image width spanned by [0, duration]
 TOP_CLASSES = 4
 TRACK_STYLE = {"av": ("-", 2.0), "audio": (":", 1.2), "visual": ("--", 1.2)}
-TRACK_NAME = {"av": "audio-visual", "audio": "audio only", "visual": "visual only"}
+TRACK_NAME = {"av": "audio-visual", "audio": "audio track", "visual": "visual track"}
 
 
 def class_colours(labels: list[str]) -> dict[str, tuple]:
