@@ -147,3 +147,43 @@ def test_annotations_for_another_video(trained, tmp_path, capsys):
                        "--annotations", str(ann)], out, capsys)
     assert rc == 2 and "other.json" in err and "held_out" in err
     assert not out.exists()
+
+
+def test_dense_run_predicts_proposals_in_seconds(tmp_path):
+    """A dense (MIL) run: one real extraction (the grid and backbones), the other training videos' features
+    drawn at random with the same shapes (the test is about the plumbing, not accuracy)."""
+    from avloc.config import load_config
+    from avloc.engine.loop import fit
+    from avloc.media.extract import ExtractConfig, extract_videos, read_feature_meta
+    from avloc.paths import config_path
+
+    data = tmp_path / "data"
+    video = write_clip(tmp_path / "held.mp4", 4.0)
+    cfg = ExtractConfig(format="unav", visual="efficientnet_lite0", audio="soundnet8", fps=6.25)
+    try:
+        extract_videos([video], data, cfg, progress=False)
+    except WeightsError as exc:
+        pytest.skip(str(exc))
+    meta = read_feature_meta(data)
+    steps = np.load(data / "av_features" / "held_soundnet8.npy").shape[0]
+    rng = np.random.default_rng(0)
+    db = {"held": {"subset": "test", "duration": 4.0, "annotations": [{"segment": [1.0, 3.0], "label": "dog"}]}}
+    for i, subset in enumerate(["train", "train", "train", "validation"]):
+        for suffix, dim in (("efficientnet_lite0", meta.visual_dim), ("soundnet8", meta.audio_dim)):
+            np.save(data / "av_features" / f"s{i}_{suffix}.npy", rng.standard_normal((steps, dim)).astype(np.float32))
+        db[f"s{i}"] = {"subset": subset, "duration": 4.0,
+                       "annotations": [{"segment": [0.5, 2.5], "label": ["dog", "violin"][i % 2]}]}
+    (data / "ann.json").write_text(json.dumps({"database": db}))
+    over = [f"data.{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in meta.data_config().items()
+            if k != "name"]
+    run = tmp_path / "run"
+    fit(load_config(config_path("unav/mil.yaml"), [*over, "data.annotations=ann.json", "train.epochs=2",
+                                                   "train.batch_size=2"]), data, run, log=lambda *_: None)
+    out = tmp_path / "pred"
+    assert main(["predict", str(video), "--run", str(run), "--data", str(data), "--out", str(out),
+                 "--min-score", "0.0"]) == 0
+    doc = json.loads((out / "held" / "events.json").read_text())
+    for ev in doc["results"]["held"]:
+        assert ev["label"] in ("dog", "violin") and 0 <= ev["segment"][0] <= ev["segment"][1] <= 4.0
+    scores = doc["avloc"]["held"]["tracks"]["av"]
+    assert scores["step_s"] == pytest.approx(0.32) and all(len(v) == steps for v in scores["scores"].values())

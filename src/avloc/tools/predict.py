@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from avloc.media.events import PostProcess, postprocess
+from avloc.media.events import Events, PostProcess, postprocess
 from avloc.media.prediction import VideoPrediction
 
 
@@ -64,17 +64,15 @@ def _check_videos(items: list[str]) -> tuple[list[Path], list[str]]:
 
 
 def zero_shot_detector(device: str) -> Callable[[Path], VideoPrediction]:
-    import torch
-
+    from avloc.engine.loop import resolve_device
     from avloc.media.backbones.efficientnet import EfficientNetLite0
     from avloc.media.backbones.soundnet import SoundNet8
     from avloc.media.event_groups import load_event_groups
     from avloc.media.zeroshot import zero_shot_predict
 
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    dev = resolve_device(device)
     visual = EfficientNetLite0.weights_from_package().to(dev)
-    audio = SoundNet8.weights_from_package().eval().requires_grad_(False).to(dev)
+    audio = SoundNet8.weights_from_package().to(dev)
     groups = load_event_groups()
     return lambda path: zero_shot_predict(path, visual, audio, groups)
 
@@ -125,12 +123,12 @@ def run(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def _in_vocabulary(pred: VideoPrediction, gt) -> "object":
+def _in_vocabulary(pred: VideoPrediction, gt: Events) -> Events:
     """The main-track events, their zero-shot group names replaced by the AVE class name where the ground
     truth uses it (the ``dog`` group scores against a ``Bark`` annotation)."""
     import numpy as np
 
-    ev = pred.events.of_track("av")
+    ev = pred.events.of_track("av")  # a copy
     if pred.method != "zero-shot" or not len(ev):
         return ev
     from avloc.media.event_groups import load_event_groups

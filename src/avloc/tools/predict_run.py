@@ -158,7 +158,7 @@ def _predict_dense(model, extractor, meta, cfg, names: list[str], path: Path, de
              "mask": torch.ones(1, t, dtype=torch.bool, device=dev),
              "video_labels": torch.zeros(1, len(names), device=dev), "index": torch.zeros(1, dtype=torch.long)}
     out = step_outputs(model, batch)
-    ev_cfg = EVALUATORS.config_of(cfg.evaluator)
+    ev_cfg = EVALUATORS.config_of(cfg.eval)
     prop_cfg = build_dataclass(ProposalConfig, {k: getattr(ev_cfg, k) for k in ProposalConfig.__dataclass_fields__})
     seg = generate_proposals(out["cas"].cpu(), out["video_probs"].cpu(), np.array([t]), np.array([step]),
                              np.array([offset]), np.array([seconds]), prop_cfg)
