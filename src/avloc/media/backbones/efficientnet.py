@@ -25,7 +25,11 @@ _BN_EPS = 1e-3  # TensorFlow's batch-norm epsilon
 
 
 def _conv_same(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """``conv`` with TensorFlow "SAME" padding: output size ceil(in / stride), the odd pixel padded after."""
+    """``conv`` with TensorFlow "SAME" padding: output size ceil(in / stride), the odd pixel padded after.
+
+    At stride 1 (odd kernel) that is the symmetric ``kernel // 2`` the conv already applies."""
+    if conv.stride == (1, 1):
+        return conv(x)
     pads = []
     for size, k, s in zip(x.shape[:1:-1], conv.kernel_size[::-1], conv.stride[::-1]):  # width, then height
         total = max((math.ceil(size / s) - 1) * s + k - size, 0)
@@ -42,7 +46,8 @@ class MBConv(nn.Module):
         if expand != 1:
             self._expand_conv = nn.Conv2d(cin, mid, 1, bias=False)
             self._bn0 = nn.BatchNorm2d(mid, eps=_BN_EPS)
-        self._depthwise_conv = nn.Conv2d(mid, mid, k, stride=stride, groups=mid, bias=False)
+        self._depthwise_conv = nn.Conv2d(mid, mid, k, stride=stride, padding=k // 2 if stride == 1 else 0,
+                                         groups=mid, bias=False)
         self._bn1 = nn.BatchNorm2d(mid, eps=_BN_EPS)
         self._project_conv = nn.Conv2d(mid, cout, 1, bias=False)
         self._bn2 = nn.BatchNorm2d(cout, eps=_BN_EPS)
