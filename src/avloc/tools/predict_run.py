@@ -59,18 +59,16 @@ def ave_windows(seconds: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(starts, dtype=np.float64), np.stack([win, pos], 1)
 
 
-def _ave_features(extractor, path: Path, start: float) -> tuple[np.ndarray, np.ndarray]:
+def _ave_features(extractor, path: Path, wave: np.ndarray | None, start: float) -> tuple[np.ndarray, np.ndarray]:
     """AVE features of the 10 s from ``start``: the recipe of ``Extractor.video`` (16 frames per second through
     the visual backbone, averaged; one audio row per second), shifted in time."""
     from avloc.media.backbones.vgg import ave_audio_starts
-    from avloc.media.decode import decode_audio, probe
 
     c = extractor.cfg
     times = start + np.arange(AVE_WINDOW * c.frames_per_segment) / c.frames_per_segment  # (160,)
     feats = extractor._visual(path, times, [])  # (160, g, g, Dv)
     visual = feats.view(AVE_WINDOW, c.frames_per_segment, *feats.shape[1:]).mean(1)  # (10, g, g, Dv)
     starts, window = ave_audio_starts(extractor.audio, AVE_WINDOW)
-    wave = decode_audio(path, extractor.audio.sample_rate, []) if probe(path).has_audio else None
     if wave is None:
         audio = torch.zeros(AVE_WINDOW, extractor.audio.out_dim)
     else:
@@ -123,12 +121,13 @@ def run_detector(run_dir: Path, data_dir: Path, device: str) -> Callable[[Path],
 
 @torch.no_grad()
 def _predict_ave(model, extractor, names: list[str], path: Path, dev: torch.device, method: str) -> VideoPrediction:
-    from avloc.media.decode import probe
+    from avloc.media.decode import decode_audio, probe
 
     info = probe(path)
     seconds = max(1, int(np.floor(info.duration + 0.5)))
     starts, where = ave_windows(seconds)
-    feats = [_ave_features(extractor, path, s) for s in starts]
+    wave = decode_audio(path, extractor.audio.sample_rate, []) if info.has_audio else None
+    feats = [_ave_features(extractor, path, wave, s) for s in starts]
     batch = {"audio": torch.from_numpy(np.stack([a for a, _ in feats])).to(dev),  # (W, 10, Da)
              "visual": torch.from_numpy(np.stack([v for _, v in feats])).to(dev)}  # (W, 10, g, g, Dv)
     out = step_outputs(model, batch)
