@@ -26,7 +26,8 @@ UNAV_CFG = ExtractConfig(format="unav", fps=3.125)  # 1 frame per 0.32 s step, 3
 
 
 def make_video(path: Path, seconds: float = 2.0, fps: Fraction | int = 10, audio: str | None = "aac",
-               layout: str = "mono", rate: int = 44100, size: tuple[int, int] = (64, 48)) -> Path:
+               layout: str = "mono", rate: int = 44100, size: tuple[int, int] = (64, 48),
+               amplitude: float = 0.3) -> Path:
     """A clip whose brightness ramps with time and whose audio is a 440 Hz tone."""
     with av.open(str(path), "w") as box:
         vs = box.add_stream("libx264", rate=fps)
@@ -41,7 +42,7 @@ def make_video(path: Path, seconds: float = 2.0, fps: Fraction | int = 10, audio
             channels = len(av.AudioLayout(layout).channels)
             n = aus.codec_context.frame_size or 1024
             t = np.arange(int(seconds * rate)) / rate
-            wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            wave = (amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
             for start in range(0, len(wave) - n + 1, n):
                 chunk = np.repeat(wave[None, start : start + n], channels, 0)  # planar; encode() converts
                 frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
@@ -126,6 +127,7 @@ def test_synthetic_inputs_are_extracted_flagged_or_reported(tmp_path, unav_extra
     make_video(src / "mp3.mkv", audio="libmp3lame")
     make_video(src / "opus.mkv", audio="libopus", rate=48000)
     make_video(src / "short.mp4", seconds=0.3)
+    make_video(src / "silent.mp4", amplitude=0.0)
     full = make_video(tmp_path / "full.mp4", seconds=3.0).read_bytes()
     (src / "truncated.mp4").write_bytes(full[: len(full) // 2])
     (src / "garbage.mp4").write_bytes(b"\x00not a video" * 100)
@@ -138,12 +140,13 @@ def test_synthetic_inputs_are_extracted_flagged_or_reported(tmp_path, unav_extra
     assert np.all(np.load(out / "av_features" / "noaudio_aisfx.npy") == 0)
     assert meta["three_s"]["steps"] == unav_steps(3.0, 0.32, 0.96) == 7
     assert meta["short"]["steps"] == 1 and "shorter_than_window" in meta["short"]["flags"]
+    assert meta["silent"]["flags"] == ["silent"]
     for vid in ("three_s", "fps7_5", "surround", "mp3", "opus"):  # opus in Matroska, mp3 too
         assert meta[vid]["flags"] == [], vid
         assert np.abs(np.load(out / "av_features" / f"{vid}_aisfx.npy")).max() > 0, vid
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]  # nothing half-written
     again = extract_videos([src], out, UNAV_CFG, progress=False, extractor=unav_extractor)
-    assert len(again.skipped) == 7 and not again.extracted  # resumed: nothing redone
+    assert len(again.skipped) == 8 and not again.extracted  # resumed: nothing redone
 
 
 def test_decode_errors_name_the_file(tmp_path):

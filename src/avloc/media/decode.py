@@ -167,8 +167,11 @@ def _declared_end(stream) -> float:  # noqa: ANN001
     return float(stream.duration * stream.time_base) if stream.duration is not None else float("inf")
 
 
-def decode_audio(path: str | Path, rate: int, flags: list[str] | None = None) -> np.ndarray | None:
-    """Mono float32 (S,) at ``rate`` Hz, sample 0 at the first video frame; None when there is no audio track."""
+def decode_audio(path: str | Path, rate: int, flags: list[str] | None = None,
+                 until: float | None = None) -> np.ndarray | None:
+    """Mono float32 (S,) at ``rate`` Hz, sample 0 at the first video frame; None when there is no audio track.
+
+    ``until``: stop decoding once a frame starts after this many seconds (the AVE layout needs only 10 s)."""
     import av
 
     path = Path(path)
@@ -181,6 +184,8 @@ def decode_audio(path: str | Path, rate: int, flags: list[str] | None = None) ->
         parts: list[np.ndarray] = []
         try:
             for frame in box.decode(a):
+                if until is not None and frame.time is not None and frame.time - _stream_start(a) > until:
+                    break
                 frame.pts = None  # let the resampler count samples; gaps are not filled by timestamps
                 parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
             parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]

@@ -189,7 +189,8 @@ class Extractor:
         if info.duration <= 0:
             raise MediaError(path, "empty video stream (duration 0)")
         flags: list[str] = []
-        wave = decode_audio(path, self.audio.sample_rate, flags) if info.has_audio else None
+        until = AVE_SEGMENTS + 1.0 if c.format == "ave" else None  # AVE reads only the first 10 s
+        wave = decode_audio(path, self.audio.sample_rate, flags, until) if info.has_audio else None
         self.times["decode"] += time.perf_counter() - t0
         seconds = info.duration
         times, steps = self.frame_times(seconds)
