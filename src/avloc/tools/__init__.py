@@ -1,4 +1,4 @@
-"""The ``avloc`` command verbs (train, eval, info, demo, synth, detect-eval, bench, reproduce).
+"""The ``avloc`` command verbs (train, eval, info, demo, synth, detect-eval, bench, reproduce, extract, predict).
 
 Nothing in the library imports this package: every arrow runs from here down.
 """

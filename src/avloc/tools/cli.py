@@ -70,6 +70,10 @@ def _cmd_detect_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.kind == "extract":
+        from avloc.tools.extract import bench_main
+
+        return bench_main(args)
     if args.kind == "ave":
         from avloc.tools.bench import bench_ave
 
@@ -153,8 +157,10 @@ def _add_detect_eval(sub: argparse._SubParsersAction) -> None:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="speed and memory benchmark")
-    p.add_argument("kind", choices=["ave", "dense"])
-    p.add_argument("--data", default=None, help="dataset folder (ave: required)")
+    p.add_argument("kind", choices=["ave", "dense", "extract"])
+    p.add_argument("--data", default=None, help="dataset folder (ave: required); extract: a video file")
+    p.add_argument("--pairs", nargs="+", default=None, help="extract: visual+audio backbone pairs to time")
+    p.add_argument("--device", default="cpu", help="extract: torch device")
     p.add_argument("--models", nargs="+", default=["vscg", "psp"], help="ave: registered models to time")
     p.add_argument("--epochs", type=int, default=None, help="epochs to time, the fastest counts (ave: 2, dense: 1)")
     p.add_argument("--videos", type=int, default=6489, help="dense: training videos (UnAV-100 scale)")
@@ -174,8 +180,21 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_reproduce)
 
 
+def _add_extract(sub: argparse._SubParsersAction) -> None:
+    from avloc.tools.extract import register
+
+    register(sub)
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    from avloc.tools.predict import register
+
+    register(sub)
+
+
 ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_train, _add_eval, _add_info, _add_demo, _add_synth, _add_detect_eval, _add_bench, _add_reproduce,
+    _add_extract, _add_predict,
 ]
 
 

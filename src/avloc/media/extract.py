@@ -1,0 +1,429 @@
+"""Video files -> the feature files ``avloc train`` / ``eval`` / ``predict`` read, with pretrained backbones.
+
+Two layouts:
+* ``ave``: AVE's official h5 files ``audio_feature.h5`` (N, 10, Da) and ``visual_feature.h5`` (N, 10, 7, 7,
+  Dv), key ``avadataset``, rows in the order of an ``Annotations.txt`` (or of the inputs). Segment l is the
+  second [l, l + 1): 16 frames at l + i/16 s, each through the visual backbone, averaged after it (AVE's
+  recipe); one audio window per segment (VGGish: AVE's back-to-back 0.96 s examples).
+* ``unav``: per video ``av_features/<id>_<visual>.npy`` (T, Dv, spatially pooled) and ``<id>_<audio>.npy``
+  (T, Da) on one grid: window i covers [i * stride, i * stride + window) s; frames sampled at ``fps`` and
+  averaged per window, audio embedded per window, so both streams have the same T by construction.
+
+Every run writes ``features.json`` (``FeatureMeta``): backbones, dims, grid, the data-config section for
+``avloc train``, and per video its seconds, steps and flags. Each video is written atomically (tmp +
+``os.replace``) and is the unit of resumption; the AVE h5 pair is assembled once at the end from the per-video
+parts. Under ``torchrun`` the inputs are split over ranks and rank 0 assembles after a barrier.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from avloc.media.backbones import BACKBONES, AudioBackbone, VisualBackbone, create_backbone
+from avloc.media.backbones.vgg import ave_audio_starts
+from avloc.media.decode import SILENCE, MediaError, decode_audio, iter_frames, probe
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".flv", ".m4v", ".mpg", ".mpeg", ".ts", ".3gp",
+                    ".ogv", ".wmv"}
+META_FILE = "features.json"
+PARTS_DIR = ".parts"  # per-video results: the resumable unit; the AVE h5 files are assembled from them
+AVE_SEGMENTS = 10
+H5_KEY = "avadataset"
+FEATURE_DIR = "av_features"
+
+
+@dataclass
+class ExtractConfig:
+    """How features are made; everything here is recorded in ``features.json``."""
+
+    format: str = "ave"  # ave | unav
+    visual: str = "efficientnet_lite0"
+    audio: str = "aisfx"
+    visual_weights: str = ""  # weight file; "" = the backbone's package or the weights folder
+    audio_weights: str = ""
+    frames_per_segment: int = 16  # ave: frames per one-second segment, averaged after the backbone
+    stride: float = 0.32  # unav: seconds between window starts
+    window: float = 0.96  # unav: window length in seconds
+    fps: float = 12.5  # unav: frames per second sampled for the visual stream (stride * fps must be whole)
+    resize: str = "squash"  # squash (AVE) | center_crop
+    batch: int = 32  # frames per backbone call
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.format not in ("ave", "unav"):
+            raise ValueError(f"format must be 'ave' or 'unav', got {self.format!r}")
+        if self.frames_per_segment < 1 or self.batch < 1:
+            raise ValueError("frames_per_segment and batch must be >= 1")
+        if self.format == "unav":
+            if self.stride <= 0 or self.window <= 0 or self.fps <= 0:
+                raise ValueError("stride, window and fps must be > 0")
+            for name, sec in (("stride", self.stride), ("window", self.window)):
+                if abs(sec * self.fps - round(sec * self.fps)) > 1e-6 or round(sec * self.fps) < 1:
+                    raise ValueError(f"{name} {sec} s x fps {self.fps} must be a whole number of frames")
+
+    @property
+    def frames_per_stride(self) -> int:
+        return round(self.stride * self.fps)
+
+    @property
+    def frames_per_window(self) -> int:
+        return round(self.window * self.fps)
+
+
+@dataclass
+class FeatureMeta:
+    """The sidecar ``features.json``: what made a folder of features, and per video its seconds and flags."""
+
+    config: ExtractConfig
+    visual_dim: int
+    audio_dim: int
+    grid: int
+    audio_rate: int
+    videos: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {path, seconds, steps, flags}
+
+    def data_config(self) -> dict[str, Any]:
+        """The ``data`` section that makes ``avloc train`` read these features."""
+        c = self.config
+        if c.format == "ave":
+            return {"name": "ave"}
+        return {"name": "unav", "visual_dir": FEATURE_DIR, "audio_dir": FEATURE_DIR,
+                "visual_suffixes": [f"_{c.visual}.npy"], "audio_suffixes": [f"_{c.audio}.npy"],
+                "visual_dim": self.visual_dim, "audio_dim": self.audio_dim, "feat_stride": c.frames_per_stride,
+                "num_frames": c.frames_per_window, "fps": c.fps}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"config": asdict(self.config), "visual_dim": self.visual_dim, "audio_dim": self.audio_dim,
+                "grid": self.grid, "audio_rate": self.audio_rate, "data": self.data_config(), "videos": self.videos}
+
+
+def read_feature_meta(folder: str | Path) -> FeatureMeta:
+    """The ``FeatureMeta`` of a folder written by ``extract_videos`` (its ``features.json``)."""
+    path = Path(folder) / META_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no feature sidecar; was this folder written by avloc extract?")
+    raw = json.loads(path.read_text())
+    try:
+        cfg = ExtractConfig(**raw["config"])
+        return FeatureMeta(cfg, int(raw["visual_dim"]), int(raw["audio_dim"]), int(raw["grid"]),
+                           int(raw["audio_rate"]), dict(raw.get("videos", {})))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: malformed feature sidecar ({exc})") from None
+
+
+def unav_steps(seconds: float, stride: float, window: float) -> int:
+    """Windows of the UnAV grid in a clip: every start i * stride with the window inside it, at least one."""
+    return max(1, math.floor((seconds - window) / stride + 1e-6) + 1)
+
+
+class Extractor:
+    """The two backbones and the per-video recipe of one ``ExtractConfig``; ``times`` sums the stages."""
+
+    def __init__(self, cfg: ExtractConfig, random_weights: bool = False) -> None:
+        self.cfg = cfg
+        if random_weights:  # timing only (``avloc bench extract`` without the user's VGG files)
+            visual, audio = BACKBONES.get(cfg.visual)().eval(), BACKBONES.get(cfg.audio)().eval()
+        else:
+            visual = create_backbone(cfg.visual, cfg.visual_weights or None)
+            audio = create_backbone(cfg.audio, cfg.audio_weights or None)
+        self.visual: VisualBackbone = visual.to(cfg.device)
+        self.audio: AudioBackbone = audio.to(cfg.device)
+        for name, net, kind in ((cfg.visual, self.visual, VisualBackbone), (cfg.audio, self.audio, AudioBackbone)):
+            if not isinstance(net, kind):
+                raise ValueError(f"backbone '{name}' is not a {kind.__name__}; choose from {BACKBONES.names()}")
+        self.visual.to(memory_format=torch.channels_last)  # faster depthwise/3x3 convs on CPU
+        self.times = {"decode": 0.0, "resize": 0.0, "visual": 0.0, "audio": 0.0}
+
+    def meta(self) -> FeatureMeta:
+        return FeatureMeta(self.cfg, self.visual.out_dim, self.audio.out_dim, self.visual.grid,
+                           self.audio.sample_rate)
+
+    def frame_times(self, seconds: float) -> tuple[np.ndarray, int]:
+        """The sampled frame times and the number of steps of a clip of ``seconds``."""
+        c = self.cfg
+        if c.format == "ave":
+            return (np.arange(AVE_SEGMENTS * c.frames_per_segment) / c.frames_per_segment), AVE_SEGMENTS
+        steps = unav_steps(seconds, c.stride, c.window)
+        n = (steps - 1) * c.frames_per_stride + c.frames_per_window
+        return np.arange(n) / c.fps, steps
+
+    @torch.no_grad()
+    def _visual(self, path: Path, times: np.ndarray, flags: list[str]) -> torch.Tensor:
+        """Per-frame features: (N, grid, grid, Dv) maps for AVE, (N, Dv) pooled for UnAV, float32 CPU."""
+        out = []
+        frames_iter = iter_frames(path, times, chunk=self.cfg.batch, flags=flags)
+        while True:
+            t0 = time.perf_counter()
+            item = next(frames_iter, None)
+            t1 = time.perf_counter()
+            self.times["decode"] += t1 - t0
+            if item is None:
+                break
+            x = self.visual.preprocess(item[1], self.cfg.resize).contiguous(memory_format=torch.channels_last)
+            t2 = time.perf_counter()
+            fmap = self.visual(x)  # (n, Dv, g, g)
+            fmap = fmap.permute(0, 2, 3, 1) if self.cfg.format == "ave" else fmap.mean((2, 3))
+            out.append(fmap.float().cpu())
+            self.times["resize"] += t2 - t1
+            self.times["visual"] += time.perf_counter() - t2
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def video(self, path: str | Path) -> tuple[np.ndarray, np.ndarray, float, list[str]]:
+        """audio (T, Da), visual (T, g, g, Dv) for AVE or (T, Dv) for UnAV, seconds, flags of one file."""
+        path = Path(path)
+        c = self.cfg
+        t0 = time.perf_counter()
+        info = probe(path)
+        if info.duration <= 0:
+            raise MediaError(path, "empty video stream (duration 0)")
+        flags: list[str] = []
+        until = AVE_SEGMENTS + 1.0 if c.format == "ave" else None  # AVE reads only the first 10 s
+        wave = decode_audio(path, self.audio.sample_rate, flags, until) if info.has_audio else None
+        self.times["decode"] += time.perf_counter() - t0
+        seconds = info.duration
+        times, steps = self.frame_times(seconds)
+        feats = self._visual(path, times, flags)  # (N, ...)
+        if c.format == "ave":
+            visual = feats.view(AVE_SEGMENTS, c.frames_per_segment, *feats.shape[1:]).mean(1)  # (10, g, g, Dv)
+            starts, window = ave_audio_starts(self.audio, AVE_SEGMENTS)
+            if seconds < AVE_SEGMENTS - 1e-3:
+                flags.append("shorter_than_10s")
+            elif seconds > AVE_SEGMENTS + 0.5:
+                flags.append("longer_than_10s_first_10s_used")
+        else:
+            csum = torch.cat([torch.zeros(1, feats.shape[1]), feats.double().cumsum(0)])  # (N + 1, Dv)
+            first = torch.arange(steps) * c.frames_per_stride  # (T,) first frame of each window
+            visual = ((csum[first + c.frames_per_window] - csum[first]) / c.frames_per_window).float()  # (T, Dv)
+            starts, window = np.arange(steps) * c.stride, c.window
+            if seconds < c.window:
+                flags.append("shorter_than_window")
+        if wave is None:
+            flags.append("no_audio")
+            audio = torch.zeros(len(starts), self.audio.out_dim)
+        else:
+            if len(wave) == 0 or float(np.abs(wave).max()) < SILENCE:
+                flags.append("silent")
+            t1 = time.perf_counter()
+            audio = self.audio.embed(wave, starts, window).float().cpu()  # (T, Da)
+            self.times["audio"] += time.perf_counter() - t1
+        return audio.numpy(), visual.numpy(), float(seconds), flags
+
+
+def features_for_video(path: str | Path, meta: FeatureMeta,
+                       extractor: Extractor | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Features of one video made exactly as the folder described by ``meta`` (same backbones and grid)."""
+    ex = extractor if extractor is not None and extractor.cfg == meta.config else Extractor(meta.config)
+    audio, visual, seconds, _ = ex.video(path)
+    return audio, visual, seconds
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+def collect_inputs(items: Iterable[str | Path]) -> list[Path]:
+    """Files, folders (searched recursively for video extensions) and list files (one path per line)."""
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+        elif p.suffix.lower() in (".txt", ".lst", ".list") and p.is_file():
+            for line in p.read_text().splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    q = Path(line)
+                    out.append(q if q.is_absolute() else p.parent / q)
+        else:
+            out.append(p)  # a missing file is reported per video, not here
+    return out
+
+
+def video_ids(paths: list[Path]) -> list[str]:
+    """The id of each input (its file name without extension); two inputs with one id are an error."""
+    ids = [p.stem for p in paths]
+    seen: dict[str, Path] = {}
+    for vid, p in zip(ids, paths):
+        if vid in seen:
+            raise ValueError(f"two inputs share the video id '{vid}': {seen[vid]} and {p}")
+        seen[vid] = p
+    return ids
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def _atomic_save(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr)
+
+    _atomic_save(path, write)
+
+
+def _save_json(path: Path, obj: Any) -> None:
+    _atomic_save(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=1)))
+
+
+@dataclass
+class Summary:
+    """What a run did; ``exit_status`` is 0 when every input was extracted (flags allowed), else 1."""
+
+    extracted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already extracted (resumed)
+    failed: dict[str, str] = field(default_factory=dict)  # path -> reason
+    flagged: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0  # of video extracted in this run
+    wall: float = 0.0
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if self.failed else 0
+
+    def text(self) -> str:
+        lines = [f"extracted {len(self.extracted)}, already done {len(self.skipped)}, failed {len(self.failed)}"
+                 f"; {self.seconds:.1f} s of video in {self.wall:.1f} s"]
+        lines += [f"  FAILED {p}: {r}" for p, r in self.failed.items()]
+        lines += [f"  flagged {v}: {', '.join(f)}" for v, f in self.flagged.items()]
+        return "\n".join(lines)
+
+
+def _rank_world() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractConfig | None = None,
+                   annotations: str | Path | None = None, progress: bool = True,
+                   extractor: Extractor | None = None) -> Summary:
+    """Extract every input into ``out`` (resumable, atomic per video, sharded over torchrun ranks)."""
+    cfg = cfg or ExtractConfig()
+    out = Path(out)
+    parts = out / PARTS_DIR
+    parts.mkdir(parents=True, exist_ok=True)
+    if cfg.format == "unav":
+        (out / FEATURE_DIR).mkdir(exist_ok=True)
+    paths = collect_inputs(inputs)
+    ids = video_ids(paths)
+    order = ids
+    summary = Summary()
+    if annotations is not None:
+        from avloc.data.ave_labels import read_annotations
+
+        order = read_annotations(annotations).video_ids
+        known = set(order)
+        for vid, p in zip(ids, paths):
+            if vid not in known:
+                summary.failed[str(p)] = f"video id '{vid}' is not in {annotations}"
+        keep = [i for i, vid in enumerate(ids) if vid in known]
+        paths, ids = [paths[i] for i in keep], [ids[i] for i in keep]
+    rank, world = _rank_world()
+    mine = list(range(rank, len(paths), world))
+    ex = extractor if extractor is not None and extractor.cfg == cfg else Extractor(cfg)
+    meta = ex.meta()
+    start = time.perf_counter()
+    bar = _progress(len(mine), progress and rank == 0)
+    for i in mine:
+        path, vid = paths[i], ids[i]
+        done = parts / f"{vid}.json"
+        if done.is_file():
+            summary.skipped.append(vid)
+            bar.update(1)
+            continue
+        try:
+            audio, visual, seconds, flags = ex.video(path)
+        except (MediaError, OSError, RuntimeError, ValueError) as exc:
+            summary.failed[str(path)] = exc.reason if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
+            log.warning("skipped %s: %s", path, summary.failed[str(path)])
+            bar.update(1)
+            continue
+        if cfg.format == "ave":
+            _save_npy(parts / f"{vid}.audio.npy", audio.astype(np.float32))
+            _save_npy(parts / f"{vid}.visual.npy", visual.astype(np.float32))
+        else:
+            _save_npy(out / FEATURE_DIR / f"{vid}_{cfg.visual}.npy", visual.astype(np.float32))
+            _save_npy(out / FEATURE_DIR / f"{vid}_{cfg.audio}.npy", audio.astype(np.float32))
+        record = {"path": str(path), "seconds": seconds, "steps": int(audio.shape[0]), "flags": flags}
+        _save_json(done, record)  # written last: the video counts as done only once its arrays are in place
+        summary.extracted.append(vid)
+        summary.seconds += seconds
+        if flags:
+            summary.flagged[vid] = flags
+        bar.update(1)
+        elapsed = max(time.perf_counter() - start, 1e-9)
+        bar.set_postfix_str(f"{len(summary.extracted) / elapsed:.2f} videos/s, "
+                            f"{summary.seconds / elapsed:.1f} video-s/s")
+    bar.close()
+    _barrier(world)
+    if rank == 0:
+        reported = {Path(p).stem for p in summary.failed}
+        for vid in _assemble(out, order, meta):
+            if vid not in reported:
+                summary.failed[vid] = "no features (not among the inputs, or failed on another rank)"
+
+    summary.wall = time.perf_counter() - start
+    return summary
+
+
+def _progress(total: int, enabled: bool):  # noqa: ANN202
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="video", disable=not enabled, dynamic_ncols=True)
+
+
+def _barrier(world: int) -> None:
+    """Wait for every rank's videos before assembling (torchrun; a long timeout: ranks finish far apart)."""
+    if world <= 1:
+        return
+    import datetime
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
+    dist.barrier()
+
+
+def _assemble(out: Path, order: list[str], meta: FeatureMeta) -> list[str]:
+    """Write ``features.json`` (and for AVE the two h5 files, rows in ``order``); return ids without features."""
+    parts = out / PARTS_DIR
+    records = {}
+    for vid in order:
+        f = parts / f"{vid}.json"
+        if f.is_file():
+            records[vid] = json.loads(f.read_text())
+    missing = [vid for vid in order if vid not in records]
+    meta.videos = {vid: records[vid] for vid in order if vid in records}
+    if meta.config.format == "ave":
+        _write_ave_h5(out, order, records, meta)
+    _save_json(out / META_FILE, meta.to_json())
+    return missing
+
+
+def _write_ave_h5(out: Path, order: list[str], records: dict[str, Any], meta: FeatureMeta) -> None:
+    """The official h5 pair, one row per id of ``order``; a row without features stays zeros (and is reported)."""
+    import h5py
+
+    g, dv, da = meta.grid, meta.visual_dim, meta.audio_dim
+    for name, tail, kind in (("audio_feature.h5", (AVE_SEGMENTS, da), "audio"),
+                             ("visual_feature.h5", (AVE_SEGMENTS, g, g, dv), "visual")):
+        def write(tmp: Path, tail: tuple = tail, kind: str = kind) -> None:
+            with h5py.File(tmp, "w") as h5:
+                ds = h5.create_dataset(H5_KEY, shape=(len(order), *tail), dtype="float32")
+                for row, vid in enumerate(order):  # one video per row: bounded memory for any N
+                    if vid in records:
+                        ds[row] = np.load(out / PARTS_DIR / f"{vid}.{kind}.npy")
+
+        _atomic_save(out / name, write)

@@ -1,0 +1,1 @@
+"""What ``avloc predict`` writes per video: events.json / .srt / .vtt / .tsv, timeline.png, report.html."""

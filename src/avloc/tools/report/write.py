@@ -1,0 +1,54 @@
+"""One folder per video, written whole or not at all, plus a run-level events.json and index.html."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from avloc.media.prediction import VideoPrediction
+from avloc.tools.report import event_files
+from avloc.tools.report.html import index_html, report_html
+from avloc.tools.report.playable import playable_copy
+from avloc.tools.report.timeline import draw_timeline
+
+VIDEO_FILES = ("events.json", "events.srt", "events.vtt", "events.tsv", "labels.txt", "timeline.png", "report.html")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_video_report(pred: VideoPrediction, out: Path) -> Path:
+    """``out/<video id>/`` with every file of ``VIDEO_FILES`` and the playable video; replaces an old one."""
+    out.mkdir(parents=True, exist_ok=True)
+    final = out / pred.video_id
+    tmp = out / f".{pred.video_id}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        (tmp / "events.json").write_text(event_files.events_json([pred]), encoding="utf-8")
+        (tmp / "events.srt").write_text(event_files.srt(pred), encoding="utf-8")
+        (tmp / "events.vtt").write_text(event_files.vtt(pred), encoding="utf-8")
+        (tmp / "events.tsv").write_text(event_files.tsv(pred), encoding="utf-8")
+        (tmp / "labels.txt").write_text(event_files.tsv(pred, with_score=False), encoding="utf-8")
+        png = draw_timeline(pred, tmp / "timeline.png")
+        video = playable_copy(pred.path, tmp)
+        (tmp / "report.html").write_text(report_html(pred, png, video.name), encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = out / f".{pred.video_id}.old{os.getpid()}"
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def write_run_files(preds: list[VideoPrediction], out: Path) -> None:
+    """``out/events.json`` over all videos (for ``avloc detect-eval``) and ``out/index.html``."""
+    write_atomic(out / "events.json", event_files.events_json(preds))
+    write_atomic(out / "index.html", index_html(preds))
