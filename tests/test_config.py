@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import pytest
@@ -91,7 +92,7 @@ def test_defaults_resolve_completely():
     assert cfg.train == TrainConfig()
     assert cfg.model == MODELS.config_of({"name": cfg.name("model")})  # the typed Config itself
     assert isinstance(cfg.model, MODELS.get("psp").Config)
-    assert cfg.to_dict()["model"] == {"name": "psp", **vars(cfg.model)}
+    assert cfg.to_dict()["model"] == {"name": "psp", **dataclasses.asdict(cfg.model)}
 
 
 def test_unknown_section_and_key_errors(tmp_path):
@@ -172,3 +173,19 @@ def test_escm_is_one_nested_group_and_older_flat_run_configs_still_load(tmp_path
     vscg = {"name": "vscg", "escm_hidden": 128, "escm_dropout": 0.1, "escm_kernel": 3}
     (tmp_path / "old_vscg.yaml").write_text(yaml.safe_dump({"model": vscg, "loss": {"name": "vscg"}}))
     assert load_config(tmp_path / "old_vscg.yaml").model.escm.kernel == 3
+
+
+@pytest.mark.parametrize("name", ["psp", "psp_weak", "vscg", "vscg_weak"])
+def test_the_psp_backbone_is_one_nested_group_and_older_flat_run_configs_still_load(tmp_path, name):
+    shipped = {"psp": "psp_fully", "psp_weak": "psp_weak", "vscg": "vscg_fully", "vscg_weak": "vscg_weak"}[name]
+    cfg = load_config(config_path(f"ave/{shipped}.yaml"), ["model.backbone.lstm_hidden=64"])
+    assert cfg.model.backbone.lstm_hidden == 64 and not hasattr(cfg.model, "lstm_hidden")
+    with pytest.raises(ConfigError, match="lstm_hiden"):
+        load_config(None, [f"model.name={name}", "model.backbone.lstm_hiden=64"])
+    # a run folder's config.yaml from before the group: the backbone's fields flat in the model section
+    new = load_config(config_path(f"ave/{shipped}.yaml")).to_dict()
+    flat = {**{k: v for k, v in new["model"].items() if k != "backbone"}, **new["model"]["backbone"]}
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump({**new, "model": flat}))
+    assert load_config(tmp_path / "old.yaml").to_dict() == new
+    # an old-style flat override still reaches the group
+    assert load_config(config_path(f"ave/{shipped}.yaml"), ["model.dropout=0.0"]).model.backbone.dropout == 0.0

@@ -34,6 +34,7 @@ from avloc.engine.memory import peak_rss_mb, reset_peak_rss
 from avloc.evaluation.base import Evaluator
 from avloc.losses.base import Loss
 from avloc.models.base import AVModel
+from avloc.models.outputs import float32_fields
 from avloc.registry import ConfigError
 
 # Config keys that may change between a run and its resumption (they do not change the numbers).
@@ -159,7 +160,7 @@ def train_one_epoch(
         batch = _to(batch, device)
         with _autocast(cfg, device):
             out = model(batch)
-        out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+        out = float32_fields(out)
         parts = loss_fn(out, batch)
         loss = parts["loss"]
         if not torch.isfinite(loss):
