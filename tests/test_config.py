@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import pytest
@@ -57,6 +58,19 @@ def test_public_face_creates_and_lists():
     assert model.cfg.relevance_threshold == 0.6
     with pytest.raises(ConfigError, match="relevance_treshold"):
         avloc.create_model("vscg", relevance_treshold=0.6)
+
+
+def test_the_readme_python_example_runs_and_returns_the_output_type(capsys):
+    """The README's Python API block, executed as written."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("## Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.strip().splitlines()) == 5
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    from avloc.models.outputs import AVEOutput
+
+    assert isinstance(scope["out"], AVEOutput) and scope["out"].class_logits.shape == (2, 28)
+    assert "['psp', 'psp_weak']" in capsys.readouterr().out
 
 
 def test_build_dataclass_coerces_and_rejects():
