@@ -26,7 +26,7 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 
 from avloc.catalog import DATASETS, EVALUATORS, LOSSES, MODELS
-from avloc.config import Config, save_config, with_data_dims
+from avloc.config import Config, TrainConfig, save_config, with_data_dims
 from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
 from avloc.engine.checkpoint import load_safe, save_atomic
@@ -104,6 +104,11 @@ def lr_at_epoch(cfg: Config, epoch: int) -> float:
     return cfg.train.lr * (cfg.train.lr_gamma**n)
 
 
+def batches_per_epoch(n: int, train: TrainConfig) -> int:
+    """Global batches in one pass over ``n`` training videos (the last partial one dropped with drop_last)."""
+    return n // train.batch_size if train.drop_last else math.ceil(n / train.batch_size)
+
+
 def epoch_batches(
     n: int, cfg: Config, epoch: int, info: dist_utils.DistInfo
 ) -> Iterator[torch.Tensor]:
@@ -112,7 +117,7 @@ def epoch_batches(
     gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)
     perm = torch.randperm(n, generator=gen)
     bs = cfg.train.batch_size
-    n_batches = n // bs if cfg.train.drop_last else math.ceil(n / bs)
+    n_batches = batches_per_epoch(n, cfg.train)
     if n_batches == 0:
         raise ConfigError(f"train.batch_size={bs} is larger than the training split ({n} videos) with drop_last")
     for b in range(n_batches):

@@ -34,8 +34,7 @@ def metric_name(tiou: float) -> str:
 
 def _concat(parts: list[Segments]) -> Segments:
     if not parts:
-        z = np.zeros(0)
-        return Segments(np.zeros(0, dtype=np.int64), z, z, np.zeros(0, dtype=np.int64), z)
+        return Segments.empty()
     return Segments(
         np.concatenate([p.video for p in parts]), np.concatenate([p.start for p in parts]),
         np.concatenate([p.end for p in parts]), np.concatenate([p.label for p in parts]),
