@@ -164,3 +164,24 @@ def test_bad_input_shapes_name_the_key_and_shape():
         model(batch)
     with pytest.raises(ValueError, match="no 'audio'"):
         check_ave_inputs({"visual": batch["visual"]}, 128, 512, "psp")
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_every_loss_either_scores_the_model_or_the_pair_is_refused_by_name(name):
+    """A model/loss pair that cannot work together fails when the run is built, naming both, never with a
+    bare KeyError/AttributeError mid-epoch; the shipped pair always works."""
+    from avloc.config import load_config
+    from avloc.engine.loop import check_model_and_loss
+    from avloc.registry import ConfigError
+
+    torch.manual_seed(0)
+    model = MODELS.create({"name": name})
+    works = []
+    for loss_name in LOSSES.names():
+        cfg = load_config(None, [f"model.name={name}", f"loss.name={loss_name}"])
+        try:
+            check_model_and_loss(cfg, model, LOSSES.create(cfg.loss), torch.device("cpu"))
+            works.append(loss_name)
+        except ConfigError as exc:
+            assert f"model '{name}' and loss '{loss_name}' do not work together" in str(exc)
+    assert shipped_loss_name(name) in works

@@ -80,7 +80,7 @@ def check_model_and_loss(cfg: Config, model: AVModel, loss_fn: Loss, device: tor
     try:
         with torch.no_grad():
             loss_fn(model(batch), batch)
-    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+    except (AttributeError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise ConfigError(f"model '{cfg.name('model')}' and loss '{cfg.name('loss')}' do not work together: "
                           f"{exc}") from exc
     finally:

@@ -8,7 +8,7 @@ from typing import Mapping
 import torch
 from torch.nn import functional as F
 
-from avloc.losses.base import Loss
+from avloc.losses.base import Loss, need
 from avloc.models.dense_blocks import js_agreement
 from avloc.models.outputs import DenseOutput
 from avloc.registry import LOSSES
@@ -32,7 +32,7 @@ class MILBCELoss(Loss):
         weight: float = 1.0  # scale of the BCE term
 
     def forward(self, out: DenseOutput, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        logits = out.video_logits.float()
+        logits = need(out, "video_logits", "mil_bce loss").float()
         bce = F.binary_cross_entropy_with_logits(logits, _labels(batch, logits))
         return {"loss": self.cfg.weight * bce, "bce": bce.detach()}
 
@@ -56,7 +56,7 @@ class CLASPLoss(Loss):
     def forward(self, out: DenseOutput, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         parts: dict[str, torch.Tensor] = {}
-        total = torch.zeros((), device=out.video_logits.device)
+        total = torch.zeros((), device=need(out, "video_logits", "clasp loss").device)
         for name, key, w in (
             ("fused", "video_logits", cfg.fused_weight),
             ("audio", "audio_video_logits", cfg.audio_weight),
@@ -64,7 +64,7 @@ class CLASPLoss(Loss):
         ):
             if w == 0.0:
                 continue
-            logits = getattr(out, key).float()
+            logits = need(out, key, "clasp loss").float()
             bce = F.binary_cross_entropy_with_logits(logits, _labels(batch, logits))
             total = total + w * bce
             parts[name] = bce.detach()
