@@ -191,7 +191,7 @@ def test_escm_is_one_nested_group_and_older_flat_run_configs_still_load(tmp_path
 
 @pytest.mark.parametrize("name", ["psp", "psp_weak", "vscg", "vscg_weak"])
 def test_the_psp_backbone_is_one_nested_group_and_older_flat_run_configs_still_load(tmp_path, name):
-    shipped = {"psp": "psp_fully", "psp_weak": "psp_weak", "vscg": "vscg_fully", "vscg_weak": "vscg_weak"}[name]
+    shipped = {"psp": "psp_fully", "vscg": "vscg_fully"}.get(name, name)
     cfg = load_config(config_path(f"ave/{shipped}.yaml"), ["model.backbone.lstm_hidden=64"])
     assert cfg.model.backbone.lstm_hidden == 64 and not hasattr(cfg.model, "lstm_hidden")
     with pytest.raises(ConfigError, match="lstm_hiden"):
@@ -202,4 +202,15 @@ def test_the_psp_backbone_is_one_nested_group_and_older_flat_run_configs_still_l
     (tmp_path / "old.yaml").write_text(yaml.safe_dump({**new, "model": flat}))
     assert load_config(tmp_path / "old.yaml").to_dict() == new
     # an old-style flat override still reaches the group
-    assert load_config(config_path(f"ave/{shipped}.yaml"), ["model.dropout=0.0"]).model.backbone.dropout == 0.0
+    old_override = load_config(config_path(f"ave/{shipped}.yaml"), ["model.dropout=0.0"])
+    assert old_override.model.backbone.dropout == 0.0
+
+
+def test_a_partial_nested_group_keeps_the_models_own_group_defaults():
+    """VSCG's backbone dropout is 0.2 and PSP-weak's threshold 0.095 (not the group class's defaults), also
+    when a config sets only another field of the group."""
+    vscg = MODELS.config_of({"name": "vscg", "backbone": {"threshold": 0.09}})
+    assert (vscg.backbone.threshold, vscg.backbone.dropout) == (0.09, 0.2)
+    weak = MODELS.config_of({"name": "psp_weak", "backbone": {"dropout": 0.3}})
+    assert (weak.backbone.threshold, weak.backbone.dropout) == (0.095, 0.3)
+    assert MODELS.config_of({"name": "vscg", "escm": {"kernel": 3}}).escm.dropout == 0.1

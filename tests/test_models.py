@@ -64,7 +64,8 @@ def test_eval_mode_is_deterministic(built):
     with torch.no_grad():
         first, second = model(batch), model(batch)
     for key in present_fields(first):
-        assert torch.equal(getattr(first, key), getattr(second, key)), f"{name}: output '{key}' differs between two eval passes"
+        same = torch.equal(getattr(first, key), getattr(second, key))
+        assert same, f"{name}: output '{key}' differs between two eval passes"
 
 
 def test_ave_models_predict_one_class_per_segment(built):

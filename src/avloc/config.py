@@ -146,7 +146,8 @@ def _upgrade_flat_backbone(model: Mapping[str, Any]) -> dict[str, Any]:
     still load."""
     name = model.get("name", DEFAULT_SECTIONS["model"]["name"])
     group = typing.get_type_hints(MODELS.get(name).Config).get("backbone") if name in MODELS else None
-    flat = {f.name for f in dataclasses.fields(group)} & set(model) if dataclasses.is_dataclass(group) else set()
+    fields = {f.name for f in dataclasses.fields(group)} if dataclasses.is_dataclass(group) else set()
+    flat = fields & set(model)
     if not flat:
         return dict(model)
     out = {k: v for k, v in model.items() if k not in flat}

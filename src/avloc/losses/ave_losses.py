@@ -113,7 +113,8 @@ class VSCGLoss(Loss):
         relevance_logits = need(out, "event_logits", "vscg loss")
         mask = need(batch, "event_mask", "vscg loss").to(relevance_logits.dtype)
         relevance = F.binary_cross_entropy_with_logits(relevance_logits, mask)
-        category = video_class_ce(need(out, "class_logits", "vscg loss"), need(batch, "video_class", "vscg loss"))
+        cls = need(batch, "video_class", "vscg loss")
+        category = video_class_ce(need(out, "class_logits", "vscg loss"), cls)
         parts = {"relevance": relevance, "category": category}
         loss = self.cfg.w_relevance * relevance + self.cfg.w_category * category
         if self.cfg.pair != "ce":

@@ -21,10 +21,10 @@ Output = TypeVar("Output", "AVEOutput", "DenseOutput")
 class AVEOutput:
     """One forward pass of an AVE model (B videos of T one-second segments, C classes incl. background)."""
 
-    class_logits: Tensor  # (B, T, C) per segment, or (B, C') per video (C' = C-1 or C): argmax names the class
-    event_logits: Tensor | None = None  # (B, T) logits of "this segment holds the event" (VSCG, CMBS relevance)
+    class_logits: Tensor  # (B, T, C) per segment or (B, C') per video (C' = C-1 or C); argmax: the class
+    event_logits: Tensor | None = None  # (B, T) logits of "the segment holds the event" (VSCG, CMBS)
     av_gate: Tensor | None = None  # (B, T) probability that a segment is audio-visual (CMBS gates)
-    video_logits: Tensor | None = None  # (B, C) video-level class logits of the weak models (the loss decides)
+    video_logits: Tensor | None = None  # (B, C) video-level class logits of the weak models
     cas_video_logits: Tensor | None = None  # (B, C-1) CMBS: top-k pooled class activations of both modalities
     audio_gate_logits: Tensor | None = None  # (B, T) CMBS: logits of the audio gate
     video_gate_logits: Tensor | None = None  # (B, T) CMBS: logits of the visual gate

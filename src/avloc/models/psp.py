@@ -177,7 +177,8 @@ class PSPWeak(AVEModel):
     """PSP, weakly supervised (video-level labels only).
 
     Outputs: ``class_logits`` (B, T, C) weighted per-segment scores (test-time argmax), ``video_logits``
-    (B, C) = their time-average (the loss scores its softmax against ``prob_label``), ``attention`` (B, T, R)."""
+    (B, C) = their time-average (the loss scores its softmax against ``prob_label``), ``attention``
+    (B, T, R)."""
 
 
     @dataclass

@@ -104,7 +104,8 @@ class VSCG(AVEModel):
 @MODELS.register("vscg_weak")
 class VSCGWeak(AVEModel):
     """VSCG, weakly supervised. Outputs: ``class_logits`` (B, T, C) (test-time argmax), ``video_logits``
-    (B, C) (their time-average; the loss takes the softmax and the double softmax), ``attention`` (B, T, R)."""
+    (B, C) (their time-average; the loss takes the softmax and the double softmax), ``attention``
+    (B, T, R)."""
 
 
     @dataclass
