@@ -10,6 +10,7 @@ from torch import nn
 
 from avloc.models.blocks import ESCM
 from avloc.catalog import LOSSES, MODELS
+from avloc.models.outputs import AVEOutput
 from helpers import train_losses
 
 
@@ -26,18 +27,18 @@ def test_outputs_attention_and_argmax_prediction() -> None:
     model = _model("avel").eval()
     with torch.no_grad():
         out = model(_batch(model))
-    assert out["segment_logits"].shape == (3, 10, 29) and out["segment_logits"].dtype == torch.float32
-    assert torch.allclose(out["attention"].sum(-1), torch.ones(3, 10))
-    assert torch.equal(model.segment_predictions(out), out["segment_logits"].argmax(-1))
+    assert out.class_logits.shape == (3, 10, 29) and out.class_logits.dtype == torch.float32
+    assert torch.allclose(out.attention.sum(-1), torch.ones(3, 10))
+    assert torch.equal(model.segment_predictions(out), out.class_logits.argmax(-1))
 
 
 def test_weak_video_logits_are_max_over_time() -> None:
     model = _model("avel_weak").eval()
     with torch.no_grad():
         out = model(_batch(model))
-    assert torch.equal(out["video_logits"], out["segment_logits"].amax(1))
+    assert torch.equal(out.video_logits, out.class_logits.amax(1))
     # test-time prediction stays per segment
-    assert torch.equal(model.segment_predictions(out), out["segment_logits"].argmax(-1))
+    assert torch.equal(model.segment_predictions(out), out.class_logits.argmax(-1))
 
 
 def test_weak_loss_gradient_reaches_only_the_max_segment_of_each_class() -> None:
@@ -45,7 +46,7 @@ def test_weak_loss_gradient_reaches_only_the_max_segment_of_each_class() -> None
     model = _model("avel_weak").eval()
     batch = _batch(model, 2)
     out = model(batch)
-    seg = out["segment_logits"]
+    seg = out.class_logits
     seg.retain_grad()
     LOSSES.create({"name": "avel_weak"})(out, batch)["loss"].backward()
     assert seg.grad is not None
@@ -56,7 +57,7 @@ def test_weak_loss_gradient_reaches_only_the_max_segment_of_each_class() -> None
 
 
 def test_fully_loss_is_cross_entropy_and_official_switch_is_softmax_soft_margin() -> None:
-    out = {"segment_logits": torch.zeros(1, 2, 3)}
+    out = AVEOutput(class_logits=torch.zeros(1, 2, 3))
     batch = {"segment_labels": torch.tensor([[0, 2]]), "labels": torch.eye(3)[[0, 2]].unsqueeze(0)}
     assert LOSSES.create({"name": "avel"})(out, batch)["loss"].item() == pytest.approx(math.log(3), rel=1e-6)
     # official: MultiLabelSoftMarginLoss on softmax = 1/3 everywhere, one positive of three per segment
@@ -66,12 +67,12 @@ def test_fully_loss_is_cross_entropy_and_official_switch_is_softmax_soft_margin(
 
 
 def test_weak_loss_hand_value_and_official_switch() -> None:
-    out = {"video_logits": torch.tensor([[1.0, -1.0], [0.0, 3.0]])}
+    out = AVEOutput(class_logits=torch.zeros(2, 1, 2), video_logits=torch.tensor([[1.0, -1.0], [0.0, 3.0]]))
     batch = {"video_label": torch.tensor([[1.0, 0.0], [0.0, 1.0]])}
     sp = lambda x: math.log1p(math.exp(x))  # noqa: E731  softplus
     expect = (sp(-1.0) + sp(-1.0) + sp(0.0) + sp(-3.0)) / 4
     assert LOSSES.create({"name": "avel_weak"})(out, batch)["loss"].item() == pytest.approx(expect, rel=1e-6)
-    official = nn.MultiLabelSoftMarginLoss()(out["video_logits"].softmax(-1), batch["video_label"]).item()
+    official = nn.MultiLabelSoftMarginLoss()(out.video_logits.softmax(-1), batch["video_label"]).item()
     got = LOSSES.create({"name": "avel_weak", "official_softmax_mlsm": True})(out, batch)["loss"].item()
     assert got == pytest.approx(official, rel=1e-6)
 

@@ -81,26 +81,26 @@ def test_switches_change_anchor_counts_and_selection():
     full = make()(batch)
     only_local = make(global_anchors=False)(batch)
     only_global = make(local_anchors=False)(batch)
-    assert only_local["anchor_index"].shape[1] == -(-t // DIMS["window"])
-    assert only_global["anchor_index"].shape[1] == -(-t // int(DIMS["global_ratio"]))
-    assert full["anchor_index"].shape[1] == only_local["anchor_index"].shape[1] + only_global["anchor_index"].shape[1]
+    assert only_local.anchor_index.shape[1] == -(-t // DIMS["window"])
+    assert only_global.anchor_index.shape[1] == -(-t // int(DIMS["global_ratio"]))
+    assert full.anchor_index.shape[1] == only_local.anchor_index.shape[1] + only_global.anchor_index.shape[1]
     # valid anchors always sit on valid steps
     for out in (full, only_local, only_global, make(meae=False)(batch)):
-        idx, valid = out["anchor_index"], out["anchor_valid"]
+        idx, valid = out.anchor_index, out.anchor_valid
         assert torch.all(batch["mask"].gather(1, idx)[valid])
         assert torch.all(valid.any(dim=1))
-    assert "anchor_index" not in make(atp=False)(batch)
+    assert make(atp=False)(batch).anchor_index is None
     # MEAE off ranks timesteps by confidence instead of agreement x confidence
-    assert not torch.equal(full["salience"], make(meae=False)(batch)["salience"])
+    assert not torch.equal(full.salience, make(meae=False)(batch).salience)
 
 
 def test_attention_weights_only_valid_anchors():
     model = make()
     batch = model.example_batch(3, torch.Generator().manual_seed(2))
     out = model(batch)
-    att = out["anchor_attention"]  # (B, T, K)
+    att = out.anchor_attention  # (B, T, K)
     torch.testing.assert_close(att.sum(-1), torch.ones(att.shape[:2]))
-    assert torch.all(att.masked_select(~out["anchor_valid"].unsqueeze(1).expand_as(att)) == 0)
+    assert torch.all(att.masked_select(~out.anchor_valid.unsqueeze(1).expand_as(att)) == 0)
 
 
 @pytest.mark.parametrize("switch", [{}, {"meae": False}, {"atp": False}])
@@ -115,9 +115,9 @@ def test_padding_does_not_change_valid_outputs(switch):
         "visual": torch.cat([visual, 30 * torch.randn(1, pad, 10, generator=g)], 1),
         "mask": torch.arange(9 + pad)[None] < 9,
     })
-    torch.testing.assert_close(padded["cas"][:, :9], alone["cas"])
-    torch.testing.assert_close(padded["video_logits"], alone["video_logits"])
-    assert torch.all(padded["cas"][:, 9:] == 0)
+    torch.testing.assert_close(padded.cas[:, :9], alone.cas)
+    torch.testing.assert_close(padded.video_logits, alone.video_logits)
+    assert torch.all(padded.cas[:, 9:] == 0)
 
 
 def test_clasp_loss_parts_and_anchor_term():
@@ -158,4 +158,4 @@ def test_salience_bias_steers_attention_to_the_most_salient_anchor():
     _, plain = atp(x, anchors, valid, mask, torch.zeros(2, 3))
     assert torch.all(plain[0].max(-1).values < 0.99)
     batch = make().example_batch(3, torch.Generator().manual_seed(4))
-    assert not torch.allclose(make(salience_bias=0.0)(batch)["cas"], make(salience_bias=5.0)(batch)["cas"])
+    assert not torch.allclose(make(salience_bias=0.0)(batch).cas, make(salience_bias=5.0)(batch).cas)

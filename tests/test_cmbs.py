@@ -12,6 +12,7 @@ from avloc.losses.cmbs_losses import product_gate_bce, video_class_ce
 from avloc.models.blocks import ESCM
 from avloc.models.cmbs_blocks import topk_temporal_mean
 from avloc.catalog import LOSSES, MODELS
+from avloc.models.outputs import AVEOutput, present_fields
 from helpers import train_losses
 
 
@@ -35,10 +36,10 @@ def test_topk_temporal_mean_on_hand_made_scores() -> None:
 
 def test_weak_gate_fix_predicts_background_and_the_official_bug_never_does() -> None:
     """Hand-made outputs: a low gate on segments 0..4 must give background with the fix."""
-    out = {
-        "av_gate": torch.tensor([[0.1, 0.2, 0.3, 0.4, 0.45, 0.6, 0.7, 0.8, 0.9, 0.99]]),
-        "raw_logits": torch.zeros(1, 29).index_fill_(1, torch.tensor([3]), 2.0),
-    }
+    out = AVEOutput(
+        av_gate=torch.tensor([[0.1, 0.2, 0.3, 0.4, 0.45, 0.6, 0.7, 0.8, 0.9, 0.99]]),
+        class_logits=torch.zeros(1, 29).index_fill_(1, torch.tensor([3]), 2.0),
+    )
     fixed = _model("cmbs_weak").segment_predictions(out)
     bugged = _model("cmbs_weak", official_gate_bug=True).segment_predictions(out)
     assert fixed.tolist() == [[28] * 5 + [3] * 5]
@@ -55,10 +56,10 @@ def test_weak_gate_fix_end_to_end_with_a_nearly_closed_gate() -> None:
             gate.weight.zero_()
             gate.bias.fill_(-4.0)
         out = model(_batch(model, 3))
-    assert torch.allclose(out["av_gate"], torch.sigmoid(torch.tensor(-4.0)))
+    assert torch.allclose(out.av_gate, torch.sigmoid(torch.tensor(-4.0)))
     assert (model.segment_predictions(out) == 28).all()
     model.cfg.official_gate_bug = True
-    video_argmax = out["raw_logits"].argmax(-1, keepdim=True).expand(-1, 10)
+    video_argmax = out.class_logits.argmax(-1, keepdim=True).expand(-1, 10)
     assert torch.equal(model.segment_predictions(out), video_argmax)
 
 
@@ -66,17 +67,17 @@ def test_weak_video_logits_are_max_over_time_of_gated_raw_logits() -> None:
     model = _model("cmbs_weak").eval()
     with torch.no_grad():
         out = model(_batch(model))
-    assert out["video_logits"].dtype == torch.float32
-    assert ((out["av_gate"] > 0) & (out["av_gate"] < 1)).all()
-    expect = (out["av_gate"].unsqueeze(-1) * out["raw_logits"].unsqueeze(1)).amax(1)
-    assert torch.allclose(out["video_logits"], expect)
+    assert out.video_logits.dtype == torch.float32
+    assert ((out.av_gate > 0) & (out.av_gate < 1)).all()
+    expect = (out.av_gate.unsqueeze(-1) * out.class_logits.unsqueeze(1)).amax(1)
+    assert torch.allclose(out.video_logits, expect)
 
 
 def test_supervised_prediction_thresholds_relevance() -> None:
     model = _model("cmbs")
     scores = torch.zeros(2, 28)
     scores[0, 5], scores[1, 17] = 1.0, 1.0
-    out = {"relevance": torch.tensor([[-3.0] * 5 + [0.1] * 5, [2.0] * 10]), "event_scores": scores}
+    out = AVEOutput(event_logits=torch.tensor([[-3.0] * 5 + [0.1] * 5, [2.0] * 10]), class_logits=scores)
     assert model.segment_predictions(out).tolist() == [[28] * 5 + [5] * 5, [17] * 10]
     model.cfg.threshold = 0.9  # sigmoid(2) = 0.88
     assert (model.segment_predictions(out) == 28).all()
@@ -86,10 +87,10 @@ def test_supervised_outputs_and_gate_product() -> None:
     model = _model("cmbs").eval()
     with torch.no_grad():
         out = model(_batch(model))
-    assert out["relevance"].shape == (2, 10) and out["event_scores"].shape == (2, 28)
-    prod = torch.sigmoid(out["audio_gate_logits"]) * torch.sigmoid(out["video_gate_logits"])
-    assert torch.allclose(out["av_gate"], prod)
-    assert all(v.dtype == torch.float32 for v in out.values())
+    assert out.event_logits.shape == (2, 10) and out.class_logits.shape == (2, 28)
+    prod = torch.sigmoid(out.audio_gate_logits) * torch.sigmoid(out.video_gate_logits)
+    assert torch.allclose(out.av_gate, prod)
+    assert all(getattr(out, f).dtype == torch.float32 for f in present_fields(out))
 
 
 def test_product_gate_bce_hand_values() -> None:
@@ -115,14 +116,14 @@ def test_video_class_ce_ignores_background_videos() -> None:
 
 
 def test_cmbs_loss_hand_computed_and_official_gate_switch() -> None:
-    out = {
-        "relevance": torch.zeros(1, 2),
-        "audio_gate_logits": torch.zeros(1, 2),
-        "video_gate_logits": torch.zeros(1, 2),
-        "av_gate": torch.full((1, 2), 0.25),
-        "event_scores": torch.zeros(1, 28),
-        "av_score": torch.zeros(1, 28),
-    }
+    out = AVEOutput(
+        event_logits=torch.zeros(1, 2),
+        audio_gate_logits=torch.zeros(1, 2),
+        video_gate_logits=torch.zeros(1, 2),
+        av_gate=torch.full((1, 2), 0.25),
+        class_logits=torch.zeros(1, 28),
+        cas_video_logits=torch.zeros(1, 28),
+    )
     batch = {"event_mask": torch.tensor([[1.0, 0.0]]), "video_class": torch.tensor([4])}
     rel = math.log(2)
     gate = (-math.log(0.25) - math.log(0.75)) / 2
@@ -136,12 +137,12 @@ def test_cmbs_loss_hand_computed_and_official_gate_switch() -> None:
 
 
 def test_cmbs_weak_loss_hand_computed() -> None:
-    out = {"video_logits": torch.tensor([[0.0, 2.0, -1.0]])}
+    out = AVEOutput(class_logits=torch.zeros(1, 3), video_logits=torch.tensor([[0.0, 2.0, -1.0]]))
     batch = {"video_label": torch.tensor([[0.0, 1.0, 0.0]])}
     sp = lambda x: math.log1p(math.exp(x))  # noqa: E731  softplus
     expect = (sp(0.0) + sp(-2.0) + sp(-1.0)) / 3
     assert LOSSES.create({"name": "cmbs_weak"})(out, batch)["loss"].item() == pytest.approx(expect, rel=1e-6)
-    soft = torch.softmax(out["video_logits"], -1)
+    soft = torch.softmax(out.video_logits, -1)
     official = nn.MultiLabelSoftMarginLoss()(soft, batch["video_label"]).item()
     got = LOSSES.create({"name": "cmbs_weak", "official_softmax_mlsm": True})(out, batch)["loss"].item()
     assert got == pytest.approx(official, rel=1e-6)

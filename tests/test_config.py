@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import pytest
@@ -58,6 +60,19 @@ def test_public_face_creates_and_lists():
         avloc.create_model("vscg", relevance_treshold=0.6)
 
 
+def test_the_readme_python_example_runs_and_returns_the_output_type(capsys):
+    """The README's Python API block, executed as written."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("## Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.strip().splitlines()) == 5
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    from avloc.models.outputs import AVEOutput
+
+    assert isinstance(scope["out"], AVEOutput) and scope["out"].class_logits.shape == (2, 28)
+    assert "['psp', 'psp_weak']" in capsys.readouterr().out
+
+
 def test_build_dataclass_coerces_and_rejects():
     cfg = build_dataclass(_Cfg, {"a": 3, "b": 2, "c": [1, 2], "d": "y"})
     assert cfg.b == 2.0 and isinstance(cfg.b, float) and cfg.c == [1, 2]
@@ -91,7 +106,7 @@ def test_defaults_resolve_completely():
     assert cfg.train == TrainConfig()
     assert cfg.model == MODELS.config_of({"name": cfg.name("model")})  # the typed Config itself
     assert isinstance(cfg.model, MODELS.get("psp").Config)
-    assert cfg.to_dict()["model"] == {"name": "psp", **vars(cfg.model)}
+    assert cfg.to_dict()["model"] == {"name": "psp", **dataclasses.asdict(cfg.model)}
 
 
 def test_unknown_section_and_key_errors(tmp_path):
@@ -172,3 +187,30 @@ def test_escm_is_one_nested_group_and_older_flat_run_configs_still_load(tmp_path
     vscg = {"name": "vscg", "escm_hidden": 128, "escm_dropout": 0.1, "escm_kernel": 3}
     (tmp_path / "old_vscg.yaml").write_text(yaml.safe_dump({"model": vscg, "loss": {"name": "vscg"}}))
     assert load_config(tmp_path / "old_vscg.yaml").model.escm.kernel == 3
+
+
+@pytest.mark.parametrize("name", ["psp", "psp_weak", "vscg", "vscg_weak"])
+def test_the_psp_backbone_is_one_nested_group_and_older_flat_run_configs_still_load(tmp_path, name):
+    shipped = {"psp": "psp_fully", "vscg": "vscg_fully"}.get(name, name)
+    cfg = load_config(config_path(f"ave/{shipped}.yaml"), ["model.backbone.lstm_hidden=64"])
+    assert cfg.model.backbone.lstm_hidden == 64 and not hasattr(cfg.model, "lstm_hidden")
+    with pytest.raises(ConfigError, match="lstm_hiden"):
+        load_config(None, [f"model.name={name}", "model.backbone.lstm_hiden=64"])
+    # a run folder's config.yaml from before the group: the backbone's fields flat in the model section
+    new = load_config(config_path(f"ave/{shipped}.yaml")).to_dict()
+    flat = {**{k: v for k, v in new["model"].items() if k != "backbone"}, **new["model"]["backbone"]}
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump({**new, "model": flat}))
+    assert load_config(tmp_path / "old.yaml").to_dict() == new
+    # an old-style flat override still reaches the group
+    old_override = load_config(config_path(f"ave/{shipped}.yaml"), ["model.dropout=0.0"])
+    assert old_override.model.backbone.dropout == 0.0
+
+
+def test_a_partial_nested_group_keeps_the_models_own_group_defaults():
+    """VSCG's backbone dropout is 0.2 and PSP-weak's threshold 0.095 (not the group class's defaults), also
+    when a config sets only another field of the group."""
+    vscg = MODELS.config_of({"name": "vscg", "backbone": {"threshold": 0.09}})
+    assert (vscg.backbone.threshold, vscg.backbone.dropout) == (0.09, 0.2)
+    weak = MODELS.config_of({"name": "psp_weak", "backbone": {"dropout": 0.3}})
+    assert (weak.backbone.threshold, weak.backbone.dropout) == (0.095, 0.3)
+    assert MODELS.config_of({"name": "vscg", "escm": {"kernel": 3}}).escm.dropout == 0.1

@@ -14,6 +14,7 @@ from avloc.evaluation.detection import evaluate_detection
 from avloc.formats.activitynet import load_ground_truth, load_predictions
 from avloc.models.base import AVModel
 from avloc.catalog import DATASETS, EVALUATORS, MODELS
+from avloc.models.outputs import DenseOutput
 
 CPU = torch.device("cpu")
 
@@ -47,7 +48,7 @@ class OracleModel(AVModel):
                 cas[row, (centres[row] >= s) & (centres[row] <= e), c] = 1.0
         cas = torch.from_numpy(cas) * batch["mask"].unsqueeze(-1)
         video_logits = torch.where(batch["video_labels"] > 0, 10.0, -10.0)
-        return {"cas": cas, "video_logits": video_logits}
+        return DenseOutput(cas=cas, cas_logits=torch.where(cas > 0, 10.0, -10.0), video_logits=video_logits)
 
 
 def test_metric_names():

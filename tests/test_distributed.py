@@ -19,7 +19,7 @@ pytestmark = pytest.mark.distributed
 
 # No dropout: each rank draws its own masks, so only a deterministic model can match one process exactly.
 OVERRIDES = ["train.epochs=2", "train.batch_size=8", "train.eval_batch_size=16", "train.threads=1",
-             "model.dropout=0.0"]
+             "model.backbone.dropout=0.0"]
 
 
 def _free_port() -> int:

@@ -9,6 +9,7 @@ import torch
 
 from avloc.losses.ave_losses import avps_loss, avps_targets, negative_pair_filter_loss
 from avloc.catalog import LOSSES
+from avloc.models.outputs import AVEOutput
 from avloc.registry import ConfigError
 
 
@@ -27,7 +28,7 @@ def test_avps_loss_hand_value():
 def test_psp_loss_is_ce_plus_lambda_avps():
     loss = LOSSES.create({"name": "psp", "lambda_avps": 100.0})
     logits = torch.tensor([[[0.0, 0.0, 0.0], [math.log(2.0), 0.0, 0.0]]])  # CE: ln 3 and -ln(2/4) = ln 2
-    out = {"logits": logits, "av_similarity": torch.tensor([[0.2, 0.6]])}  # normalised [.25, .75]
+    out = AVEOutput(class_logits=logits, av_similarity=torch.tensor([[0.2, 0.6]]))  # normalised [.25, .75]
     batch = {"segment_labels": torch.tensor([[2, 0]]), "event_mask": torch.tensor([[0.0, 1.0]])}
     parts = loss(out, batch)
     ce = (math.log(3.0) + math.log(2.0)) / 2
@@ -43,8 +44,9 @@ def test_psp_loss_targets_do_not_leak_between_batches():
     logits = torch.zeros(1, 4, 3)
     sim = torch.tensor([[0.1, 0.1, 0.3, 0.5]])  # normalised [.1, .1, .3, .5]
     labels = torch.zeros(1, 4, dtype=torch.long)
-    loss({"logits": logits, "av_similarity": sim}, {"segment_labels": labels, "event_mask": torch.ones(1, 4)})
-    second = loss({"logits": logits, "av_similarity": sim},
+    out = AVEOutput(class_logits=logits, av_similarity=sim)
+    loss(out, {"segment_labels": labels, "event_mask": torch.ones(1, 4)})
+    second = loss(out,
                   {"segment_labels": torch.zeros(1, 4, dtype=torch.long),
                    "event_mask": torch.tensor([[0.0, 0.0, 1.0, 1.0]])})
     fresh = (0.1**2 + 0.1**2 + 0.2**2 + 0.0**2) / 4  # target [0, 0, .5, .5]
@@ -54,11 +56,11 @@ def test_psp_loss_targets_do_not_leak_between_batches():
 
 
 def vscg_case():
-    out = {
-        "relevance": torch.tensor([[0.0, math.log(3.0)]]),  # sigmoid .5 and .75
-        "category": torch.tensor([[0.0, 0.0]]),
-        "av_similarity": torch.tensor([[0.3, 0.6]]),
-    }
+    out = AVEOutput(
+        event_logits=torch.tensor([[0.0, math.log(3.0)]]),  # sigmoid .5 and .75
+        class_logits=torch.tensor([[0.0, 0.0]]),
+        av_similarity=torch.tensor([[0.3, 0.6]]),
+    )
     batch = {"event_mask": torch.tensor([[0.0, 1.0]]), "video_class": torch.tensor([1])}
     bce = (math.log(2.0) + math.log(4.0 / 3.0)) / 2  # -ln(1-.5), -ln(.75)
     return out, batch, bce, math.log(2.0)
@@ -85,8 +87,8 @@ def test_vscg_loss_weights():
 
 def test_vscg_loss_keeps_a_float64_run_float64_accurate():
     out, batch, bce, ce = vscg_case()
-    out = {**{k: v.double() for k, v in out.items()},
-           "relevance": torch.tensor([[0.0, math.log(3.0)]], dtype=torch.float64)}
+    out = AVEOutput(class_logits=out.class_logits.double(), av_similarity=out.av_similarity.double(),
+                    event_logits=torch.tensor([[0.0, math.log(3.0)]], dtype=torch.float64))
     batch = {**batch, "event_mask": batch["event_mask"].bool()}  # the mask takes the model output's dtype
     parts = LOSSES.create({"name": "vscg", "pair": "ce"})(out, batch)
     assert parts["relevance"].dtype == torch.float64  # a float32 mask made the whole BCE float32
@@ -105,31 +107,38 @@ def test_npf_filters_background_pairs_and_psp_does_not():
 
 
 def test_vscg_category_ignores_background_only_videos():
-    out = {"relevance": torch.zeros(2, 2), "category": torch.tensor([[0.0, 0.0], [5.0, -5.0]]),
-           "av_similarity": torch.zeros(2, 2)}
+    out = AVEOutput(event_logits=torch.zeros(2, 2), class_logits=torch.tensor([[0.0, 0.0], [5.0, -5.0]]),
+                    av_similarity=torch.zeros(2, 2))
     batch = {"event_mask": torch.zeros(2, 2), "video_class": torch.tensor([0, 2])}  # 2 = background
     parts = LOSSES.create({"name": "vscg", "pair": "ce"})(out, batch)
     assert parts["category"].item() == pytest.approx(math.log(2.0), rel=1e-6)
     only_bg = {"event_mask": torch.zeros(1, 2), "video_class": torch.tensor([2])}
-    parts = LOSSES.create({"name": "vscg", "pair": "ce"})({k: v[:1] for k, v in out.items()}, only_bg)
+    parts = LOSSES.create({"name": "vscg", "pair": "ce"})(
+        AVEOutput(event_logits=torch.zeros(1, 2), class_logits=out.class_logits[:1]), only_bg)
     assert parts["category"].item() == 0.0
 
 
 def test_weak_losses_read_only_video_level_targets():
-    out = {"video_probs": torch.tensor([[0.5, 0.5]]), "video_probs_smooth": torch.tensor([[0.25, 0.75]])}
+    out = AVEOutput(class_logits=torch.zeros(1, 4, 2), video_logits=torch.tensor([[math.log(3.0), 0.0]]))
     batch = {"prob_label": torch.tensor([[1.0, 0.0]])}  # no segment-level keys at all
-    # BCE(.5|1) = BCE(.5|0) = ln 2; BCE(.25|1) = ln 4, BCE(.75|0) = ln 4
-    assert LOSSES.create({"name": "psp_weak_bce"})(out, batch)["loss"].item() == pytest.approx(math.log(2.0))
+    # softmax -> p = [.75, .25]: BCE(.75|1) = BCE(.25|0) = ln(4/3)
+    main = math.log(4.0 / 3.0)
+    assert LOSSES.create({"name": "psp_weak_bce"})(out, batch)["loss"].item() == pytest.approx(main, rel=1e-6)
+    # smooth: softmax(p) = [sigmoid(.5), sigmoid(-.5)]: BCE = -ln sigmoid(.5) = ln(1 + e^-.5) for both
+    smooth = math.log(1.0 + math.exp(-0.5))
     parts = LOSSES.create({"name": "vscg_smooth"})(out, batch)
-    assert parts["main"].item() == pytest.approx(math.log(2.0), rel=1e-6)
-    assert parts["smooth"].item() == pytest.approx(math.log(4.0), rel=1e-6)
-    assert parts["loss"].item() == pytest.approx(2 * math.log(2.0) + math.log(4.0), rel=1e-6)
+    assert parts["main"].item() == pytest.approx(main, rel=1e-6)
+    assert parts["smooth"].item() == pytest.approx(smooth, rel=1e-6)
+    assert parts["loss"].item() == pytest.approx(2 * main + smooth, rel=1e-6)
 
 
 def test_missing_keys_and_bad_options_are_named():
-    with pytest.raises(KeyError, match="'prob_label'"):
-        smooth = LOSSES.create({"name": "vscg_smooth"})
-        smooth({"video_probs": torch.ones(1, 2)}, {"video_label": torch.ones(1, 2)})
+    smooth = LOSSES.create({"name": "vscg_smooth"})
+    out = AVEOutput(class_logits=torch.ones(1, 2, 2), video_logits=torch.ones(1, 2))
+    with pytest.raises(ValueError, match="vscg_smooth loss: needs batch key 'prob_label'"):
+        smooth(out, {"video_label": torch.ones(1, 2)})
+    with pytest.raises(ValueError, match=r"needs model output 'video_logits' \(has: \['class_logits'\]\)"):
+        smooth(AVEOutput(class_logits=torch.ones(1, 2, 2)), {"prob_label": torch.ones(1, 2)})
     with pytest.raises(ValueError, match="pair must be one of"):
         LOSSES.create({"name": "vscg", "pair": "triplet"})
     with pytest.raises(ConfigError, match="lamda"):

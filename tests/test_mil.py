@@ -11,8 +11,15 @@ from torch.nn import functional as F
 from avloc.models.dense_blocks import masked_topk_mean, topk_counts
 from avloc.models.mil import dense_example_batch
 from avloc.catalog import LOSSES, MODELS
+from avloc.models.outputs import DenseOutput
 
 DIMS = {"audio_dim": 6, "visual_dim": 10, "num_classes": 4, "hidden": 16}
+
+
+def video_only(logits: torch.Tensor) -> DenseOutput:
+    """A dense output whose per-step fields are empty: the MIL loss reads only the video logits."""
+    empty = logits.new_zeros(logits.shape[0], 0, logits.shape[1])  # (B, 0, C)
+    return DenseOutput(cas=empty, cas_logits=empty, video_logits=logits)
 
 
 def make(**kw):
@@ -46,9 +53,9 @@ def test_mil_outputs_and_probabilities():
     batch = model.example_batch(3, torch.Generator().manual_seed(0))
     with torch.no_grad():
         out = model(batch)
-    assert out["cas"].shape == (3, 12, 4) and out["video_logits"].shape == (3, 4)
-    assert float(out["cas"].min()) >= 0.0 and float(out["cas"].max()) <= 1.0
-    assert torch.all(out["cas"][~batch["mask"]] == 0)
+    assert out.cas.shape == (3, 12, 4) and out.video_logits.shape == (3, 4)
+    assert float(out.cas.min()) >= 0.0 and float(out.cas.max()) <= 1.0
+    assert torch.all(out.cas[~batch["mask"]] == 0)
 
 
 @pytest.mark.parametrize("fusion", ["concat", "sum", "mean"])
@@ -62,8 +69,8 @@ def test_mil_padding_does_not_change_valid_outputs(fusion):
     pad_v = torch.cat([visual, 50 * torch.randn(1, 5, 10, generator=g)], 1)
     mask = torch.arange(12)[None] < 7
     padded = model({"audio": pad_a, "visual": pad_v, "mask": mask})
-    torch.testing.assert_close(padded["cas"][:, :7], alone["cas"])
-    torch.testing.assert_close(padded["video_logits"], alone["video_logits"])
+    torch.testing.assert_close(padded.cas[:, :7], alone.cas)
+    torch.testing.assert_close(padded.video_logits, alone.video_logits)
 
 
 @pytest.mark.parametrize("fusion", ["concat", "sum"])
@@ -81,12 +88,12 @@ def test_mil_every_parameter_gets_gradient(fusion):
 def test_mil_bce_is_the_mean_binary_cross_entropy():
     logits = torch.tensor([[2.0, -1.0, 0.5]])
     labels = torch.tensor([[1.0, 0.0, 1.0]])
-    got = LOSSES.create({"name": "mil_bce", "weight": 2.0})({"video_logits": logits}, {"video_labels": labels})
+    got = LOSSES.create({"name": "mil_bce", "weight": 2.0})(video_only(logits), {"video_labels": labels})
     ref = F.binary_cross_entropy_with_logits(logits, labels)
     torch.testing.assert_close(got["loss"], 2.0 * ref)
     torch.testing.assert_close(got["bce"], ref)
     with pytest.raises(ValueError, match="video_labels"):
-        LOSSES.create({"name": "mil_bce"})({"video_logits": logits}, {"video_labels": labels[:, :2]})
+        LOSSES.create({"name": "mil_bce"})(video_only(logits), {"video_labels": labels[:, :2]})
 
 
 def test_mil_rejects_bad_inputs():

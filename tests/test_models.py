@@ -12,6 +12,7 @@ import yaml
 
 from avloc.models.ave_io import check_ave_inputs
 from avloc.catalog import LOSSES, MODELS
+from avloc.models.outputs import AVEOutput, DenseOutput, present_fields
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -25,7 +26,7 @@ def shipped_loss_name(name: str) -> str:
     raise AssertionError(f"no shipped config in configs/ trains model '{name}'")
 
 
-def objective(name: str, out: dict, batch: dict) -> torch.Tensor:
+def objective(name: str, out: AVEOutput | DenseOutput, batch: dict) -> torch.Tensor:
     return LOSSES.create({"name": shipped_loss_name(name)})(out, batch)["loss"]
 
 
@@ -41,8 +42,10 @@ def test_forward_backward_every_parameter_gets_a_finite_gradient(built):
     name, model, batch = built
     model.train()
     out = model(batch)
-    assert isinstance(out, dict) and out, f"{name}: forward must return a non-empty dict"
-    for key, val in out.items():
+    assert isinstance(out, (AVEOutput, DenseOutput)), f"{name}: forward must return its task's output type"
+    assert isinstance(out, AVEOutput) == (model.task == "ave"), f"{name}: output type of the wrong task"
+    for key in present_fields(out):
+        val = getattr(out, key)
         assert val.shape[0] == 2, f"{name}: output '{key}' {tuple(val.shape)} lacks the batch dim"
         if torch.is_floating_point(val):
             assert torch.isfinite(val).all(), f"{name}: output '{key}' has NaN/inf"
@@ -60,8 +63,9 @@ def test_eval_mode_is_deterministic(built):
     model.eval()
     with torch.no_grad():
         first, second = model(batch), model(batch)
-    for key in first:
-        assert torch.equal(first[key], second[key]), f"{name}: output '{key}' differs between two eval passes"
+    for key in present_fields(first):
+        same = torch.equal(getattr(first, key), getattr(second, key))
+        assert same, f"{name}: output '{key}' differs between two eval passes"
 
 
 def test_ave_models_predict_one_class_per_segment(built):
@@ -139,7 +143,7 @@ def test_vscg_prediction_thresholds_relevance_and_uses_the_video_category():
     cat = torch.zeros(2, 28)
     cat[0, 5] = 1.0
     cat[1, 27] = 2.0
-    pred = model.segment_predictions({"relevance": rel, "category": cat})
+    pred = model.segment_predictions(AVEOutput(event_logits=rel, class_logits=cat))
     assert pred.tolist() == [[28, 5, 28], [27, 27, 28]]
 
 
@@ -161,3 +165,24 @@ def test_bad_input_shapes_name_the_key_and_shape():
         model(batch)
     with pytest.raises(ValueError, match="no 'audio'"):
         check_ave_inputs({"visual": batch["visual"]}, 128, 512, "psp")
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_every_loss_either_scores_the_model_or_the_pair_is_refused_by_name(name):
+    """A model/loss pair that cannot work together fails when the run is built, naming both, never with a
+    bare KeyError/AttributeError mid-epoch; the shipped pair always works."""
+    from avloc.config import load_config
+    from avloc.engine.loop import check_model_and_loss
+    from avloc.registry import ConfigError
+
+    torch.manual_seed(0)
+    model = MODELS.create({"name": name})
+    works = []
+    for loss_name in LOSSES.names():
+        cfg = load_config(None, [f"model.name={name}", f"loss.name={loss_name}"])
+        try:
+            check_model_and_loss(cfg, model, LOSSES.create(cfg.loss), torch.device("cpu"))
+            works.append(loss_name)
+        except ConfigError as exc:
+            assert f"model '{name}' and loss '{loss_name}' do not work together" in str(exc)
+    assert shipped_loss_name(name) in works

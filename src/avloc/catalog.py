@@ -3,11 +3,10 @@
 Importing this module registers every built-in class (the one place that imports them all, statically), so
 code that looks names up imports the registries from here, not from :mod:`avloc.registry`::
 
-    import avloc
+    import avloc, torch
     print(avloc.list_models("psp*"))            # ['psp', 'psp_weak']
     model = avloc.create_model("vscg", relevance_threshold=0.6)
-    batch = model.example_batch(2)
-    out = model(batch)                          # an AVEOutput
+    out = model(model.example_batch(2, torch.Generator().manual_seed(0)))  # an AVEOutput
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -139,10 +140,25 @@ def _upgrade_flat_escm(model: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _upgrade_flat_backbone(model: Mapping[str, Any]) -> dict[str, Any]:
+    """Model sections written before the PSP backbone became the nested group ``backbone`` (flat
+    ``embed_dim``, ``lstm_hidden``, ``threshold``, ...) as the nested form, so older run folders' config.yaml
+    still load."""
+    name = model.get("name", DEFAULT_SECTIONS["model"]["name"])
+    group = typing.get_type_hints(MODELS.get(name).Config).get("backbone") if name in MODELS else None
+    fields = {f.name for f in dataclasses.fields(group)} if dataclasses.is_dataclass(group) else set()
+    flat = fields & set(model)
+    if not flat:
+        return dict(model)
+    out = {k: v for k, v in model.items() if k not in flat}
+    out["backbone"] = {**(model.get("backbone") or {}), **{k: model[k] for k in flat}}
+    return out
+
+
 def resolve(raw: Mapping[str, Any], where: str = "config") -> Config:
     """Validate a raw nested dict against the typed defaults and return the complete Config."""
     if isinstance(raw.get("model"), Mapping):
-        raw = {**raw, "model": _upgrade_flat_escm(raw["model"])}
+        raw = {**raw, "model": _upgrade_flat_backbone(_upgrade_flat_escm(raw["model"]))}
     unknown = sorted(set(raw) - set(SECTIONS) - {"train"})
     if unknown:
         raise ConfigError(f"unknown section(s) {unknown} in {where}; valid: {sorted([*SECTIONS, 'train'])}")

@@ -107,8 +107,8 @@ def build_dataclass(cls: type[T], values: Mapping[str, Any], where: str = "") ->
         here = f"{where}.{key}" if where else key
         nested, optional = _nested_dataclass(hints.get(key))
         if nested is not None:  # a nested Config group: a mapping of its fields (or null when optional)
-            if isinstance(val, Mapping):
-                kwargs[key] = build_dataclass(nested, val, where=here)
+            if isinstance(val, Mapping):  # over the field's own default group (a model may set other defaults)
+                kwargs[key] = build_dataclass(nested, {**_group_defaults(names[key], nested), **val}, where=here)
             elif val is None and optional:
                 kwargs[key] = None
             elif isinstance(val, nested):
@@ -122,6 +122,14 @@ def build_dataclass(cls: type[T], values: Mapping[str, Any], where: str = "") ->
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid {where or cls.__name__}: {exc}") from exc
+
+
+def _group_defaults(f: dataclasses.Field, nested: type) -> dict[str, Any]:
+    """The field values of the default a Config gives its nested group ``f`` (empty when it has none)."""
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    if not isinstance(default, nested):
+        return {}
+    return {g.name: getattr(default, g.name) for g in dataclasses.fields(default)}  # type: ignore[arg-type]
 
 
 def _nested_dataclass(hint: Any) -> tuple[type | None, bool]:

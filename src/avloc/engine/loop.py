@@ -26,7 +26,7 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 
 from avloc.catalog import DATASETS, EVALUATORS, LOSSES, MODELS
-from avloc.config import Config, save_config, with_data_dims
+from avloc.config import Config, TrainConfig, save_config, with_data_dims
 from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
 from avloc.engine.checkpoint import load_safe, save_atomic
@@ -34,6 +34,7 @@ from avloc.engine.memory import peak_rss_mb, reset_peak_rss
 from avloc.evaluation.base import Evaluator
 from avloc.losses.base import Loss
 from avloc.models.base import AVModel
+from avloc.models.outputs import float32_fields
 from avloc.registry import ConfigError
 
 # Config keys that may change between a run and its resumption (they do not change the numbers).
@@ -79,7 +80,7 @@ def check_model_and_loss(cfg: Config, model: AVModel, loss_fn: Loss, device: tor
     try:
         with torch.no_grad():
             loss_fn(model(batch), batch)
-    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+    except (AttributeError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise ConfigError(f"model '{cfg.name('model')}' and loss '{cfg.name('loss')}' do not work together: "
                           f"{exc}") from exc
     finally:
@@ -103,6 +104,11 @@ def lr_at_epoch(cfg: Config, epoch: int) -> float:
     return cfg.train.lr * (cfg.train.lr_gamma**n)
 
 
+def batches_per_epoch(n: int, train: TrainConfig) -> int:
+    """Global batches in one pass over ``n`` training videos (the last partial one dropped with drop_last)."""
+    return n // train.batch_size if train.drop_last else math.ceil(n / train.batch_size)
+
+
 def epoch_batches(
     n: int, cfg: Config, epoch: int, info: dist_utils.DistInfo
 ) -> Iterator[torch.Tensor]:
@@ -111,7 +117,7 @@ def epoch_batches(
     gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)
     perm = torch.randperm(n, generator=gen)
     bs = cfg.train.batch_size
-    n_batches = n // bs if cfg.train.drop_last else math.ceil(n / bs)
+    n_batches = batches_per_epoch(n, cfg.train)
     if n_batches == 0:
         raise ConfigError(f"train.batch_size={bs} is larger than the training split ({n} videos) with drop_last")
     for b in range(n_batches):
@@ -159,7 +165,7 @@ def train_one_epoch(
         batch = _to(batch, device)
         with _autocast(cfg, device):
             out = model(batch)
-        out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+        out = float32_fields(out)
         parts = loss_fn(out, batch)
         loss = parts["loss"]
         if not torch.isfinite(loss):

@@ -21,6 +21,7 @@ from avloc.evaluation.detection import DetectionResult, evaluate_detection, form
 from avloc.evaluation.proposals import ProposalConfig, generate_proposals
 from avloc.formats.activitynet import Segments, save_predictions
 from avloc.models.base import AVModel
+from avloc.models.outputs import DenseOutput
 from avloc.registry import EVALUATORS
 
 PREDICTIONS_FILE = "predictions_test.json"
@@ -33,8 +34,7 @@ def metric_name(tiou: float) -> str:
 
 def _concat(parts: list[Segments]) -> Segments:
     if not parts:
-        z = np.zeros(0)
-        return Segments(np.zeros(0, dtype=np.int64), z, z, np.zeros(0, dtype=np.int64), z)
+        return Segments.empty()
     return Segments(
         np.concatenate([p.video for p in parts]), np.concatenate([p.start for p in parts]),
         np.concatenate([p.end for p in parts]), np.concatenate([p.label for p in parts]),
@@ -61,11 +61,11 @@ def predict_segments(model: AVModel, data: InMemoryDataset, split: str, device: 
     for chunk in idx.split(batch_size):
         batch = data.batch(chunk)
         out = model({k: v.to(device) for k, v in batch.items()})
-        if "cas" not in out or "video_logits" not in out:
-            raise KeyError(f"dense_map: model outputs {sorted(out)} lack 'cas' and/or 'video_logits'")
+        if not isinstance(out, DenseOutput):
+            raise TypeError(f"dense_map: needs a dense model (DenseOutput), got {type(out).__name__}")
         ids = chunk.numpy()
         seg = generate_proposals(
-            out["cas"].float().cpu(), torch.sigmoid(out["video_logits"].float()).cpu(), lengths[ids],
+            out.cas.float().cpu(), torch.sigmoid(out.video_logits.float()).cpu(), lengths[ids],
             data.step_sec[ids], data.offset_sec[ids], data.durations[ids], cfg,
         )
         seg.video = ids[seg.video]  # batch position -> dataset index

@@ -187,7 +187,7 @@ def generate_proposals(
             f"video_scores {vsc.shape} / lengths {lengths.shape} do not match cas (B, T, C) = {cas.shape}"
         )
     if b == 0 or t == 0:
-        return _empty()
+        return Segments.empty()
     keep = vsc >= cfg.class_threshold
     keep[np.arange(b), np.argmax(vsc, axis=1)] = True
     kb, kc = np.nonzero(keep)  # kept (video, class) rows
@@ -202,7 +202,7 @@ def generate_proposals(
     binary = (src[:, None, :] >= thr[None, :, None]) & valid[:, None, :]  # (R, K, T)
     row_k, s, e = find_segments(binary.reshape(-1, t))
     if len(s) == 0:
-        return _empty()
+        return Segments.empty()
     row = row_k // len(thr)
     # Same segment from several thresholds: keep it once.
     key = np.unique((row.astype(np.int64) * (t + 1) + s) * (t + 1) + e)
@@ -226,8 +226,3 @@ def generate_proposals(
     t1 = np.where(e == lengths[vid], dur[vid], t1)
     t0, t1 = np.clip(t0, 0.0, dur[vid]), np.clip(t1, 0.0, dur[vid])
     return Segments(vid, t0, t1, kc[row], score)
-
-
-def _empty() -> Segments:
-    z = np.zeros(0)
-    return Segments(np.zeros(0, dtype=np.int64), z, z, np.zeros(0, dtype=np.int64), z)

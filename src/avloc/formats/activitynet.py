@@ -67,6 +67,12 @@ class Segments:
     def __len__(self) -> int:
         return int(self.start.shape[0])
 
+    @classmethod
+    def empty(cls) -> Segments:
+        """No segments: int video and label columns, scored (what a prediction step yields when it finds none)."""
+        z = np.zeros(0)
+        return cls(np.zeros(0, dtype=np.int64), z, z, np.zeros(0, dtype=np.int64), z)
+
     def take(self, idx: np.ndarray) -> Segments:
         """Rows ``idx`` (an index array or boolean mask) as new Segments."""
         return Segments(
@@ -134,6 +140,15 @@ def _read_json(path: str | Path, what: str) -> Any:
         raise FormatError(f"{p}: not valid JSON ({exc})") from exc
 
 
+def _flatten(lists: list[list[Any]]) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """The entries of per-video lists as one list, with each entry's video index and its position in its
+    video's list (for error messages that name the entry)."""
+    counts = np.array([len(one) for one in lists], dtype=np.int64)
+    video = np.repeat(np.arange(len(lists)), counts)
+    pos = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return [entry for one in lists for entry in one], video, pos
+
+
 def read_ground_truth(path: str | Path) -> GroundTruth:
     """Read and check an ActivityNet/UnAV annotation file (the module docstring has the rules)."""
     path = Path(path)
@@ -147,11 +162,7 @@ def read_ground_truth(path: str | Path) -> GroundTruth:
         if not isinstance(e.get("annotations", []), list):
             raise FormatError(f"{path}: database[{vid!r}].annotations must be a list")
     video_ids = list(db)
-    lists = [db[v].get("annotations") or [] for v in video_ids]
-    counts = np.array([len(a) for a in lists], dtype=np.int64)
-    anns = [a for one in lists for a in one]
-    video = np.repeat(np.arange(len(video_ids)), counts)
-    pos = np.arange(len(anns)) - np.repeat(np.cumsum(counts) - counts, counts)
+    anns, video, pos = _flatten([db[v].get("annotations") or [] for v in video_ids])
 
     def where(k: int) -> str:
         return f"{path}: database[{video_ids[video[k]]!r}].annotations[{pos[k]}]"
@@ -186,10 +197,7 @@ def load_predictions(path: str | Path) -> Segments:
         if not isinstance(items, list):
             raise FormatError(f"{path}: results[{vid!r}] must be a list, got {type(items).__name__}")
     video_ids = list(res)
-    counts = np.array([len(res[v]) for v in video_ids], dtype=np.int64)
-    items = [it for v in video_ids for it in res[v]]
-    video = np.repeat(np.arange(len(video_ids)), counts)
-    pos = np.arange(len(items)) - np.repeat(np.cumsum(counts) - counts, counts)
+    items, video, pos = _flatten([res[v] for v in video_ids])
 
     def where(k: int) -> str:
         return f"{path}: results[{video_ids[video[k]]!r}][{pos[k]}]"

@@ -12,17 +12,12 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-from avloc.losses.base import Loss
+from avloc.losses.base import Loss, need
+from avloc.models.outputs import AVEOutput
 from avloc.registry import LOSSES
 
 L1_EPS = 1e-8  # guard of the AVPS normalisation (official `sum + 1e-8`)
 Tensors = Mapping[str, torch.Tensor]
-
-
-def _need(mapping: Mapping[str, torch.Tensor], key: str, who: str, what: str) -> torch.Tensor:
-    if key not in mapping:
-        raise KeyError(f"loss '{who}' needs {what} key '{key}' (got: {sorted(mapping)})")
-    return mapping[key]
 
 
 def avps_targets(event_mask: torch.Tensor) -> torch.Tensor:
@@ -61,23 +56,31 @@ def negative_pair_filter_loss(similarity: torch.Tensor, event_mask: torch.Tensor
     return ((1.0 - similarity) * event_mask).sum() / event_mask.sum().clamp(min=1.0)
 
 
+def video_class_ce(scores: torch.Tensor, video_class: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of event-class ``scores`` (B, E) vs ``video_class`` (B,), ignoring videos whose class
+    is background (== E: no event to classify); 0 when the batch has none."""
+    valid = video_class < scores.shape[-1]
+    per = F.cross_entropy(scores, video_class.clamp(max=scores.shape[-1] - 1), reduction="none")
+    return (per * valid).sum() / valid.sum().clamp(min=1)
+
+
 @LOSSES.register("psp")
 class PSPLoss(Loss):
     """PSP fully supervised: per-segment cross-entropy + ``lambda_avps`` x AVPS.
 
-    Reads ``out['logits']`` (B, T, C), ``out['av_similarity']`` (B, T), ``batch['segment_labels']`` (B, T),
+    Reads ``out.class_logits`` (B, T, C), ``out.av_similarity`` (B, T), ``batch['segment_labels']`` (B, T),
     ``batch['event_mask']`` (B, T)."""
 
     @dataclass
     class Config:
         lambda_avps: float = 100.0  # weight of the AVPS pair-similarity loss (PSP README: --LAMBDA 100)
 
-    def forward(self, out: Tensors, batch: Tensors) -> dict[str, torch.Tensor]:
-        logits = _need(out, "logits", "psp", "model output")
-        labels = _need(batch, "segment_labels", "psp", "batch")
+    def forward(self, out: AVEOutput, batch: Tensors) -> dict[str, torch.Tensor]:
+        logits = need(out, "class_logits", "psp loss")
+        labels = need(batch, "segment_labels", "psp loss")
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-        sim = _need(out, "av_similarity", "psp", "model output")
-        avps = avps_loss(sim, _need(batch, "event_mask", "psp", "batch"))
+        sim = need(out, "av_similarity", "psp loss")
+        avps = avps_loss(sim, need(batch, "event_mask", "psp loss"))
         return {"loss": ce + self.cfg.lambda_avps * avps, "ce": ce.detach(), "avps": avps.detach()}
 
 
@@ -86,8 +89,8 @@ PAIR_TERMS = ("npf", "psp", "ce")
 
 @LOSSES.register("vscg")
 class VSCGLoss(Loss):
-    """VSCG fully supervised: ``w_relevance`` BCEWithLogits(relevance, event_mask) + ``w_category``
-    CE(category, video_class) + ``w_pair`` x pair term.
+    """VSCG fully supervised: ``w_relevance`` BCEWithLogits(event_logits, event_mask) + ``w_category``
+    CE(class_logits, video_class) + ``w_pair`` x pair term.
 
     ``pair`` (paper Table V): ``npf`` (negative pair filter, :func:`negative_pair_filter_loss`), ``psp``
     (PSP's AVPS, :func:`avps_loss`; the official VSCG code uses this with weight 1), ``ce`` (no pair term).
@@ -106,19 +109,16 @@ class VSCGLoss(Loss):
         if cfg.pair not in PAIR_TERMS:
             raise ValueError(f"vscg loss: pair must be one of {PAIR_TERMS}, got {cfg.pair!r}")
 
-    def forward(self, out: Tensors, batch: Tensors) -> dict[str, torch.Tensor]:
-        relevance_logits = _need(out, "relevance", "vscg", "model output")
-        mask = _need(batch, "event_mask", "vscg", "batch").to(relevance_logits.dtype)
+    def forward(self, out: AVEOutput, batch: Tensors) -> dict[str, torch.Tensor]:
+        relevance_logits = need(out, "event_logits", "vscg loss")
+        mask = need(batch, "event_mask", "vscg loss").to(relevance_logits.dtype)
         relevance = F.binary_cross_entropy_with_logits(relevance_logits, mask)
-        logits = _need(out, "category", "vscg", "model output")
-        cls = _need(batch, "video_class", "vscg", "batch")
-        valid = cls < logits.shape[-1]
-        ce = F.cross_entropy(logits, cls.clamp(max=logits.shape[-1] - 1), reduction="none")
-        category = (ce * valid).sum() / valid.sum().clamp(min=1)
+        cls = need(batch, "video_class", "vscg loss")
+        category = video_class_ce(need(out, "class_logits", "vscg loss"), cls)
         parts = {"relevance": relevance, "category": category}
         loss = self.cfg.w_relevance * relevance + self.cfg.w_category * category
         if self.cfg.pair != "ce":
-            sim = _need(out, "av_similarity", "vscg", "model output")
+            sim = need(out, "av_similarity", "vscg loss")
             pair = negative_pair_filter_loss(sim, mask) if self.cfg.pair == "npf" else avps_loss(sim, mask)
             loss = loss + self.cfg.w_pair * pair
             parts["pair"] = pair
@@ -127,7 +127,7 @@ class VSCGLoss(Loss):
 
 @LOSSES.register("psp_weak_bce")
 class PSPWeakBCE(Loss):
-    """PSP weakly supervised: BCE(``out['video_probs']``, ``batch['prob_label']``), both (B, C).
+    """PSP weakly supervised: BCE(softmax(``out.video_logits``), ``batch['prob_label']``), both (B, C).
 
     ``prob_label`` holds k/T for the video's event and (T-k)/T for background (video-level only)."""
 
@@ -135,26 +135,27 @@ class PSPWeakBCE(Loss):
     class Config:
         pass
 
-    def forward(self, out: Tensors, batch: Tensors) -> dict[str, torch.Tensor]:
-        target = _need(batch, "prob_label", "psp_weak_bce", "batch")
-        bce = F.binary_cross_entropy(_need(out, "video_probs", "psp_weak_bce", "model output"), target)
+    def forward(self, out: AVEOutput, batch: Tensors) -> dict[str, torch.Tensor]:
+        target = need(batch, "prob_label", "psp_weak_bce loss")
+        probs = torch.softmax(need(out, "video_logits", "psp_weak_bce loss"), dim=-1)  # (B, C)
+        bce = F.binary_cross_entropy(probs, target)
         return {"loss": bce}
 
 
 @LOSSES.register("vscg_smooth")
 class VSCGSmoothLoss(Loss):
-    """VSCG weakly supervised: ``w_main`` BCE(video_probs, prob_label) + ``w_smooth`` BCE(video_probs_smooth,
-    prob_label), where ``video_probs_smooth`` is the double softmax (the paper's smooth loss)."""
+    """VSCG weakly supervised: ``w_main`` BCE(p, prob_label) + ``w_smooth`` BCE(softmax(p), prob_label) with
+    p = softmax(video_logits): the double softmax is the paper's smooth loss (as in the official code)."""
 
     @dataclass
     class Config:
         w_main: float = 2.0  # weight of the BCE on the video probabilities
         w_smooth: float = 1.0  # weight of the BCE on the double-softmax ("smooth") probabilities
 
-    def forward(self, out: Tensors, batch: Tensors) -> dict[str, torch.Tensor]:
-        target = _need(batch, "prob_label", "vscg_smooth", "batch")
-        main = F.binary_cross_entropy(_need(out, "video_probs", "vscg_smooth", "model output"), target)
-        smooth_probs = _need(out, "video_probs_smooth", "vscg_smooth", "model output")
-        smooth = F.binary_cross_entropy(smooth_probs, target)
+    def forward(self, out: AVEOutput, batch: Tensors) -> dict[str, torch.Tensor]:
+        target = need(batch, "prob_label", "vscg_smooth loss")
+        probs = torch.softmax(need(out, "video_logits", "vscg_smooth loss"), dim=-1)  # (B, C)
+        main = F.binary_cross_entropy(probs, target)
+        smooth = F.binary_cross_entropy(torch.softmax(probs, dim=-1), target)
         loss = self.cfg.w_main * main + self.cfg.w_smooth * smooth
         return {"loss": loss, "main": main.detach(), "smooth": smooth.detach()}

@@ -14,15 +14,9 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-from avloc.losses.base import Loss
+from avloc.losses.base import Loss, need
+from avloc.models.outputs import AVEOutput
 from avloc.registry import LOSSES
-
-
-def need(mapping: Mapping[str, torch.Tensor], key: str, who: str) -> torch.Tensor:
-    """``mapping[key]`` or a ValueError naming the loss and the keys that are there."""
-    if key not in mapping:
-        raise ValueError(f"{who}: needs '{key}' (got keys: {sorted(mapping)})")
-    return mapping[key]
 
 
 def soft_margin(scores: torch.Tensor, target: torch.Tensor, softmax_first: bool) -> torch.Tensor:
@@ -36,17 +30,15 @@ def soft_margin(scores: torch.Tensor, target: torch.Tensor, softmax_first: bool)
 
 @LOSSES.register("avel")
 class AVELLoss(Loss):
-    """Fully supervised AVEL: cross-entropy of ``segment_logits`` (B, T, C) vs ``segment_labels`` (B, T),
+    """Fully supervised AVEL: cross-entropy of ``class_logits`` (B, T, C) vs ``segment_labels`` (B, T),
     averaged over all segments (or the official soft margin on the softmax vs one-hot ``labels``)."""
 
     @dataclass
     class Config:
         official_softmax_mlsm: bool = False  # official: MultiLabelSoftMarginLoss(softmax(logits), labels)
 
-    def forward(
-        self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
-        logits = need(out, "segment_logits", "avel loss")
+    def forward(self, out: AVEOutput, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        logits = need(out, "class_logits", "avel loss")
         if self.cfg.official_softmax_mlsm:
             loss = soft_margin(logits, need(batch, "labels", "avel loss"), softmax_first=True)
         else:
@@ -64,9 +56,7 @@ class AVELWeakLoss(Loss):
     class Config:
         official_softmax_mlsm: bool = False  # official: MultiLabelSoftMarginLoss(softmax(video_logits), ...)
 
-    def forward(
-        self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, out: AVEOutput, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         logits = need(out, "video_logits", "avel_weak loss")
         target = need(batch, "video_label", "avel_weak loss")
         return {"loss": soft_margin(logits, target, softmax_first=self.cfg.official_softmax_mlsm)}

@@ -1,7 +1,7 @@
 """Losses of CMBS (Xia & Zhao, CVPR 2022), supervised and weakly supervised.
 
-Supervised (``supv_main.py``): ``BCEWithLogits(relevance, event_mask) + gate term + CE(event_scores,
-video_class) + CE(av_score, video_class)``. The official gate term is ``BCEWithLogits(g_a * g_v, mask)``:
+Supervised (``supv_main.py``): ``BCEWithLogits(event_logits, event_mask) + gate term + CE(class_logits,
+video_class) + CE(cas_video_logits, video_class)``. The official gate term is ``BCEWithLogits(g_a * g_v, mask)``:
 it treats the *probability* ``g_a * g_v`` in (0, 1) as a logit, so the probability it implies is
 confined to (0.5, 0.73): the term can never fit its 0/1 target, never vanishes, and its gradient does
 not shrink as the gates become right. We use the binary cross-entropy of the probability
@@ -20,8 +20,10 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-from avloc.losses.avel_losses import AVELWeakLoss, need
-from avloc.losses.base import Loss
+from avloc.losses.ave_losses import video_class_ce
+from avloc.losses.avel_losses import AVELWeakLoss
+from avloc.losses.base import Loss, need
+from avloc.models.outputs import AVEOutput
 from avloc.registry import LOSSES
 
 LOG_EPS = 1e-12  # keeps log(1 - p) finite when p rounds to 1 (about -27.6 at the limit)
@@ -38,14 +40,6 @@ def product_gate_bce(
     return -(target * log_p + (1.0 - target) * log_not_p).mean()
 
 
-def video_class_ce(scores: torch.Tensor, video_class: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of event-class ``scores`` (B, E) vs ``video_class`` (B,), ignoring videos whose class
-    is background (== E: no event to classify); 0 when the batch has none."""
-    valid = video_class < scores.shape[-1]
-    per = F.cross_entropy(scores, video_class.clamp(max=scores.shape[-1] - 1), reduction="none")
-    return (per * valid).sum() / valid.sum().clamp(min=1)
-
-
 @LOSSES.register("cmbs")
 class CMBSLoss(Loss):
     """Supervised CMBS loss; reads ``event_mask`` (B, T) and ``video_class`` (B,) from the batch."""
@@ -55,23 +49,21 @@ class CMBSLoss(Loss):
         relevance_weight: float = 1.0  # BCE of the per-segment event relevance
         gate_weight: float = 1.0  # BCE of the audio x visual gate vs the event mask
         event_weight: float = 1.0  # CE of the video event scores
-        cas_weight: float = 1.0  # CE of the CAS video score (av_score)
+        cas_weight: float = 1.0  # CE of the CAS video score (cas_video_logits)
         official_gate_loss: bool = False  # official: BCEWithLogits on the gate *probability*
 
-    def forward(
-        self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, out: AVEOutput, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c, who = self.cfg, "cmbs loss"
         mask = need(batch, "event_mask", who)
         video_class = need(batch, "video_class", who)
-        relevance = F.binary_cross_entropy_with_logits(need(out, "relevance", who), mask)
+        relevance = F.binary_cross_entropy_with_logits(need(out, "event_logits", who), mask)
         if c.official_gate_loss:
             gate = F.binary_cross_entropy_with_logits(need(out, "av_gate", who), mask)
         else:
             gate_logits = need(out, "audio_gate_logits", who), need(out, "video_gate_logits", who)
             gate = product_gate_bce(*gate_logits, mask)
-        event = video_class_ce(need(out, "event_scores", who), video_class)
-        cas = video_class_ce(need(out, "av_score", who), video_class)
+        event = video_class_ce(need(out, "class_logits", who), video_class)
+        cas = video_class_ce(need(out, "cas_video_logits", who), video_class)
         loss = c.relevance_weight * relevance + c.gate_weight * gate
         loss = loss + c.event_weight * event + c.cas_weight * cas
         return {

@@ -8,8 +8,9 @@ from typing import Mapping
 import torch
 from torch.nn import functional as F
 
-from avloc.losses.base import Loss
+from avloc.losses.base import Loss, need
 from avloc.models.dense_blocks import js_agreement
+from avloc.models.outputs import DenseOutput
 from avloc.registry import LOSSES
 
 
@@ -30,8 +31,8 @@ class MILBCELoss(Loss):
     class Config:
         weight: float = 1.0  # scale of the BCE term
 
-    def forward(self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        logits = out["video_logits"].float()
+    def forward(self, out: DenseOutput, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        logits = need(out, "video_logits", "mil_bce loss").float()
         bce = F.binary_cross_entropy_with_logits(logits, _labels(batch, logits))
         return {"loss": self.cfg.weight * bce, "bce": bce.detach()}
 
@@ -52,10 +53,10 @@ class CLASPLoss(Loss):
         visual_weight: float = 1.0  # BCE on the visual branch
         anchor_weight: float = 0.1  # anchor A/V consistency (needs ATP on; ignored without anchors)
 
-    def forward(self, out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, out: DenseOutput, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         parts: dict[str, torch.Tensor] = {}
-        total = torch.zeros((), device=out["video_logits"].device)
+        total = torch.zeros((), device=need(out, "video_logits", "clasp loss").device)
         for name, key, w in (
             ("fused", "video_logits", cfg.fused_weight),
             ("audio", "audio_video_logits", cfg.audio_weight),
@@ -63,15 +64,15 @@ class CLASPLoss(Loss):
         ):
             if w == 0.0:
                 continue
-            logits = out[key].float()
+            logits = need(out, key, "clasp loss").float()
             bce = F.binary_cross_entropy_with_logits(logits, _labels(batch, logits))
             total = total + w * bce
             parts[name] = bce.detach()
-        if cfg.anchor_weight != 0.0 and "anchor_index" in out:
-            index, valid = out["anchor_index"], out["anchor_valid"]
-            c = out["audio_logits"].shape[-1]
-            la = out["audio_logits"].float().gather(1, index.unsqueeze(-1).expand(-1, -1, c))
-            lv = out["visual_logits"].float().gather(1, index.unsqueeze(-1).expand(-1, -1, c))
+        if cfg.anchor_weight != 0.0 and out.anchor_index is not None:
+            index, valid = out.anchor_index, out.anchor_valid
+            c = out.audio_logits.shape[-1]
+            la = out.audio_logits.float().gather(1, index.unsqueeze(-1).expand(-1, -1, c))
+            lv = out.visual_logits.float().gather(1, index.unsqueeze(-1).expand(-1, -1, c))
             disagreement = 1.0 - js_agreement(la, lv)  # (B, K)
             w_valid = valid.to(disagreement.dtype)
             anchor = (disagreement * w_valid).sum() / w_valid.sum().clamp(min=1.0)

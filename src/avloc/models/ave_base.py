@@ -6,7 +6,6 @@ from the model's own Config and decodes "event class where the gate passes, back
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -14,6 +13,7 @@ import torch
 from avloc.models.ave_io import check_ave_inputs, random_ave_batch
 from avloc.models.base import AVModel, Batch
 from avloc.models.blocks import ESCM
+from avloc.models.outputs import AVEOutput
 
 Tensors = dict[str, torch.Tensor]
 
@@ -25,7 +25,7 @@ class AVEModel(AVModel):
     task = "ave"
     escm: ESCM | None
 
-    def forward(self, batch: Batch) -> Tensors:
+    def forward(self, batch: Batch) -> AVEOutput:
         c = self.cfg
         check_ave_inputs(batch, c.audio_dim, c.visual_dim, self.registered_name)  # type: ignore[attr-defined]
         audio, visual, extras = self.encode(batch["audio"], batch["visual"])  # (B, T, D) each
@@ -37,21 +37,18 @@ class AVEModel(AVModel):
         """audio (B, T, Da), visual (B, T, H, W, Dv) -> audio, visual (B, T, D) and extra outputs."""
         raise NotImplementedError
 
-    def outputs(self, audio: torch.Tensor, visual: torch.Tensor, extras: Tensors) -> Tensors:
-        """The method's heads on the (B, T, D) streams, plus the encoder's extra outputs."""
+    def outputs(self, audio: torch.Tensor, visual: torch.Tensor, extras: Tensors) -> AVEOutput:
+        """The method's heads on the (B, T, D) streams, with the encoder's extra tensors."""
         raise NotImplementedError
 
-    def class_scores(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Scores whose argmax names the class: per segment (B, T, C) or per video (B, C')."""
-        raise NotImplementedError
-
-    def event_gate(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+    def event_gate(self, out: AVEOutput) -> torch.Tensor | None:
         """(B, T) bool: segments that hold an event (None: the class argmax alone decides)."""
         return None
 
-    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """(B, T) long: the class argmax; with a gate, the event class where it passes, background elsewhere."""
-        scores = self.class_scores(out)
+    def segment_predictions(self, out: AVEOutput) -> torch.Tensor:
+        """(B, T) long: the argmax of ``out.class_logits``; with a gate, the video's event class where it
+        passes, background elsewhere."""
+        scores = out.class_logits  # (B, T, C) or (B, C')
         gate = self.event_gate(out)
         if gate is None:
             return scores.argmax(-1)

@@ -12,7 +12,6 @@ about 1.34 M); ``escm: {}`` adds VSCG's ESCM on the two 256-d Bi-LSTM streams be
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +27,7 @@ from avloc.models.blocks import (
     WeakESCMConfig,
     xavier_,
 )
+from avloc.models.outputs import AVEOutput
 from avloc.registry import MODELS
 
 
@@ -37,7 +37,7 @@ class AVEL(AVEModel):
 
     audio (B,T,Da), visual (B,T,H,W,Dv) -> AGVA (B,T,Dv) -> Bi-LSTMs: audio Da -> 2*hidden, visual
     Dv -> 2*hidden -> [optional ESCM] -> concat (B,T,4*hidden) -> ReLU -> Linear(4*hidden, head_hidden)
-    -> ReLU -> Linear(head_hidden, C) = ``segment_logits`` (B,T,C). Prediction: per-segment argmax.
+    -> ReLU -> Linear(head_hidden, C) = ``class_logits`` (B,T,C). Prediction: per-segment argmax.
     Also returns ``attention`` (B,T,R), the AGVA weights over the regions.
     """
 
@@ -73,12 +73,9 @@ class AVEL(AVEModel):
         audio, visual = self.lstms(audio, attended)  # (B, T, 2*hidden) each
         return audio, visual, {"attention": att}
 
-    def outputs(self, audio: torch.Tensor, visual: torch.Tensor, extras: Tensors) -> Tensors:
+    def outputs(self, audio: torch.Tensor, visual: torch.Tensor, extras: Tensors) -> AVEOutput:
         hid = F.relu(self.fc1(F.relu(torch.cat([audio, visual], dim=-1))))  # (B, T, head_hidden)
-        return {"segment_logits": self.fc2(hid), **extras}  # (B, T, C)
-
-    def class_scores(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return out["segment_logits"]
+        return AVEOutput(class_logits=self.fc2(hid), **extras)  # (B, T, C)
 
 
 @MODELS.register("avel_weak")
@@ -93,7 +90,7 @@ class AVELWeak(AVEL):
 
     escm_mode = "weak"
 
-    def outputs(self, audio: torch.Tensor, visual: torch.Tensor, extras: Tensors) -> Tensors:
+    def outputs(self, audio: torch.Tensor, visual: torch.Tensor, extras: Tensors) -> AVEOutput:
         out = super().outputs(audio, visual, extras)
-        out["video_logits"] = out["segment_logits"].amax(dim=1)  # (B, C)
+        out.video_logits = out.class_logits.amax(dim=1)  # (B, C)
         return out

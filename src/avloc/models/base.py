@@ -7,6 +7,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from avloc.models.outputs import AVEOutput
+
 Batch = Mapping[str, torch.Tensor]
 
 
@@ -14,8 +16,9 @@ class AVModel(nn.Module):
     """Base class of registered models.
 
     Subclasses set ``task`` ("ave" or "dense"), take their typed ``Config`` in ``__init__`` and implement
-    ``forward(batch) -> dict of tensors`` plus ``example_batch``, which the parametrised model tests use to
-    run forward/backward on every registered model without anyone writing a new test.
+    ``forward(batch)``, returning their task's output type (:mod:`avloc.models.outputs`), plus
+    ``example_batch``, which the parametrised model tests use to run forward/backward on every registered
+    model without anyone writing a new test.
     """
 
     task: str = ""
@@ -24,7 +27,7 @@ class AVModel(nn.Module):
         """A random batch with the shapes and keys this model's ``forward`` reads (and its loss needs)."""
         raise NotImplementedError
 
-    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def segment_predictions(self, out: AVEOutput) -> torch.Tensor:
         """AVE models: (B, T) predicted class per segment, background = last class index."""
         raise NotImplementedError
 

@@ -43,6 +43,7 @@ from avloc.models.dense_blocks import (
     topk_counts,
 )
 from avloc.models.mil import dense_example_batch
+from avloc.models.outputs import DenseOutput
 from avloc.registry import MODELS
 
 
@@ -189,7 +190,7 @@ class CLASP(AVModel):
             parts.append(local_anchors(salience, mask, self.cfg.window))
         return torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def forward(self, batch: Batch) -> DenseOutput:
         audio, visual, mask = batch["audio"], batch["visual"], batch["mask"]
         check_dense_inputs(audio, visual, mask)
         cfg = self.cfg
@@ -224,7 +225,7 @@ class CLASP(AVModel):
             audio_video_logits=masked_topk_mean(logits_a, mask, cfg.topk_ratio),
             visual_video_logits=masked_topk_mean(logits_v, mask, cfg.topk_ratio),
         )
-        return out
+        return DenseOutput(**out)
 
     def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         c = self.cfg

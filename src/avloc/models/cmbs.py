@@ -24,7 +24,6 @@ behaviour (sigmoid applied a second time) for comparison with published numbers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +39,7 @@ from avloc.models.cmbs_blocks import (
     TemporalRelationEncoder,
     topk_temporal_mean,
 )
+from avloc.models.outputs import AVEOutput
 from avloc.registry import MODELS
 
 
@@ -121,13 +121,14 @@ class CMBS(AVEModel):
     Bi-LSTMs: audio Da -> d_model, visual Dv -> 2*d_model; temporal encoders (self) and cross-modal
     decoders (query = own modality, memory = other's encoding); gates ``g_a = sigmoid(W a_kv)``,
     ``g_v = sigmoid(W v_kv)`` scale the queries: ``v_q *= 1 + alpha g_a``, ``a_q *= 1 + alpha g_v``;
-    CAS ``Linear(d_model, C-1)`` per modality, top-k temporal mean, averaged -> ``av_score`` (B, C-1);
-    AV interaction -> fused (B,T,d_model) -> ``relevance`` Linear(d_model,1) per segment and
-    ``event_scores = Linear(d_model, C-1)(max_t fused) + gamma * av_score``.
+    CAS ``Linear(d_model, C-1)`` per modality, top-k temporal mean, averaged -> ``cas_video_logits``
+    (B, C-1); AV interaction -> fused (B,T,d_model) -> relevance ``Linear(d_model,1)`` per segment and
+    event scores ``Linear(d_model, C-1)(max_t fused) + gamma * cas_video_logits``.
 
-    Outputs: ``relevance`` (B,T) logits, ``event_scores`` (B,C-1), ``av_score`` (B,C-1), gate logits
-    ``audio_gate_logits``/``video_gate_logits`` (B,T) and ``av_gate`` = g_a * g_v (B,T).
-    Prediction: ``sigmoid(relevance) > threshold`` -> argmax(event_scores), else background.
+    Outputs: ``event_logits`` (B,T) (relevance), ``class_logits`` (B,C-1) (event scores),
+    ``cas_video_logits`` (B,C-1), gate logits ``audio_gate_logits``/``video_gate_logits`` (B,T) and
+    ``av_gate`` = g_a * g_v (B,T).
+    Prediction: ``sigmoid(event_logits) > threshold`` -> argmax(class_logits), else background.
     """
 
 
@@ -170,28 +171,26 @@ class CMBS(AVEModel):
         visual_q = visual_q * (1.0 + c.alpha * a_gate)
         audio_q = audio_q * (1.0 + c.alpha * v_gate)
 
-        av_score = 0.5 * (
+        cas_video_logits = 0.5 * (
             topk_temporal_mean(self.video_cas(visual_q), c.topk)
             + topk_temporal_mean(self.audio_cas(audio_q), c.topk)
         )  # (B, C-1)
         audio_q, visual_q = self.front.interact(audio_q, visual_q)  # (B, T, d) each
         return audio_q, visual_q, {
-            "av_score": av_score,
+            "cas_video_logits": cas_video_logits,
             "audio_gate_logits": a_gate_logit.squeeze(-1),
             "video_gate_logits": v_gate_logit.squeeze(-1),
             "av_gate": (a_gate * v_gate).squeeze(-1),
         }
 
-    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> Tensors:
+    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> AVEOutput:
         fused = 0.5 * (audio + visual)  # (B, T, d)
-        event_scores = self.event_classifier(fused.amax(dim=1)) + self.cfg.gamma * extras["av_score"]  # (B, C-1)
-        return {"relevance": self.relevance(fused).squeeze(-1), "event_scores": event_scores, **extras}
+        cas = extras["cas_video_logits"]  # (B, C-1)
+        event_scores = self.event_classifier(fused.amax(dim=1)) + self.cfg.gamma * cas  # (B, C-1)
+        return AVEOutput(class_logits=event_scores, event_logits=self.relevance(fused).squeeze(-1), **extras)
 
-    def class_scores(self, out: Mapping[str, Tensor]) -> Tensor:
-        return out["event_scores"]
-
-    def event_gate(self, out: Mapping[str, Tensor]) -> Tensor:
-        return torch.sigmoid(out["relevance"]) > self.cfg.threshold
+    def event_gate(self, out: AVEOutput) -> Tensor:
+        return torch.sigmoid(out.event_logits) > self.cfg.threshold
 
 
 @MODELS.register("cmbs_weak")
@@ -206,8 +205,8 @@ class CMBSWeak(AVEModel):
     ``gamma (sigmoid(video_cas) + sigmoid(audio_cas))``; its top-k temporal mean is ``raw_logits`` (B,C);
     ``video_logits = max_t(av_gate_t * raw_logits)`` (B,C) (the reference then applies softmax).
 
-    Outputs: ``video_logits`` (B,C), ``raw_logits`` (B,C), ``av_gate`` (B,T) probabilities.
-    Prediction: ``av_gate > gate_threshold`` -> argmax(raw_logits) over all C, else background (see the
+    Outputs: ``video_logits`` (B,C), ``class_logits`` = raw_logits (B,C), ``av_gate`` (B,T) probabilities.
+    Prediction: ``av_gate > gate_threshold`` -> argmax(class_logits) over all C, else background (see the
     module docstring for the reference's double-sigmoid bug, ``official_gate_bug``).
     """
 
@@ -249,18 +248,15 @@ class CMBSWeak(AVEModel):
         audio_q, visual_q = self.front.interact(audio_q, visual_q)  # (B, T, d) each
         return audio_q, visual_q, {"av_gate": av_gate.squeeze(-1), "modality_gate": modality_gate}
 
-    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> Tensors:
+    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> AVEOutput:
         fused = 0.5 * (audio + visual)  # (B, T, d)
         raw_logits = topk_temporal_mean(self.cas(fused) * extras["modality_gate"], self.cfg.topk)  # (B, C)
         av_gate = extras["av_gate"]  # (B, T)
         video_logits = (av_gate.unsqueeze(-1) * raw_logits.unsqueeze(1)).amax(dim=1)  # (B, C)
-        return {"video_logits": video_logits, "raw_logits": raw_logits, "av_gate": av_gate}
+        return AVEOutput(class_logits=raw_logits, video_logits=video_logits, av_gate=av_gate)
 
-    def class_scores(self, out: Mapping[str, Tensor]) -> Tensor:
-        return out["raw_logits"]
-
-    def event_gate(self, out: Mapping[str, Tensor]) -> Tensor:
-        gate = out["av_gate"]
+    def event_gate(self, out: AVEOutput) -> Tensor:
+        gate = out.av_gate
         if self.cfg.official_gate_bug:
             gate = torch.sigmoid(gate)  # the reference's second sigmoid: always > 0.5, so never background
         return gate > self.cfg.gate_threshold

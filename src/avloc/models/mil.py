@@ -21,6 +21,7 @@ from avloc.models.dense_blocks import (
     check_dense_inputs,
     masked_topk_mean,
 )
+from avloc.models.outputs import DenseOutput
 from avloc.registry import MODELS
 
 
@@ -83,18 +84,18 @@ class MILBaseline(AVModel):
         self.drop = nn.Dropout(cfg.dropout)
         self.head = class_head(cfg.hidden, cfg.num_classes, cfg.prior_prob)
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def forward(self, batch: Batch) -> DenseOutput:
         audio, visual, mask = batch["audio"], batch["visual"], batch["mask"]
         check_dense_inputs(audio, visual, mask)
         h = self.fuse(self.enc_a(audio, mask), self.enc_v(visual, mask))
         for conv in self.fused_convs:
             h = h + self.drop(torch.relu(conv(h, mask)))
         logits = self.head(self.drop(h))  # (B, T, C)
-        return {
-            "cas_logits": logits,
-            "cas": torch.sigmoid(logits) * mask.unsqueeze(-1),
-            "video_logits": masked_topk_mean(logits, mask, self.cfg.topk_ratio),
-        }
+        return DenseOutput(
+            cas_logits=logits,
+            cas=torch.sigmoid(logits) * mask.unsqueeze(-1),
+            video_logits=masked_topk_mean(logits, mask, self.cfg.topk_ratio),
+        )
 
     def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         c = self.cfg

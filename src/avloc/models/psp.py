@@ -13,15 +13,14 @@ parameters rather than the official 1.67 M.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avloc.models.ave_base import AVEModel, Tensors
+from avloc.models.outputs import AVEOutput
 from avloc.models.blocks import (
     ESCM,
     AudioGuidedVisualAttention,
@@ -35,21 +34,38 @@ from avloc.models.blocks import (
 from avloc.registry import MODELS
 
 
+@dataclass
+class PSPBackboneConfig:
+    """The PSP backbone's fields, shared by PSP and VSCG; a model Config holds one as ``backbone``."""
+
+    embed_dim: int = 128  # width of the visual features entering the Bi-LSTM (fully: also of fa)
+    att_hidden: int = 512  # AGVA hidden width
+    lstm_hidden: int = 128  # Bi-LSTM hidden size per direction (features are 2x this)
+    psp_hidden: int = 256  # PSP branch width
+    threshold: float = 0.099  # PSP pruning threshold on the L1-normalised similarities
+    dropout: float = 0.1  # PSP branch dropout (fully: also the fc dropout)
+
+
+@dataclass
+class PSPFullyBackboneConfig(PSPBackboneConfig):
+    """The fully supervised backbone adds the ``fa`` / ``fv`` projections."""
+
+    proj_dim: int = 256  # hidden width of the fa / fv projections
+
+
 class PSPFullyEncoder(nn.Module):
     """Fully-supervised PSP encoder: ``fa`` -> AGVA -> ``fv`` -> Bi-LSTMs -> PSP.
 
     ``fa``/``fv`` are two bias-free Linear layers without activation (in -> proj_dim -> embed_dim).
-    ``c`` is any config with the fields audio_dim, visual_dim, proj_dim, embed_dim, att_hidden,
-    att_regions, lstm_hidden, psp_hidden, threshold and dropout (branch and fc dropout).
     audio (B, T, Da), visual (B, T, H, W, Dv) -> audio, visual (B, T, 2*lstm_hidden), attention (B, T, R).
     """
 
-    def __init__(self, c: Any) -> None:
+    def __init__(self, audio_dim: int, visual_dim: int, regions: int, c: PSPFullyBackboneConfig) -> None:
         super().__init__()
-        self.fa = nn.Sequential(nn.Linear(c.audio_dim, c.proj_dim, bias=False),
+        self.fa = nn.Sequential(nn.Linear(audio_dim, c.proj_dim, bias=False),
                                 nn.Linear(c.proj_dim, c.embed_dim, bias=False))
-        self.attention = AudioGuidedVisualAttention(c.embed_dim, c.visual_dim, c.att_hidden, c.att_regions)
-        self.fv = nn.Sequential(nn.Linear(c.visual_dim, c.proj_dim, bias=False),
+        self.attention = AudioGuidedVisualAttention(c.embed_dim, visual_dim, c.att_hidden, regions)
+        self.fv = nn.Sequential(nn.Linear(visual_dim, c.proj_dim, bias=False),
                                 nn.Linear(c.proj_dim, c.embed_dim, bias=False))
         self.lstm = BiLSTMPair(c.embed_dim, c.embed_dim, c.lstm_hidden)
         self.psp = PositiveSamplePropagation(2 * c.lstm_hidden, c.psp_hidden, c.threshold, c.dropout,
@@ -66,17 +82,16 @@ class PSPFullyEncoder(nn.Module):
 class PSPWeakEncoder(nn.Module):
     """Weakly-supervised PSP encoder: AGVA on raw audio -> ``linear_v`` (Dv -> embed_dim, bias) -> Bi-LSTMs
     -> PSP without renormalisation; ``use_fc`` adds the fc stage VSCG-weak uses (PSP-weak has none).
-    ``c`` is any config with audio_dim, visual_dim, embed_dim, att_hidden, att_regions, lstm_hidden,
-    psp_hidden, threshold and dropout (branch dropout).
 
     audio (B, T, Da), visual (B, T, H, W, Dv) -> audio, visual (B, T, 2*lstm_hidden), attention (B, T, R).
     """
 
-    def __init__(self, c: Any, use_fc: bool, fc_dropout: float) -> None:
+    def __init__(self, audio_dim: int, visual_dim: int, regions: int, c: PSPBackboneConfig, use_fc: bool,
+                 fc_dropout: float) -> None:
         super().__init__()
-        self.attention = AudioGuidedVisualAttention(c.audio_dim, c.visual_dim, c.att_hidden, c.att_regions)
-        self.linear_v = nn.Linear(c.visual_dim, c.embed_dim)
-        self.lstm = BiLSTMPair(c.audio_dim, c.embed_dim, c.lstm_hidden)
+        self.attention = AudioGuidedVisualAttention(audio_dim, visual_dim, c.att_hidden, regions)
+        self.linear_v = nn.Linear(visual_dim, c.embed_dim)
+        self.lstm = BiLSTMPair(audio_dim, c.embed_dim, c.lstm_hidden)
         self.psp = PositiveSamplePropagation(2 * c.lstm_hidden, c.psp_hidden, c.threshold, c.dropout,
                                              renormalize=False, use_fc=use_fc, fc_dropout=fc_dropout)
 
@@ -117,15 +132,16 @@ class TemporalWeighting(nn.Module):
         return score * torch.sigmoid(F.relu(self.W3(score)))
 
 
-def weak_outputs(score: torch.Tensor, extras: Tensors) -> Tensors:
-    """Video-level probabilities of the weak models: softmax of the time-average of the weighted scores."""
-    return {"segment_logits": score, "video_probs": torch.softmax(score.mean(1), dim=-1), **extras}
+def weak_outputs(score: torch.Tensor, extras: Tensors) -> AVEOutput:
+    """The weak models' outputs: per-segment scores and their time-average as the video logits (the loss
+    takes the softmax)."""
+    return AVEOutput(class_logits=score, video_logits=score.mean(1), attention=extras["attention"])
 
 
 @MODELS.register("psp")
 class PSP(AVEModel):
-    """PSP, fully supervised. Outputs: ``logits`` (B, T, C) per segment, ``av_similarity`` (B, T) cosine of
-    the final audio and visual features (for the AVPS loss), ``attention`` (B, T, R) AGVA weights.
+    """PSP, fully supervised. Outputs: ``class_logits`` (B, T, C) per segment, ``av_similarity`` (B, T)
+    cosine of the final audio and visual features (for the AVPS loss), ``attention`` (B, T, R) AGVA weights.
     Prediction: argmax over the C = 29 classes (background = C-1)."""
 
 
@@ -134,22 +150,16 @@ class PSP(AVEModel):
         audio_dim: int = 128  # audio feature size (VGGish); filled from the data
         visual_dim: int = 512  # visual region feature size (VGG-19 pool5); filled from the data
         num_classes: int = 29  # 28 events + background (last); filled from the data
-        proj_dim: int = 256  # hidden width of the fa / fv projections
-        embed_dim: int = 128  # output width of fa / fv (= Bi-LSTM input)
-        att_hidden: int = 512  # AGVA hidden width
-        att_regions: int = 49  # spatial regions per segment (7 x 7)
-        lstm_hidden: int = 128  # Bi-LSTM hidden size per direction (features are 2x this)
-        psp_hidden: int = 256  # PSP branch width
-        threshold: float = 0.099  # PSP pruning threshold on the L1-normalised similarities
-        dropout: float = 0.1  # PSP branch and fc dropout
+        att_regions: int = 49  # spatial regions per segment (7 x 7); filled from the data
+        backbone: PSPFullyBackboneConfig = field(default_factory=PSPFullyBackboneConfig)
         head_hidden: int = 64  # hidden width of the segment classifier
         escm: ESCMConfig | None = None  # VSCG's ESCM after the encoder (VSCG paper Table IV); None: none
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = PSPFullyEncoder(cfg)
-        dim = 2 * cfg.lstm_hidden
+        self.encoder = PSPFullyEncoder(cfg.audio_dim, cfg.visual_dim, cfg.att_regions, cfg.backbone)
+        dim = 2 * cfg.backbone.lstm_hidden
         self.escm = ESCM.from_config(dim, cfg.escm, "fully")
         self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
 
@@ -157,21 +167,18 @@ class PSP(AVEModel):
         a, v, alpha = self.encoder(audio, visual)  # (B, T, 2*lstm_hidden) x 2, (B, T, R)
         return a, v, {"attention": alpha}
 
-    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> Tensors:
+    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> AVEOutput:
         logits = self.head(0.5 * (audio + visual))  # (B, T, C)
-        return {"logits": logits, "av_similarity": cosine_pairs(audio, visual), **extras}
-
-    def class_scores(self, out: Mapping[str, Tensor]) -> Tensor:
-        return out["logits"]
+        return AVEOutput(class_logits=logits, av_similarity=cosine_pairs(audio, visual), **extras)
 
 
 @MODELS.register("psp_weak")
 class PSPWeak(AVEModel):
     """PSP, weakly supervised (video-level labels only).
 
-    Outputs: ``segment_logits`` (B, T, C) weighted per-segment scores (test-time argmax), ``video_probs``
-    (B, C) = softmax(time-average of the weighted scores) for the BCE against ``prob_label``,
-    ``attention`` (B, T, R)."""
+    Outputs: ``class_logits`` (B, T, C) weighted per-segment scores (test-time argmax), ``video_logits``
+    (B, C) = their time-average (the loss scores its softmax against ``prob_label``), ``attention``
+    (B, T, R)."""
 
 
     @dataclass
@@ -179,21 +186,18 @@ class PSPWeak(AVEModel):
         audio_dim: int = 128  # audio feature size (VGGish); filled from the data
         visual_dim: int = 512  # visual region feature size (VGG-19 pool5); filled from the data
         num_classes: int = 29  # 28 events + background (last); filled from the data
-        embed_dim: int = 128  # linear_v output width (= visual Bi-LSTM input)
-        att_hidden: int = 512  # AGVA hidden width
-        att_regions: int = 49  # spatial regions per segment (7 x 7)
-        lstm_hidden: int = 128  # Bi-LSTM hidden size per direction
-        psp_hidden: int = 256  # PSP branch width
-        threshold: float = 0.095  # PSP pruning threshold (weak README command)
-        dropout: float = 0.1  # PSP branch dropout
+        att_regions: int = 49  # spatial regions per segment (7 x 7); filled from the data
+        backbone: PSPBackboneConfig = field(  # PSP pruning threshold 0.095 (weak README command)
+            default_factory=lambda: PSPBackboneConfig(threshold=0.095))
         head_hidden: int = 64  # hidden width of the segment classifier
         escm: WeakESCMConfig | None = None  # VSCG's weak ESCM after the encoder (Table IV); None: none
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = PSPWeakEncoder(cfg, use_fc=False, fc_dropout=0.0)
-        dim = 2 * cfg.lstm_hidden
+        self.encoder = PSPWeakEncoder(cfg.audio_dim, cfg.visual_dim, cfg.att_regions, cfg.backbone,
+                                      use_fc=False, fc_dropout=0.0)
+        dim = 2 * cfg.backbone.lstm_hidden
         self.escm = ESCM.from_config(dim, cfg.escm, "weak")
         self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
         self.weighting = TemporalWeighting(cfg.num_classes)
@@ -202,8 +206,5 @@ class PSPWeak(AVEModel):
         a, v, alpha = self.encoder(audio, visual)  # (B, T, 2*lstm_hidden) x 2, (B, T, R)
         return a, v, {"attention": alpha}
 
-    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> Tensors:
+    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> AVEOutput:
         return weak_outputs(self.weighting(self.head(0.5 * (audio + visual))), extras)  # scores (B, T, C)
-
-    def class_scores(self, out: Mapping[str, Tensor]) -> Tensor:
-        return out["segment_logits"]

@@ -7,9 +7,9 @@ is re-encoded knowing what the whole video is about.
 * Fully supervised: a relevance head (Linear(256, 1) per segment) says "event or background" and a
   category head (Linear(256, 28) on the max over time of the fused features) names the one event of the
   video; a segment is background when ``sigmoid(relevance) <= relevance_threshold`` (official: 0.7).
-* Weakly supervised: PSP-weak's per-segment head and weighting branch; ``video_probs`` =
-  softmax(time-average of scores) and ``video_probs_smooth`` = softmax(video_probs), the paper's
-  "smooth" branch (a double softmax, as in the official code).
+* Weakly supervised: PSP-weak's per-segment head and weighting branch; ``video_logits`` = time-average
+  of the scores, whose softmax the loss scores, and whose double softmax is the paper's "smooth" branch
+  (as in the official code).
 
 The official code registers many layers its forward never uses (``L1``/``L2``, ``v_classify``,
 ``a_classify``, ``audio_gated``, ``video_gated``, ``linear_v``, ``ESCM.L1``); they are not built here,
@@ -23,7 +23,6 @@ so ``vscg`` has ~2.51 M parameters rather than the official 2.63 M.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -31,7 +30,16 @@ from torch import Tensor, nn
 
 from avloc.models.ave_base import AVEModel, Tensors
 from avloc.models.blocks import ESCM, ESCMConfig, WeakESCMConfig, cosine_pairs, xavier_
-from avloc.models.psp import PSPFullyEncoder, PSPWeakEncoder, SegmentHead, TemporalWeighting, weak_outputs
+from avloc.models.outputs import AVEOutput
+from avloc.models.psp import (
+    PSPBackboneConfig,
+    PSPFullyBackboneConfig,
+    PSPFullyEncoder,
+    PSPWeakEncoder,
+    SegmentHead,
+    TemporalWeighting,
+    weak_outputs,
+)
 from avloc.registry import MODELS
 
 ABLATIONS = ("full", "no_escm", "no_isce", "isce_avg", "isce_max", "cere_unshared")
@@ -49,9 +57,9 @@ def build_escm(ablation: str, dim: int, cfg: ESCMConfig, mode: str) -> ESCM | No
 
 @MODELS.register("vscg")
 class VSCG(AVEModel):
-    """VSCG, fully supervised. Outputs: ``relevance`` (B, T) event logits, ``category`` (B, C-1) video
-    event logits, ``av_similarity`` (B, T) cosine of the final audio/visual features, ``attention``
-    (B, T, R) AGVA weights."""
+    """VSCG, fully supervised. Outputs: ``event_logits`` (B, T) (the relevance head), ``class_logits``
+    (B, C-1) video event logits (the category head), ``av_similarity`` (B, T) cosine of the final
+    audio/visual features, ``attention`` (B, T, R) AGVA weights."""
 
 
     @dataclass
@@ -59,14 +67,9 @@ class VSCG(AVEModel):
         audio_dim: int = 128  # audio feature size (VGGish); filled from the data
         visual_dim: int = 512  # visual region feature size (VGG-19 pool5); filled from the data
         num_classes: int = 29  # 28 events + background (last); filled from the data
-        proj_dim: int = 256  # hidden width of the fa / fv projections
-        embed_dim: int = 128  # output width of fa / fv (= Bi-LSTM input)
-        att_hidden: int = 512  # AGVA hidden width
-        att_regions: int = 49  # spatial regions per segment (7 x 7)
-        lstm_hidden: int = 128  # Bi-LSTM hidden size per direction
-        psp_hidden: int = 256  # PSP branch width
-        threshold: float = 0.099  # PSP pruning threshold (hard-coded 0.099 in the official forward)
-        dropout: float = 0.2  # PSP branch and fc dropout (VSCG uses 0.2, PSP 0.1)
+        att_regions: int = 49  # spatial regions per segment (7 x 7); filled from the data
+        backbone: PSPFullyBackboneConfig = field(  # PSP dropout 0.2 in VSCG (PSP: 0.1); threshold 0.099
+            default_factory=lambda: PSPFullyBackboneConfig(dropout=0.2))  # is hard-coded in the official
         escm: ESCMConfig = field(default_factory=ESCMConfig)  # ESCM (dropout after the ISCE fc)
         relevance_threshold: float = 0.7  # segment is an event when sigmoid(relevance) > this
         ablation: str = "full"  # Table III: full | no_escm | no_isce | isce_avg | isce_max | cere_unshared
@@ -74,8 +77,8 @@ class VSCG(AVEModel):
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = PSPFullyEncoder(cfg)
-        dim = 2 * cfg.lstm_hidden
+        self.encoder = PSPFullyEncoder(cfg.audio_dim, cfg.visual_dim, cfg.att_regions, cfg.backbone)
+        dim = 2 * cfg.backbone.lstm_hidden
         self.escm = build_escm(cfg.ablation, dim, cfg.escm, "fully")
         self.relevance = nn.Linear(dim, 1)
         self.category = nn.Linear(dim, cfg.num_classes - 1)
@@ -85,26 +88,24 @@ class VSCG(AVEModel):
         a, v, alpha = self.encoder(audio, visual)  # (B, T, 2*lstm_hidden) x 2, (B, T, R)
         return a, v, {"attention": alpha}
 
-    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> Tensors:
+    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> AVEOutput:
         fused = 0.5 * (audio + visual)  # (B, T, dim)
-        return {
-            "relevance": self.relevance(fused).squeeze(-1),  # (B, T) event logits
-            "category": self.category(fused.amax(1)),  # (B, C-1) video event logits
-            "av_similarity": cosine_pairs(audio, visual),  # (B, T)
+        return AVEOutput(
+            event_logits=self.relevance(fused).squeeze(-1),  # (B, T)
+            class_logits=self.category(fused.amax(1)),  # (B, C-1) video event logits
+            av_similarity=cosine_pairs(audio, visual),  # (B, T)
             **extras,
-        }
+        )
 
-    def class_scores(self, out: Mapping[str, Tensor]) -> Tensor:
-        return out["category"]
-
-    def event_gate(self, out: Mapping[str, Tensor]) -> Tensor:
-        return torch.sigmoid(out["relevance"]) > self.cfg.relevance_threshold
+    def event_gate(self, out: AVEOutput) -> Tensor:
+        return torch.sigmoid(out.event_logits) > self.cfg.relevance_threshold
 
 
 @MODELS.register("vscg_weak")
 class VSCGWeak(AVEModel):
-    """VSCG, weakly supervised. Outputs: ``segment_logits`` (B, T, C) (test-time argmax), ``video_probs``
-    (B, C), ``video_probs_smooth`` (B, C) = softmax(video_probs), ``attention`` (B, T, R)."""
+    """VSCG, weakly supervised. Outputs: ``class_logits`` (B, T, C) (test-time argmax), ``video_logits``
+    (B, C) (their time-average; the loss takes the softmax and the double softmax), ``attention``
+    (B, T, R)."""
 
 
     @dataclass
@@ -112,13 +113,8 @@ class VSCGWeak(AVEModel):
         audio_dim: int = 128  # audio feature size (VGGish); filled from the data
         visual_dim: int = 512  # visual region feature size (VGG-19 pool5); filled from the data
         num_classes: int = 29  # 28 events + background (last); filled from the data
-        embed_dim: int = 128  # linear_v output width (= visual Bi-LSTM input)
-        att_hidden: int = 512  # AGVA hidden width
-        att_regions: int = 49  # spatial regions per segment (7 x 7)
-        lstm_hidden: int = 128  # Bi-LSTM hidden size per direction
-        psp_hidden: int = 256  # PSP branch width
-        threshold: float = 0.099  # PSP pruning threshold (hard-coded 0.099 in the official weak forward)
-        dropout: float = 0.1  # PSP branch dropout
+        att_regions: int = 49  # spatial regions per segment (7 x 7); filled from the data
+        backbone: PSPBackboneConfig = field(default_factory=PSPBackboneConfig)  # threshold 0.099: official
         psp_fc_dropout: float = 0.2  # dropout after the PSP fc layers
         escm: WeakESCMConfig = field(default_factory=WeakESCMConfig)  # ESCM (dropout on the GRU outputs)
         head_hidden: int = 64  # hidden width of the segment classifier
@@ -127,8 +123,9 @@ class VSCGWeak(AVEModel):
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = PSPWeakEncoder(cfg, use_fc=True, fc_dropout=cfg.psp_fc_dropout)
-        dim = 2 * cfg.lstm_hidden
+        self.encoder = PSPWeakEncoder(cfg.audio_dim, cfg.visual_dim, cfg.att_regions, cfg.backbone,
+                                      use_fc=True, fc_dropout=cfg.psp_fc_dropout)
+        dim = 2 * cfg.backbone.lstm_hidden
         self.escm = build_escm(cfg.ablation, dim, cfg.escm, "weak")
         self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
         self.weighting = TemporalWeighting(cfg.num_classes)
@@ -137,10 +134,5 @@ class VSCGWeak(AVEModel):
         a, v, alpha = self.encoder(audio, visual)  # (B, T, 2*lstm_hidden) x 2, (B, T, R)
         return a, v, {"attention": alpha}
 
-    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> Tensors:
-        out = weak_outputs(self.weighting(self.head(0.5 * (audio + visual))), extras)  # scores (B, T, C)
-        out["video_probs_smooth"] = torch.softmax(out["video_probs"], dim=-1)  # (B, C)
-        return out
-
-    def class_scores(self, out: Mapping[str, Tensor]) -> Tensor:
-        return out["segment_logits"]
+    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> AVEOutput:
+        return weak_outputs(self.weighting(self.head(0.5 * (audio + visual))), extras)  # scores (B, T, C)

@@ -19,8 +19,8 @@ from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
 from avloc.config import load_config
 from avloc.engine import distributed as dist_utils
-from avloc.engine.loop import (build_evaluator, build_loss, build_model, build_optimizer, load_data,
-                               train_one_epoch)
+from avloc.engine.loop import (batches_per_epoch, build_evaluator, build_loss, build_model, build_optimizer,
+                               load_data, train_one_epoch)
 from avloc.engine.memory import peak_rss_mb, reset_peak_rss
 from avloc.kernels.region_attention import FUSED_LINEAR_RELU
 from avloc.tools.paths import config_path
@@ -135,7 +135,7 @@ def bench_ave(data_dir: Path, models: list[str] | None = None, epochs: int = 2, 
         evaluator = build_evaluator(cfg)
         opt = build_optimizer(cfg, model, torch.device("cpu"))
         n_train = len(data.splits["train"])
-        n_batches = n_train // cfg.train.batch_size if cfg.train.drop_last else -(-n_train // cfg.train.batch_size)
+        n_batches = batches_per_epoch(n_train, cfg.train)
         model.train()
         flops = step_flops(model, loss_fn, data.batch(data.splits["train"][: cfg.train.batch_size]))
         epoch_flops = flops * n_batches

@@ -24,8 +24,8 @@ from avloc.tools.bench import matmul_rate, step_flops
 from avloc.config import load_config
 from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
-from avloc.engine.loop import (build_loss, build_model, build_optimizer, load_data, resolve_device,
-                               train_one_epoch)
+from avloc.engine.loop import (batches_per_epoch, build_loss, build_model, build_optimizer, load_data,
+                               resolve_device, train_one_epoch)
 from avloc.engine.memory import peak_rss_mb
 from avloc.tools.paths import config_path
 
@@ -112,7 +112,7 @@ def bench_dense(data_dir: Path | None, videos: int = UNAV_TRAIN_VIDEOS, epochs: 
         sample = {k: v.to(device) for k, v in data.batch(data.splits["train"][: cfg.train.batch_size]).items()}
         flops_step = step_flops(model, loss_fn, sample)
         n_train = len(data.splits["train"])
-        steps = n_train // cfg.train.batch_size if cfg.train.drop_last else -(-n_train // cfg.train.batch_size)
+        steps = batches_per_epoch(n_train, cfg.train)
         times, cpu = [], []
         for epoch in range(epochs):
             t1, c1 = time.perf_counter(), time.process_time()
