@@ -31,17 +31,17 @@ AVE_WINDOW = 10
 
 def step_outputs(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The adapter between models and predict: ``labels`` (B, T) and ``confidence`` (B, T) for AVE models,
-    ``cas`` (B, T, C) and ``video_probs`` (B, C) for dense ones."""
+    ``cas`` (B, T, C) and ``video_probs`` (B, C) for dense ones (from an AVEOutput / DenseOutput)."""
     out = model(batch)
     if model.task == "dense":
-        return {"cas": out["cas"].float(), "video_probs": torch.sigmoid(out["video_logits"].float())}
+        return {"cas": out.cas.float(), "video_probs": torch.sigmoid(out.video_logits.float())}
     labels = model.segment_predictions(out)  # (B, T), background = last class
-    if "relevance" in out:  # VSCG / CMBS: per-second event relevance, one video-level class
-        conf = torch.sigmoid(out["relevance"].float())  # (B, T)
-        conf = torch.where(labels == model.cfg.num_classes - 1, 1 - conf, conf)
-    else:  # per-second class logits (AVEL, PSP)
-        logits = out.get("logits", out.get("segment_logits"))
-        conf = torch.softmax(logits.float(), -1).gather(-1, labels[..., None]).squeeze(-1)  # (B, T)
+    background = labels == model.cfg.num_classes - 1  # (B, T)
+    if out.class_logits.dim() == 3:  # per-second class logits (AVEL, PSP)
+        conf = torch.softmax(out.class_logits.float(), -1).gather(-1, labels[..., None]).squeeze(-1)  # (B, T)
+    else:  # one video-level class; the per-second confidence is the event gate's
+        gate = torch.sigmoid(out.event_logits.float()) if out.event_logits is not None else out.av_gate.float()
+        conf = torch.where(background, 1 - gate, gate)  # (B, T)
     return {"labels": labels, "confidence": conf}
 
 
