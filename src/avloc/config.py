@@ -66,10 +66,6 @@ class Config:
     eval: dict[str, Any]
     train: TrainConfig
 
-    def typed(self, section: str) -> Any:
-        """The typed ``Config`` dataclass of a named section."""
-        return SECTIONS[section].config_of(getattr(self, section))
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": dict(self.model),

@@ -36,7 +36,6 @@ class AVEL(AVModel):
     """
 
     task = "ave"
-    default_loss = "avel"
 
     @dataclass
     class Config:
@@ -101,7 +100,6 @@ class AVELWeak(AVEL):
         escm_dropout: float = 0.5  # ESCM dropout (VSCG weak: 0.5)
 
     escm_mode = "weak"
-    default_loss = "avel_weak"
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         out = super().forward(batch)

@@ -151,12 +151,6 @@ class PositiveSamplePropagation(nn.Module):
             gamma = gamma / (gamma.sum(-1, keepdim=True) + L1_EPS)
         return gamma
 
-    def similarity(self, audio: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
-        """Return pruned visual->audio weights gamma_va (B, T, T) (eval-mode branches; for inspection)."""
-        v2 = F.relu(self.v_L2(visual))
-        a1 = F.relu(self.a_L1(audio))
-        return self._prune(F.relu(torch.bmm(v2, a1.transpose(1, 2)) * self.scale))
-
     def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """audio, visual: (B, T, dim) -> (audio', visual') each (B, T, dim), LayerNorm-ed."""
         drop = self.branch_dropout

@@ -133,7 +133,6 @@ class CLASP(AVModel):
     """
 
     task = "dense"
-    default_loss = "clasp"
 
     @dataclass
     class Config:

@@ -141,7 +141,6 @@ class CMBS(AVModel):
     """
 
     task = "ave"
-    default_loss = "cmbs"
 
     @dataclass
     class Config(_CMBSCommon):
@@ -227,7 +226,6 @@ class CMBSWeak(AVModel):
     """
 
     task = "ave"
-    default_loss = "cmbs_weak"
 
     @dataclass
     class Config(_CMBSCommon):

@@ -55,7 +55,6 @@ class MILBaseline(AVModel):
     """
 
     task = "dense"
-    default_loss = "mil_bce"
 
     @dataclass
     class Config:

@@ -125,7 +125,6 @@ class PSP(AVModel):
     Prediction: argmax over the C = 29 classes (background = C-1)."""
 
     task = "ave"
-    default_loss = "psp"
 
     @dataclass
     class Config:
@@ -178,7 +177,6 @@ class PSPWeak(AVModel):
     ``attention`` (B, T, R)."""
 
     task = "ave"
-    default_loss = "psp_weak_bce"
 
     @dataclass
     class Config:

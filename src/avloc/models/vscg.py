@@ -56,7 +56,6 @@ class VSCG(AVModel):
     (B, T, R) AGVA weights."""
 
     task = "ave"
-    default_loss = "vscg"
 
     @dataclass
     class Config:
@@ -117,7 +116,6 @@ class VSCGWeak(AVModel):
     (B, C), ``video_probs_smooth`` (B, C) = softmax(video_probs), ``attention`` (B, T, R)."""
 
     task = "ave"
-    default_loss = "vscg_smooth"
 
     @dataclass
     class Config:
