@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from avloc.registry import ConfigError
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -17,7 +16,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from avloc.paths import config_path
 
     cfg = load_config(config_path(args.config), args.overrides)
-    report = fit(cfg, args.data, args.out, resume=args.resume, stop_after=args.stop_after)
+    report = fit(cfg, args.data, args.out, resume=args.resume, stop_after=args.stop_after, overwrite=args.overwrite)
     if report.get("finished") is False:
         print(f"stopped after epoch {report['epoch']}; continue with --resume")
     elif report:
@@ -93,7 +92,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="YAML file, or a shipped name such as ave/vscg_fully.yaml")
     p.add_argument("--data", required=True, help="dataset folder (official file layout)")
     p.add_argument("--out", required=True, help="run folder to create")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint (same config and data; "
+                        "train.epochs may be raised)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run that --out holds")
     p.add_argument("--stop-after", type=int, default=None, metavar="N",
                    help="train at most N epochs now, then exit (continue later with --resume)")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. train.lr=3e-4")
@@ -196,9 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError) as exc:
-        print(f"avloc: error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # DataError and other input errors carry a message naming the culprit
+    except (ValueError, OSError, FloatingPointError) as exc:  # the project's errors (ConfigError, DataError,
+        # CheckpointError, ...) are ValueErrors whose message names the file; OSError: full disk, read-only
         print(f"avloc: error: {exc}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ import torch
 DIGEST_KEY = "sha256"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, corrupt or holds something other than tensors and plain values."""
 
 

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from avloc.registry import ConfigError
+
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; one writer per folder is then the user's job
@@ -32,7 +34,7 @@ HASHED_SUFFIXES = {".txt", ".json", ".csv", ".tsv", ".yaml", ".yml", ".lst"}  # 
 HASHED_H5_BYTES = 1 << 20  # h5 files up to this size (split files) are hashed whole; bigger ones by shape
 
 
-class RunFolderError(RuntimeError):
+class RunFolderError(ConfigError):
     """The run folder cannot be used as asked; the message names the folder, the file and what to do."""
 
 
@@ -110,9 +112,9 @@ def check_new_run(run_dir: Path, overwrite: bool) -> list[str]:
     ``overwrite``. Returns the files to remove once the new run is known to start."""
     found = run_files(run_dir)
     if found and not overwrite:
-        hint = "pass --resume to continue it, " if "last.pt" in found else ""
+        hint = "--resume to continue it or " if "last.pt" in found else ""
         raise RunFolderError(
-            f"{run_dir} already holds a run ({', '.join(found)}); {hint}pass --overwrite to replace it, "
+            f"{run_dir} already holds a run ({', '.join(found)}); pass {hint}--overwrite to replace it, "
             "or choose another --out"
         )
     return found
@@ -286,3 +288,12 @@ def repair_metrics(path: Path, epoch: int, log: Callable[[str], Any]) -> None:
     keep = [line for row, line in rows if row.get("epoch", 0) <= epoch]
     if partial.strip() or len(keep) < len(rows):
         write_text_atomic(path, "".join(line + "\n" for line in keep))
+
+
+def append_metrics(path: Path, row: dict[str, Any]) -> None:
+    """Append one JSON row; a failed write (a full disk) names the file."""
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
