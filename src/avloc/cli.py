@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Callable
 
 
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from avloc.config import load_config
     from avloc.engine.loop import fit

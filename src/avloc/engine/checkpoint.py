@@ -84,9 +84,9 @@ def _check_zip(path: Path) -> None:
 def _reason(exc: Exception) -> str:
     """One line out of torch's error: for a refused pickle, the global it names (torch's text runs 10 lines)."""
     text = str(exc)
-    unsafe = re.search(r"WeightsUnpickler error: (.*?)(?: Please use|$)", text, flags=re.M)
+    unsafe = re.search(r"^\s*(?:WeightsUnpickler error: )?(.*GLOBAL.*?)(?:\. Please use.*)?$", text, flags=re.M)
     if unsafe:
-        return f"refused: it holds pickled code, not only tensors; {unsafe.group(1).strip()}"
+        return f"refused: it holds pickled code, not only tensors; {unsafe.group(1).rstrip('.')}"
     lines = text.strip().splitlines()
     return lines[0] if lines else type(exc).__name__
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import math
 import os
 import sys
@@ -47,6 +48,8 @@ from avloc.losses.base import Loss
 from avloc.models.base import AVModel
 from avloc.registry import DATASETS, EVALUATORS, LOSSES, MODELS, ConfigError
 
+logger = logging.getLogger(__name__)
+
 # Config keys that may change between a run and its resumption (they do not change the numbers).
 RESUME_FREE_KEYS = {"device", "threads", "progress", "eval_batch_size"}
 
@@ -78,6 +81,9 @@ def build_model(cfg: Config, data: InMemoryDataset) -> AVModel:
     fields = {f.name for f in dataclasses.fields(cls.Config)}
     for key, val in data.model_dims().items():
         if key in fields:
+            if cfg.model.get(key) != val:
+                logger.warning("model.%s=%s in the config, but the data in %s has %s: using %s",
+                            key, cfg.model.get(key), data.root, val, val)
             cfg.model[key] = val
     model = MODELS.create(cfg.model)
     if model.task != data.task:
@@ -276,7 +282,7 @@ def fit(
     """
     run = open_run(cfg, run_dir, resume)  # 1. run folder and device
     with RunLock(run.run_dir) if run.info.is_main else contextlib.nullcontext():
-        check_run_folder(run, data_root, resume, overwrite, log)
+        check_run_folder(run, data_root, resume, overwrite)
         build_run(run, data_root, data)  # 2. data and model
         resume_run(run, resume, log)  # 3. resume
         start_run_folder(run, log)
@@ -299,20 +305,15 @@ def open_run(cfg: Config, run_dir: str | Path, resume: bool) -> Run:
     return Run(cfg=cfg, run_dir=run_dir, device=device, info=info)
 
 
-def check_run_folder(run: Run, data_root: str | Path, resume: bool, overwrite: bool, log: Any) -> None:
+def check_run_folder(run: Run, data_root: str | Path, resume: bool, overwrite: bool) -> None:
     """Under the lock, before the long data load: the folder holds no other run (or may be replaced), and
-    a resumed run's data and config are the ones it was trained on."""
+    a resumed run's data is the one it was trained on."""
     if not run.info.is_main:
         return
-    clean_stale_temps(run.run_dir, log)
+    clean_stale_temps(run.run_dir)
     run.fingerprint = data_fingerprint(data_root, exclude=run.run_dir)
-    if resume and ((run.run_dir / "config.yaml").exists() or run.last_path.exists()):
+    if resume:
         check_same_data(run.run_dir, run.fingerprint)
-        diffs = _config_diff(_saved_config(run.run_dir), run.cfg.to_dict())
-        if diffs:
-            raise ConfigError(f"cannot resume {run.run_dir}: the config differs from the saved one: "
-                              f"{'; '.join(diffs)} (a resume may change only train.epochs and "
-                              f"{', '.join(f'train.{k}' for k in sorted(RESUME_FREE_KEYS))})")
     if resume and run.last_path.exists():
         return
     # A fresh start; on --resume without last.pt (the config matched), the leftovers of this same run's
@@ -342,9 +343,16 @@ def build_run(run: Run, data_root: str | Path, data: InMemoryDataset | None = No
 
 
 def resume_run(run: Run, resume: bool, log: Any) -> None:
-    """Restore model, optimizer, RNG and loop state from ``last.pt`` (config and data were checked)."""
+    """Check the config against the saved one (after ``build_run`` filled in the data's dims), then restore
+    model, optimizer, RNG and loop state from ``last.pt``."""
     if not resume:
         return
+    if (run.run_dir / "config.yaml").exists() or run.last_path.exists():
+        diffs = _config_diff(_saved_config(run.run_dir), run.cfg.to_dict())
+        if diffs:
+            raise ConfigError(f"cannot resume {run.run_dir}: the config differs from the saved one: "
+                              f"{'; '.join(diffs)} (a resume may change only train.epochs and "
+                              f"{', '.join(f'train.{k}' for k in sorted(RESUME_FREE_KEYS))})")
     if not run.last_path.exists():
         log(f"nothing to resume in {run.run_dir}; starting a new run")
         return
@@ -371,7 +379,7 @@ def start_run_folder(run: Run, log: Any) -> None:
     save_config(run.cfg, run.run_dir / "config.yaml")
     if not (run.run_dir / "data.json").exists() or run.state["epoch"] == 0:
         record_data(run.run_dir, run.fingerprint)
-    repair_metrics(run.run_dir / "metrics.jsonl", run.state["epoch"], log)
+    repair_metrics(run.run_dir / "metrics.jsonl", run.state["epoch"])
     log(f"model {run.cfg.model['name']}: {run.model.num_parameters():,} parameters; "  # type: ignore[union-attr]
         f"data {run.cfg.data['name']}: {len(run.data.splits['train'])} train videos; "  # type: ignore[union-attr]
         f"device {run.device}; world size {run.info.world_size}")
@@ -393,18 +401,19 @@ def train_epochs(run: Run, stop_after: int | None, log: Any) -> None:
         try:
             row.update(train_one_epoch(ddp_model, run.loss_fn, opt, run.data, cfg, epoch, run.device, run.info))
         except FloatingPointError as exc:
-            raise FloatingPointError(f"{run.run_dir}: {exc}; unscaled features or too high a train.lr? "
-                                     f"last.pt keeps the last finished epoch ({state['epoch']})") from None
+            kept = f"; last.pt keeps epoch {state['epoch']}" if state["epoch"] else ""
+            raise FloatingPointError(f"{run.run_dir}: {exc} (unscaled features or too high a train.lr?){kept}"
+                                     ) from None
         row["seconds"] = time.perf_counter() - t0
         state["train_seconds"] += row["seconds"]
         last_epoch = epoch + 1 == cfg.train.epochs
         if run.info.is_main and ((epoch + 1) % cfg.train.eval_every == 0 or last_epoch):
             _evaluate_epoch(run, epoch, row)
         state["epoch"] = epoch + 1
-        if run.info.is_main:
+        if run.info.is_main:  # the row first: a kill between the two re-runs the epoch and rewrites its row
+            append_metrics(run.run_dir / "metrics.jsonl", row)
             save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
                          "rng": _rng_state(run.device), "state": dict(state)}, run.last_path)
-            append_metrics(run.run_dir / "metrics.jsonl", row)
             log(_epoch_line(row, primary))
         dist_utils.barrier(run.info)
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from avloc.registry import ConfigError
 
@@ -24,6 +25,8 @@ try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; one writer per folder is then the user's job
     fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
 DATA_RECORD = "data.json"  # what the run was trained on: the data folder and its fingerprint
@@ -125,7 +128,7 @@ def remove_run_files(run_dir: Path, names: list[str]) -> None:
         (run_dir / name).unlink(missing_ok=True)
 
 
-def clean_stale_temps(run_dir: Path, log: Callable[[str], Any]) -> None:
+def clean_stale_temps(run_dir: Path) -> None:
     """Remove the temp files (``.<name>.*``) of atomic writes that a kill interrupted. Only called while
     holding the run's lock, so no live writer owns them."""
     names = (*RUN_FILES, "predictions_")
@@ -133,7 +136,7 @@ def clean_stale_temps(run_dir: Path, log: Callable[[str], Any]) -> None:
         if path.is_file() and path.name != LOCK_NAME and any(path.name.startswith(f".{n}") for n in names):
             size = path.stat().st_size
             path.unlink()
-            log(f"removed {path}: a temp file ({size / 1e6:.1f} MB) of a write that was interrupted")
+            logger.warning("removed %s: the temp file (%.1f MB) of a write that was interrupted", path, size / 1e6)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -264,7 +267,7 @@ def check_same_data(run_dir: Path, fingerprint: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------- metrics log
-def repair_metrics(path: Path, epoch: int, log: Callable[[str], Any]) -> None:
+def repair_metrics(path: Path, epoch: int) -> None:
     """Keep the rows of ``metrics.jsonl`` up to the checkpoint's ``epoch``. A partial last line (a kill or
     a full disk mid-write; it is always after the last checkpoint) is dropped with a note; an unreadable
     line elsewhere is an error naming the file and line."""
@@ -284,7 +287,7 @@ def repair_metrics(path: Path, epoch: int, log: Callable[[str], Any]) -> None:
                 break
             raise RunFolderError(f"{path}:{lineno}: not a JSON row ({line[:60]!r})") from None
     if partial.strip():
-        log(f"{path}: dropped a partial last line ({len(partial)} characters; a write was cut short)")
+        logger.warning("%s: dropped a partial last line (%d characters; a write was cut short)", path, len(partial))
     keep = [line for row, line in rows if row.get("epoch", 0) <= epoch]
     if partial.strip() or len(keep) < len(rows):
         write_text_atomic(path, "".join(line + "\n" for line in keep))
