@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from avloc.models.blocks import ESCM
-from avloc.registry import LOSSES, MODELS
+from avloc.catalog import LOSSES, MODELS
 from helpers import train_losses
 
 

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from avloc.models.ave_io import check_ave_inputs
-from avloc.registry import LOSSES, MODELS
+from avloc.catalog import LOSSES, MODELS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

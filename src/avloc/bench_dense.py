@@ -46,7 +46,7 @@ class InMemoryDense(InMemoryDataset):
         self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
         self.splits = {"train": torch.arange(len(lengths))}
 
-    def batch(self, idx: torch.Tensor, out: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         lens = self.lengths[idx]
         steps = torch.arange(int(lens.max()))
         mask = steps[None, :] < lens[:, None]

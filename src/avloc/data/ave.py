@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -125,6 +126,7 @@ class AVEDataset(InMemoryDataset):
             self.source_rows = torch.cat([self.source_rows, -1 - torch.arange(noisy)])
             self.splits["train"] = torch.cat([self.splits["train"], len(rows) + torch.arange(noisy)])
         self.tensors: dict[str, torch.Tensor] = {"audio": self.audio, "visual": self.visual, **labels}
+        self._scratch: dict[str, torch.Tensor] = {}  # see batches()
         log.info(
             "AVE %s: %d videos (%s), audio %s, visual %s",
             cfg.setting, len(self.video_ids), ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()),
@@ -135,12 +137,28 @@ class AVEDataset(InMemoryDataset):
     def __len__(self) -> int:
         return len(self.video_ids)
 
-    def batch(self, idx: torch.Tensor, out: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """Gather every key for the (B,) long ``idx`` (positions into this dataset) with index_select,
-        into the leading rows of the tensors of ``out`` (an earlier batch) when they are large enough."""
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Gather every key for the (B,) long ``idx`` (positions into this dataset)."""
+        return self._gather(idx, {})
+
+    def batches(self, chunks: Iterable[torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
+        """Every batch is gathered into one scratch batch that this dataset keeps across calls (training and
+        evaluation share it; a smaller batch uses its leading rows): a fresh 100+ MB batch per step would
+        cost page faults on CPU."""
+        for idx in chunks:
+            scratch = self._scratch
+            if not torch.is_inference_mode_enabled() and any(t.is_inference() for t in scratch.values()):
+                scratch = {}  # made under inference_mode: such tensors cannot be written outside it
+            out = self._gather(idx, scratch)
+            if any(k not in scratch or t.untyped_storage().data_ptr() != scratch[k].untyped_storage().data_ptr()
+                   for k, t in out.items()):
+                self._scratch = out  # first call, or a batch larger than the scratch: it becomes the scratch
+            yield out
+
+    def _gather(self, idx: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """index_select every key into the leading rows of ``out``'s tensors where they are large enough."""
         idx = torch.as_tensor(idx, dtype=torch.long)
         n = len(idx)
-        out = out or {}
         batch = {}
         for k, v in self.tensors.items():
             buf = out.get(k)

@@ -26,7 +26,8 @@ import torch
 import yaml
 from torch.nn.parallel import DistributedDataParallel
 
-from avloc.config import Config, save_config
+from avloc.catalog import DATASETS, EVALUATORS, LOSSES, MODELS
+from avloc.config import Config, save_config, with_data_dims
 from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
 from avloc.engine.checkpoint import load_safe, save_atomic
@@ -46,7 +47,7 @@ from avloc.engine.run_folder import (
 from avloc.evaluation.base import Evaluator
 from avloc.losses.base import Loss
 from avloc.models.base import AVModel
-from avloc.registry import DATASETS, EVALUATORS, LOSSES, MODELS, ConfigError
+from avloc.registry import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -76,19 +77,11 @@ def load_data(cfg: Config, data_root: str | Path) -> InMemoryDataset:
 
 
 def build_model(cfg: Config, data: InMemoryDataset) -> AVModel:
-    """Create the model, filling the dims the data fixes (feature sizes, class count) into ``cfg.model``."""
-    cls = MODELS.get(cfg.model["name"])
-    fields = {f.name for f in dataclasses.fields(cls.Config)}
-    for key, val in data.model_dims().items():
-        if key in fields:
-            if cfg.model.get(key) != val:
-                logger.warning("model.%s=%s in the config, but the data in %s has %s: using %s",
-                            key, cfg.model.get(key), data.root, val, val)
-            cfg.model[key] = val
-    model = MODELS.create(cfg.model)
+    """Create the model of ``cfg`` with the dims the data fixes (feature sizes, class count) filled in."""
+    model = MODELS.create(with_data_dims(cfg, data.model_dims()).model)
     if model.task != data.task:
         raise ConfigError(
-            f"model '{cfg.model['name']}' is for task '{model.task}' but data '{cfg.data['name']}' "
+            f"model '{cfg.name('model')}' is for task '{model.task}' but data '{cfg.name('data')}' "
             f"is task '{data.task}'"
         )
     return model
@@ -98,14 +91,29 @@ def build_loss(cfg: Config) -> Loss:
     return LOSSES.create(cfg.loss)
 
 
+def check_model_and_loss(cfg: Config, model: AVModel, loss_fn: Loss, device: torch.device) -> None:
+    """Score the model's own 2-video example batch with the loss (eval mode, no gradient, no global random
+    draw), so that a pair that cannot work together fails when the run is built, naming both."""
+    batch = {k: v.to(device) for k, v in model.example_batch(2, torch.Generator().manual_seed(0)).items()}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            loss_fn(model(batch), batch)
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise ConfigError(f"model '{cfg.name('model')}' and loss '{cfg.name('loss')}' do not work together: "
+                          f"{exc}") from exc
+    finally:
+        model.train(was_training)
+
+
 def build_evaluator(cfg: Config) -> Evaluator:
     return EVALUATORS.create(cfg.eval)
 
 
 def build_optimizer(cfg: Config, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
     """Adam (every method's optimizer). On CPU and CUDA it runs as PyTorch's fused kernel: one call for all
-    parameters instead of ~10 per parameter (VSCG's step: 4.8 ms -> 1.2 ms on 2 CPU cores); same update rule,
-    rounding may differ in the last bits."""
+    parameters instead of ~10 per parameter; same update rule, rounding may differ in the last bits."""
     fused = device.type in ("cpu", "cuda")
     return torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, fused=fused)
 
@@ -168,8 +176,8 @@ def train_one_epoch(
     steps = 0
     batches = list(epoch_batches(len(train_idx), cfg, epoch, info))
     bar = _progress(cfg, len(batches), f"epoch {epoch + 1}", info)
-    for pos in batches:
-        batch = _to(data.scratch_batch(train_idx[pos]), device)  # gathered into resident memory
+    for batch in data.batches(train_idx[pos] for pos in batches):
+        batch = _to(batch, device)
         with _autocast(cfg, device):
             out = model(batch)
         out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
@@ -335,11 +343,22 @@ def build_run(run: Run, data_root: str | Path, data: InMemoryDataset | None = No
     t_load = time.perf_counter()
     run.data = data if data is not None else load_data(run.cfg, data_root)
     run.load_seconds = time.perf_counter() - t_load
+    _warn_overridden_dims(run.cfg, run.data)
+    run.cfg = with_data_dims(run.cfg, run.data.model_dims())
     torch.manual_seed(run.cfg.train.seed)
     run.model = build_model(run.cfg, run.data).to(run.device)
     run.loss_fn = build_loss(run.cfg).to(run.device)
+    check_model_and_loss(run.cfg, run.model, run.loss_fn, run.device)
     run.evaluator = build_evaluator(run.cfg)
     run.opt = build_optimizer(run.cfg, run.model, run.device)
+
+
+def _warn_overridden_dims(cfg: Config, data: InMemoryDataset) -> None:
+    """The data fixes the model's input dims; say so where that replaces another value in the config."""
+    for key, val in data.model_dims().items():
+        if getattr(cfg.model, key, val) != val:
+            logger.warning("model.%s=%s in the config, but the data in %s has %s: using %s",
+                           key, getattr(cfg.model, key), data.root, val, val)
 
 
 def resume_run(run: Run, resume: bool, log: Any) -> None:
@@ -380,8 +399,8 @@ def start_run_folder(run: Run, log: Any) -> None:
     if not (run.run_dir / "data.json").exists() or run.state["epoch"] == 0:
         record_data(run.run_dir, run.fingerprint)
     repair_metrics(run.run_dir / "metrics.jsonl", run.state["epoch"])
-    log(f"model {run.cfg.model['name']}: {run.model.num_parameters():,} parameters; "  # type: ignore[union-attr]
-        f"data {run.cfg.data['name']}: {len(run.data.splits['train'])} train videos; "  # type: ignore[union-attr]
+    log(f"model {run.cfg.name('model')}: {run.model.num_parameters():,} parameters; "  # type: ignore[union-attr]
+        f"data {run.cfg.name('data')}: {len(run.data.splits['train'])} train videos; "  # type: ignore[union-attr]
         f"device {run.device}; world size {run.info.world_size}")
 
 
@@ -457,9 +476,9 @@ def _final_report(run: Run) -> dict[str, Any]:
     p = evaluator.primary
     epochs_done = max(state["epoch"], 1)
     report: dict[str, Any] = {
-        "model": cfg.model["name"],
-        "loss": cfg.loss["name"],
-        "data": cfg.data["name"],
+        "model": cfg.name("model"),
+        "loss": cfg.name("loss"),
+        "data": cfg.name("data"),
         f"val_{p}": val[p],
         f"test_{p}": test[p],
         f"best_test_{p}": state["best_test"],

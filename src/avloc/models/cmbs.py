@@ -41,7 +41,6 @@ from avloc.models.cmbs_blocks import (
     TemporalRelationEncoder,
     topk_temporal_mean,
 )
-from avloc.models.dropout import Dropout
 from avloc.registry import MODELS
 
 
@@ -56,7 +55,7 @@ class _CMBSFrontEnd(nn.Module):
         super().__init__()
         d = cfg.d_model
         self.v_fc = nn.Linear(cfg.visual_dim, cfg.visual_dim)
-        self.v_fc_dropout = Dropout(cfg.visual_fc_dropout)
+        self.v_fc_dropout = nn.Dropout(cfg.visual_fc_dropout)
         self.attention = CrossModalGatedAttention(
             cfg.audio_dim, cfg.visual_dim, cfg.att_hidden, cfg.att_qk_dim, cfg.beta, cfg.att_dropout
         )

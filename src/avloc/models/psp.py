@@ -2,9 +2,10 @@
 
 Reads like the paper's method section: audio-guided visual attention picks the sounding regions, Bi-LSTMs
 model time, PSP lets each segment gather the similar segments of the other modality, a small head
-classifies every segment. Only layers on the forward path are built (the official ``fully_model.py``
-also registers ``SelfAttention``, ``linear_v``, ``v_classify``/``a_classify`` and ``L3``/``L4``, which its
-forward never uses), so the fully model has ~1.55 M parameters rather than the official 1.67 M.
+classifies every segment. Only layers on the forward path are built (the official ``psp_net`` also
+registers ``linear_v``, ``v_classify``/``a_classify`` and ``L3``/``L4``, which its forward never uses; the
+``SelfAttention`` class in ``fully_model.py`` is defined but never built), so the fully model has ~1.55 M
+parameters rather than the official 1.67 M.
 
 ``escm=True`` appends VSCG's ESCM module after the encoder (VSCG paper, Table IV: ESCM as a plug-in).
 """
