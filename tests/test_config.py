@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 
-from avloc.config import TrainConfig, load_config, merge, parse_overrides, resolve, save_config, with_data_dims
-from avloc.paths import configs_dir
 from avloc.catalog import MODELS
+from avloc.config import TrainConfig, load_config, merge, parse_overrides, resolve, save_config, with_data_dims
 from avloc.registry import ConfigError, Registry, build_dataclass
+from avloc.tools.paths import configs_dir
 
 
 @dataclass

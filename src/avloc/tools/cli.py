@@ -1,4 +1,8 @@
-"""The ``avloc`` command: parse arguments, then call one function of a module below. No logic here."""
+"""The ``avloc`` command: parse arguments, then call one function of a module below. No logic here.
+
+Every verb imports what it needs when it runs, so that a verb without torch (``detect-eval``) starts in
+a fraction of a second: nothing of the library is imported at the top of this file.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Callable
 def _cmd_train(args: argparse.Namespace) -> int:
     from avloc.config import load_config
     from avloc.engine.loop import fit
-    from avloc.paths import config_path
+    from avloc.tools.paths import config_path
 
     cfg = load_config(config_path(args.config), args.overrides)
     report = fit(cfg, args.data, args.out, resume=args.resume, stop_after=args.stop_after, overwrite=args.overwrite)
@@ -31,14 +35,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from avloc.info import model_info
+    from avloc.tools.info import model_info
 
     print(model_info(args.model, args.overrides))
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from avloc.demo import run_demo
+    from avloc.tools.demo import run_demo
 
     run_demo(out=args.out, videos=args.videos, epochs=args.epochs, seed=args.seed)
     return 0
@@ -67,11 +71,11 @@ def _cmd_detect_eval(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.kind == "ave":
-        from avloc.bench import bench_ave
+        from avloc.tools.bench import bench_ave
 
         bench_ave(Path(args.data), models=args.models, epochs=args.epochs or 2, json_out=args.json)
     else:
-        from avloc.bench_dense import bench_dense
+        from avloc.tools.bench_dense import bench_dense
 
         res = bench_dense(Path(args.data) if args.data else None, videos=args.videos, epochs=args.epochs or 1)
         print(json.dumps(res, indent=2))
@@ -79,7 +83,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from avloc.reproduce import run_table
+    from avloc.tools.reproduce import run_table
 
     run_table(args.table, Path(args.data), seeds=args.seeds, out=Path(args.out), quick=args.quick,
               overrides=args.overrides, rows=args.rows.split(",") if args.rows else None)
@@ -120,7 +124,8 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train PSP and VSCG on built-in synthetic AVE data (a few minutes on CPU)")
-    p.add_argument("--out", default=None, help="keep the demo's runs and plot here (default: a temp folder)")
+    p.add_argument("--out", default="runs/demo",
+                   help="folder for the demo's data, both runs and the plot (default: runs/demo)")
     p.add_argument("--videos", type=int, default=600)
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
@@ -198,6 +203,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, OSError, FloatingPointError) as exc:  # the project's errors (ConfigError, DataError,
-        # CheckpointError, ...) are ValueErrors whose message names the file; OSError: full disk, read-only
+        # FormatError, CheckpointError, ...) are ValueErrors naming the file; OSError: full disk, read-only
         print(f"avloc: error: {exc}", file=sys.stderr)
         return 2
