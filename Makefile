@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test reliability install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q
+
+# The fault cases alone (also part of `make test`): run folders, kills, corrupt files, malformed inputs.
+reliability: $(STAMP)
+	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q -m reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -26,14 +26,14 @@ import numpy as np
 import pytest
 import torch
 
-from avloc.cli import main
+from avloc.tools.cli import main
 from avloc.config import load_config
 from avloc.data.ave_labels import read_annotations
 from avloc.engine.checkpoint import CheckpointError, load_safe, save_atomic
 from avloc.engine.loop import fit
 from avloc.engine.run_folder import RunFolderError, RunLock
 from avloc.evaluation.detection import DetectionError, detect_eval
-from avloc.paths import config_path
+from avloc.tools.paths import config_path
 from avloc.registry import ConfigError
 
 pytestmark = pytest.mark.reliability
@@ -152,6 +152,21 @@ def test_lock_in_one_process_blocks_a_second_writer(tmp_path):
         pass
 
 
+def test_reproduce_keeps_cells_of_two_datasets_apart(tiny_ave_dir, tmp_path, capsys):
+    """The same table on other data under the same --out trains its own cells, not the first data's."""
+    other = _copy(tiny_ave_dir, tmp_path / "other")
+    with h5py.File(other / "train_order.h5", "r") as fh:
+        order = fh["order"][()]
+    _rewrite_h5(other / "train_order.h5", order[: len(order) // 2], key="order")
+    common = ["--seeds", "1", "--out", str(tmp_path / "rep"), "--quick", "--rows", "CE + negative pair filter",
+              "train.epochs=1", "train.threads=1"]
+    assert main(["reproduce", "losses", "--data", str(tiny_ave_dir), *common]) == 0
+    capsys.readouterr()
+    assert main(["reproduce", "losses", "--data", str(other), *common]) == 0
+    assert "training" in capsys.readouterr().out
+    assert len(list((tmp_path / "rep" / "cells").rglob("report.json"))) == 2
+
+
 def test_partial_last_metrics_line_is_dropped_with_a_warning(tiny_ave_dir, tmp_path, full_run, caplog):
     run = tmp_path / "run"
     fit(_cfg("train.epochs=3"), tiny_ave_dir, run, stop_after=1, **QUIET)
@@ -240,7 +255,7 @@ CHILD = textwrap.dedent("""
     import io, os, signal, sys
     import torch
     import avloc.engine.loop as loop
-    from avloc.cli import main
+    from avloc.tools.cli import main
 
     mode, n = sys.argv[1], int(sys.argv[2])
     calls = [0]

@@ -171,12 +171,9 @@ def _npy_shape(path: Path) -> list[int]:
     import numpy as np
 
     try:
-        with open(path, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            shape, _, _ = np.lib.format._read_array_header(fh, version)  # header only, no data read
+        return list(np.load(path, mmap_mode="r", allow_pickle=False).shape)  # maps the file, reads the header
     except (OSError, ValueError):
         return [-1]
-    return list(shape)
 
 
 def _sha256(path: Path) -> str:
@@ -203,17 +200,22 @@ def _file_record(path: Path) -> dict[str, Any]:
     return rec
 
 
+def _is_run_folder(path: Path) -> bool:
+    return any((path / name).exists() for name in (DATA_RECORD, "last.pt", LOCK_NAME))
+
+
 def data_fingerprint(root: str | Path, exclude: Path | None = None) -> dict[str, Any]:
     """A cheap description of the data folder ``root``: every file's relative name and size, the shapes of
     its h5/npy arrays and the full content of its annotation and split files (features are not hashed: a
-    7.7 GB file would take longer than the run). Hidden files and ``exclude`` (a run folder inside the data
-    folder) are left out."""
+    7.7 GB file would take longer than the run). Hidden files, run folders inside the data folder (they hold
+    ``data.json``, ``last.pt`` or ``.lock``) and ``exclude`` are left out."""
     root = Path(root).resolve()
     skip = exclude.resolve() if exclude is not None else None
     files: dict[str, dict[str, Any]] = {}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and (here / d).resolve() != skip)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and (here / d).resolve() != skip
+                             and not _is_run_folder(here / d))
         for name in sorted(filenames):
             if not name.startswith(".") and (here / name).is_file():
                 files[(here / name).relative_to(root).as_posix()] = _file_record(here / name)
