@@ -288,7 +288,7 @@ def fit(
     Returns:
         the report dict (also written to ``run_dir/report.json`` when training is complete).
     """
-    run = open_run(cfg, run_dir, resume)  # 1. run folder and device
+    run = open_run(cfg, run_dir, resume)  # 1. device, then the run folder: one writer, no other run, same data
     with RunLock(run.run_dir) if run.info.is_main else contextlib.nullcontext():
         check_run_folder(run, data_root, resume, overwrite)
         build_run(run, data_root, data)  # 2. data and model
