@@ -149,7 +149,7 @@ def test_cmbs_weak_loss_hand_computed() -> None:
 
 @pytest.mark.parametrize("name,mode", [("cmbs", "fully"), ("cmbs_weak", "weak")])
 def test_escm_switch_adds_exactly_the_escm_parameters(name: str, mode: str) -> None:
-    off, on = _model(name), _model(name, escm=True)
+    off, on = _model(name), _model(name, escm={})
     assert not any("escm" in n for n, _ in off.named_parameters())
     assert any("escm" in n for n, _ in on.named_parameters())
     escm = ESCM(256, 128, mode=mode)

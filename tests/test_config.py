@@ -8,9 +8,17 @@ import pytest
 import yaml
 
 from avloc.catalog import MODELS
-from avloc.config import TrainConfig, load_config, merge, parse_overrides, resolve, save_config, with_data_dims
+from avloc.config import (
+    TrainConfig,
+    load_config,
+    merge,
+    parse_overrides,
+    resolve,
+    save_config,
+    with_data_dims,
+)
 from avloc.registry import ConfigError, Registry, build_dataclass
-from avloc.tools.paths import configs_dir
+from avloc.tools.paths import config_path, configs_dir
 
 
 @dataclass
@@ -154,3 +162,21 @@ def test_registry_requires_config_and_rejects_duplicates():
                 pass
     with pytest.raises(ConfigError, match="needs a 'name'"):
         reg.create({"n": 1})
+
+
+def test_escm_is_one_nested_group_and_older_flat_run_configs_still_load(tmp_path):
+    cfg = load_config(config_path("ave/psp_fully.yaml"), ["model.escm={}", "model.escm.dropout=0.3"])
+    assert cfg.model.escm.dropout == 0.3 and cfg.model.escm.hidden == 128
+    assert load_config(config_path("ave/psp_fully.yaml")).model.escm is None
+    with pytest.raises(ConfigError, match=r"model 'psp'.escm must be a mapping of ESCMConfig fields or null"):
+        load_config(None, ["model.escm=[1]"])
+    # a run folder's config.yaml from before the group: flat escm_* keys and a boolean switch
+    flat = load_config(None).to_dict()
+    flat["model"].pop("escm")
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(
+        {**flat, "model": {**flat["model"], "escm": True, "escm_hidden": 64, "escm_dropout": 0.2}}))
+    old = load_config(tmp_path / "old.yaml")
+    assert (old.model.escm.hidden, old.model.escm.dropout) == (64, 0.2)
+    vscg = {"name": "vscg", "escm_hidden": 128, "escm_dropout": 0.1, "escm_kernel": 3}
+    (tmp_path / "old_vscg.yaml").write_text(yaml.safe_dump({"model": vscg, "loss": {"name": "vscg"}}))
+    assert load_config(tmp_path / "old_vscg.yaml").model.escm.kernel == 3

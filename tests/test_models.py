@@ -117,7 +117,7 @@ def test_parameter_counts_match_hand_counts(name):
 
 def test_escm_plug_in_and_ablations_change_exactly_the_expected_layers():
     base = MODELS.create({"name": "psp"}).num_parameters()
-    assert MODELS.create({"name": "psp", "escm": True}).num_parameters() == base + ESCM_FULLY
+    assert MODELS.create({"name": "psp", "escm": {}}).num_parameters() == base + ESCM_FULLY
     full = HAND_COUNTS["vscg"]
     expect = {
         "no_escm": full - ESCM_FULLY,

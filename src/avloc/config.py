@@ -127,8 +127,22 @@ def merge(base: Mapping[str, Any], upd: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _upgrade_flat_escm(model: Mapping[str, Any]) -> dict[str, Any]:
+    """Model sections written before ESCM became a nested group (``escm: bool`` with ``escm_hidden``,
+    ``escm_dropout``, ``escm_kernel``) as the nested form, so older run folders' config.yaml still load."""
+    flat = {k: model[k] for k in ("escm_hidden", "escm_dropout", "escm_kernel") if k in model}
+    if not flat and not isinstance(model.get("escm"), bool):
+        return dict(model)
+    out = {k: v for k, v in model.items() if k not in flat}
+    group = {k.removeprefix("escm_"): v for k, v in flat.items()}
+    out["escm"] = None if out.get("escm") is False else group
+    return out
+
+
 def resolve(raw: Mapping[str, Any], where: str = "config") -> Config:
     """Validate a raw nested dict against the typed defaults and return the complete Config."""
+    if isinstance(raw.get("model"), Mapping):
+        raw = {**raw, "model": _upgrade_flat_escm(raw["model"])}
     unknown = sorted(set(raw) - set(SECTIONS) - {"train"})
     if unknown:
         raise ConfigError(f"unknown section(s) {unknown} in {where}; valid: {sorted([*SECTIONS, 'train'])}")

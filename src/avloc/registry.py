@@ -105,15 +105,34 @@ def build_dataclass(cls: type[T], values: Mapping[str, Any], where: str = "") ->
     kwargs = {}
     for key, val in values.items():
         here = f"{where}.{key}" if where else key
-        nested = hints.get(key)
-        if dataclasses.is_dataclass(nested) and isinstance(val, Mapping):  # a nested Config group
-            kwargs[key] = build_dataclass(nested, val, where=here)  # type: ignore[arg-type]
+        nested, optional = _nested_dataclass(hints.get(key))
+        if nested is not None:  # a nested Config group: a mapping of its fields (or null when optional)
+            if isinstance(val, Mapping):
+                kwargs[key] = build_dataclass(nested, val, where=here)
+            elif val is None and optional:
+                kwargs[key] = None
+            elif isinstance(val, nested):
+                kwargs[key] = val
+            else:
+                raise ConfigError(f"{here} must be a mapping of {nested.__name__} fields"
+                                  f"{' or null' if optional else ''}, got {val!r}")
         else:
             kwargs[key] = coerce(val, names[key].type, here)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid {where or cls.__name__}: {exc}") from exc
+
+
+def _nested_dataclass(hint: Any) -> tuple[type | None, bool]:
+    """(the dataclass of a ``Group`` or ``Group | None`` annotation, whether None is allowed)."""
+    if dataclasses.is_dataclass(hint):
+        return hint, False  # type: ignore[return-value]
+    args = typing.get_args(hint)
+    groups = [a for a in args if dataclasses.is_dataclass(a)]
+    if len(groups) == 1 and type(None) in args:
+        return groups[0], True
+    return None, False
 
 
 _SCALARS = {"int": int, "float": float, "str": str, "bool": bool}

@@ -20,7 +20,6 @@ features never do). Without a gradient (evaluation) nothing is saved and no (N*R
 
 from __future__ import annotations
 
-import math
 import weakref
 
 import torch

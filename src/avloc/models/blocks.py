@@ -8,6 +8,7 @@ Every module follows the official code of the method it comes from (see
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -228,6 +229,22 @@ ESCM_MODES = ("fully", "weak")
 ESCM_INITS = ("cere", "avg", "max", "zero")
 
 
+@dataclass
+class ESCMConfig:
+    """The fields of VSCG's ESCM plug-in; a model Config holds one as ``escm`` (None: no ESCM)."""
+
+    hidden: int = 128  # CERE channels / ISCE GRU hidden size
+    dropout: float = 0.1  # ESCM dropout (VSCG fully: 0.1)
+    kernel: int = 5  # CERE Conv1d kernel size (padding kernel // 2)
+
+
+@dataclass
+class WeakESCMConfig(ESCMConfig):
+    """ESCM of the weakly supervised models (cross-initialised GRUs)."""
+
+    dropout: float = 0.5  # ESCM dropout (VSCG weak: 0.5)
+
+
 class ESCM(nn.Module):
     """Event Semantic Consistency Modeling (VSCG) = CERE + ISCE; a plug-in after any encoder that yields
     audio and visual features (B, T, dim) with T = 10 (CERE pools 10 -> 2).
@@ -285,6 +302,14 @@ class ESCM(nn.Module):
             xavier_(self.a_fc, self.v_fc)
         self.dropout = nn.Dropout(dropout)
         self.layer_norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+
+    @classmethod
+    def from_config(cls, dim: int, cfg: ESCMConfig | None, mode: str, init: str = "cere",
+                    cere_shared: bool = True) -> "ESCM | None":
+        """The ESCM stage of a model Config's ``escm`` group on (B, T, dim) streams (None: no ESCM)."""
+        if cfg is None:
+            return None
+        return cls(dim, cfg.hidden, mode, init, cere_shared, cfg.dropout, cfg.kernel)
 
     def initial_states(
         self, audio: torch.Tensor, visual: torch.Tensor
