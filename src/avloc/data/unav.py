@@ -362,7 +362,8 @@ def checked_events(gt: GroundTruth, class_names: list[str], tol: float) -> Segme
         if not known[k]:
             raise DataError(f"{where}: unknown label {str(ev.label[k])!r} (not in class_names)")
         raise DataError(
-            f"{where}: segment [{ev.start[k]}, {ev.end[k]}] is outside the video [0, {dur[k]}] by more than {tol} s"
+            f"{where}: segment [{ev.start[k]}, {ev.end[k]}] is outside the video [0, {dur[k]}] "
+            f"by more than {tol} s"
         )
     start, end = np.clip(ev.start, 0.0, dur), np.clip(ev.end, 0.0, dur)
     return Segments(ev.video, start, end, order[slot])

@@ -1,4 +1,4 @@
-"""The ActivityNet JSON format (UnAV-100 uses it too): one reader and checker for ground truth and predictions.
+"""The ActivityNet JSON format (UnAV-100 uses it too): one reader and checker of ground truth and results.
 
 Ground truth: ``{"database": {video_id: {"subset", "duration", "annotations": [{"segment": [s, e],
 "label", "label_id"?}]}}}``. Predictions (the ActivityNet results format): ``{"results": {video_id:
@@ -10,7 +10,7 @@ that the dense dataset and ``avloc detect-eval`` read a file the same way:
 - a segment is two finite numbers with end >= start: a zero-length segment is kept (UnAV keeps it, only
   ActionFormer drops GT shorter than 1 ms); a reversed one is an error naming the entry;
 - a present ``duration`` is a positive number; a missing one is NaN (the evaluators never read it);
-- labels are read as strings; ``label_id``, when given, must be one number per label.
+- labels are read as strings; ``label_id`` (UnAV) orders the class list and must be one number per label.
 
 NumPy only (no torch), so ``detect-eval`` starts fast. Every check runs on whole columns; the slow search
 for the culprit runs only once a check has failed.
@@ -23,6 +23,8 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,7 +32,7 @@ import numpy as np
 
 
 class FormatError(ValueError):
-    """An ActivityNet-format file or a Segments table is wrong; the message names the file, video and entry."""
+    """An ActivityNet-format file or a Segments table is wrong; the message names file, video and entry."""
 
 
 @dataclass
@@ -122,7 +124,7 @@ class GroundTruth:
         return [str(n) for n in uniq[np.argsort(ids[first].astype(np.int64), kind="stable")]]
 
 
-def read_json(path: str | Path, what: str) -> Any:
+def _read_json(path: str | Path, what: str) -> Any:
     p = Path(path)
     if not p.is_file():
         raise FormatError(f"{p}: {what} file not found")
@@ -135,7 +137,7 @@ def read_json(path: str | Path, what: str) -> Any:
 def read_ground_truth(path: str | Path) -> GroundTruth:
     """Read and check an ActivityNet/UnAV annotation file (the module docstring has the rules)."""
     path = Path(path)
-    raw = read_json(path, "annotation")
+    raw = _read_json(path, "annotation")
     db = raw.get("database") if isinstance(raw, dict) else None
     if not isinstance(db, dict) or not db:
         raise FormatError(f"{path}: needs a non-empty 'database' mapping of video id -> entry")
@@ -154,8 +156,9 @@ def read_ground_truth(path: str | Path) -> GroundTruth:
     def where(k: int) -> str:
         return f"{path}: database[{video_ids[video[k]]!r}].annotations[{pos[k]}]"
 
-    start, end = _check_segments([a.get("segment") if isinstance(a, dict) else None for a in anns], where)
-    labels = _check_labels(anns, ("label",), where)
+    _check_mappings(anns, where)
+    start, end = _check_segments(_column(anns, "segment", where, "a 'segment'"), where)
+    labels = _strings(_column(anns, "label", where, "'label'"), where)
     subsets = np.empty(len(video_ids), dtype=object)
     subsets[:] = [db[v].get("subset") for v in video_ids]
     return GroundTruth(
@@ -175,7 +178,7 @@ def load_ground_truth(path: str | Path, subset: str) -> Segments:
 
 def load_predictions(path: str | Path) -> Segments:
     """Predictions in the ActivityNet results format ``{"results": {vid: [{segment, label, score}]}}``."""
-    raw = read_json(path, "prediction")
+    raw = _read_json(path, "prediction")
     res = raw.get("results") if isinstance(raw, dict) else None
     if not isinstance(res, dict):
         raise FormatError(f"{path}: top level needs a 'results' mapping of video id -> list of predictions")
@@ -191,13 +194,15 @@ def load_predictions(path: str | Path) -> Segments:
     def where(k: int) -> str:
         return f"{path}: results[{video_ids[video[k]]!r}][{pos[k]}]"
 
-    start, end = _check_segments([it.get("segment") if isinstance(it, dict) else None for it in items], where)
-    labels = _check_labels(items, ("label", "score"), where)
-    scores = _numbers([it["score"] for it in items])
+    _check_mappings(items, where)
+    start, end = _check_segments(_column(items, "segment", where, "a 'segment'"), where)
+    labels = _strings(_column(items, "label", where, "'label' and 'score'"), where)
+    raw_scores = _column(items, "score", where, "'label' and 'score'")
+    scores = _numbers(raw_scores)
     bad = ~np.isfinite(scores) if scores is not None else None
     if scores is None or bad.any():
-        k = _first(lambda it: not _is_number(it["score"]), items) if scores is None else int(np.argmax(bad))
-        raise FormatError(f"{where(k)}: score {items[k]['score']!r} is not a finite number")
+        k = _first(lambda x: not _is_number(x), raw_scores) if scores is None else int(np.argmax(bad))
+        raise FormatError(f"{where(k)}: score {raw_scores[k]!r} is not a finite number")
     return Segments(np.asarray(video_ids, dtype=str)[video], start, end, labels, scores)
 
 
@@ -207,7 +212,7 @@ def save_predictions(
     video_ids: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
 ) -> None:
-    """Write ``pred`` as ActivityNet results JSON (atomically); int video/label columns index the given lists."""
+    """Write ``pred`` as ActivityNet results JSON, atomically; int video/label columns index the lists."""
     if pred.score is None:
         raise FormatError("predictions need scores")
     vids = np.asarray(video_ids)[pred.video] if video_ids is not None else pred.video.astype(str)
@@ -232,21 +237,47 @@ def _is_number(x: Any) -> bool:
 
 def _numbers(values: list[Any]) -> np.ndarray | None:
     """float64 array of ``values`` when every one is an int or float (not bool, not str), else None."""
-    if not all(type(x) in (int, float) for x in values):
+    if not set(map(type, values)) <= {int, float}:
         return None
-    return np.asarray(values, dtype=np.float64)
+    return np.asarray(values, dtype=np.float64).reshape(-1)
 
 
 def _first(bad: Callable[[Any], bool], items: list[Any]) -> int:
     return next(k for k, it in enumerate(items) if bad(it))
 
 
+def _check_mappings(entries: list[Any], where: Callable[[int], str]) -> None:
+    if not set(map(type, entries)) <= {dict}:
+        k = _first(lambda e: not isinstance(e, dict), entries)
+        raise FormatError(f"{where(k)}: must be a mapping, got {type(entries[k]).__name__}")
+
+
+def _column(entries: list[dict[str, Any]], key: str, where: Callable[[int], str], need: str) -> list[Any]:
+    """``entry[key]`` of every entry; a missing key names the first entry without it."""
+    try:
+        return list(map(itemgetter(key), entries))
+    except KeyError:
+        k = _first(lambda e: key not in e, entries)
+        raise FormatError(f"{where(k)}: needs {need}") from None
+
+
+def _strings(values: list[Any], where: Callable[[int], str]) -> np.ndarray:
+    """(N,) str array of ``values``, converted once per distinct value (labels repeat a few names)."""
+    try:
+        code_of = {v: i for i, v in enumerate(dict.fromkeys(values))}
+    except TypeError:
+        k = _first(lambda v: not isinstance(v, (str, int, float)), values)
+        raise FormatError(f"{where(k)}: label {values[k]!r} is not a name") from None
+    codes = np.fromiter(map(code_of.__getitem__, values), dtype=np.int64, count=len(values))
+    return np.array([str(v) for v in code_of] or [""], dtype=str)[codes]
+
+
 def _check_segments(segs: list[Any], where: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
     """(start, end) float64 columns of ``[s, e]`` pairs: finite numbers with end >= start."""
     if not segs:
         return np.zeros(0), np.zeros(0)
-    pairs = all(type(s) in (list, tuple) and len(s) == 2 for s in segs)
-    flat = _numbers([x for s in segs for x in s]) if pairs else None
+    pairs = set(map(type, segs)) <= {list, tuple} and set(map(len, segs)) == {2}
+    flat = _numbers(list(chain.from_iterable(segs))) if pairs else None
     if flat is None:
         k = _first(lambda s: not (isinstance(s, (list, tuple)) and len(s) == 2 and all(map(_is_number, s))),
                    segs)
@@ -257,14 +288,6 @@ def _check_segments(segs: list[Any], where: Callable[[int], str]) -> tuple[np.nd
         k = int(np.argmax(bad))
         raise FormatError(f"{where(k)}: segment {segs[k]!r} must be finite with end >= start")
     return start, end
-
-
-def _check_labels(entries: list[Any], keys: tuple[str, ...], where: Callable[[int], str]) -> np.ndarray:
-    """(N,) str labels; every entry must hold ``keys``."""
-    missing = [k for k, e in enumerate(entries) if not all(key in e for key in keys)]
-    if missing:
-        raise FormatError(f"{where(missing[0])}: needs {' and '.join(repr(key) for key in keys)}")
-    return np.array([str(e["label"]) for e in entries], dtype=str).reshape(-1)
 
 
 def _duration(entry: dict[str, Any], where: str) -> float:
