@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test reliability install clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,10 @@ demo: $(STAMP)
 
 test: $(STAMP) $(SYSTEM)
 	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q
+
+# The fault cases alone (also part of `make test`): run folders, kills, corrupt files, malformed inputs.
+reliability: $(STAMP)
+	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q -m reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -9,6 +9,8 @@ import torch
 
 from avloc.engine.checkpoint import CheckpointError, load_safe, save_atomic
 
+pytestmark = pytest.mark.reliability  # part of the fault-case suite (see test_reliability.py)
+
 
 class _Evil:
     def __reduce__(self):

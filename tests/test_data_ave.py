@@ -241,6 +241,7 @@ def _annotation_error(tmp_path: Path, lines: list[str]) -> str:
         ("Bark&&good&0&10", "Annotations.txt:5: empty video id"),
     ],
 )
+@pytest.mark.reliability
 def test_malformed_annotation_line_names_file_and_line(tmp_path: Path, line: str, message: str) -> None:
     assert message in _annotation_error(tmp_path, [line])
 
@@ -253,10 +254,12 @@ def test_annotation_header_and_trailing_blank_lines_are_accepted(tmp_path: Path)
     assert len(load(tmp_path)) == N
 
 
+@pytest.mark.reliability
 def test_blank_line_in_the_middle_is_malformed(tmp_path: Path) -> None:
     assert "Annotations.txt:5: expected 5" in _annotation_error(tmp_path, [""])
 
 
+@pytest.mark.reliability
 def test_extra_annotation_lines_mean_row_counts_disagree(tmp_path: Path) -> None:
     msg = _annotation_error(tmp_path, ["Bark&abc&good&0&10", "Bark&abd&good&0&10"])
     assert "audio_feature.h5" in msg and f"has {N} rows" in msg and str(N + 1) in msg
@@ -277,15 +280,18 @@ def _break(tmp_path: Path, name: str, data: np.ndarray | None = None, key: str =
 @pytest.mark.parametrize(
     "name", ["audio_feature.h5", "visual_feature.h5", "Annotations.txt", "test_order.h5"]
 )
+@pytest.mark.reliability
 def test_missing_file(tmp_path: Path, name: str) -> None:
     assert "not found" in _break(tmp_path, name)
 
 
+@pytest.mark.reliability
 def test_missing_key(tmp_path: Path) -> None:
     msg = _break(tmp_path, "audio_feature.h5", np.zeros((N, 10, 128)), key="features")
     assert "no dataset 'avadataset'" in msg and "features" in msg
 
 
+@pytest.mark.reliability
 def test_not_an_hdf5_file(tmp_path: Path) -> None:
     write_tiny(tmp_path)
     (tmp_path / "visual_feature.h5").write_bytes(b"not hdf5 at all")
@@ -309,6 +315,7 @@ def test_not_an_hdf5_file(tmp_path: Path) -> None:
         ("train_order.h5", np.array([0.0, 1.0]), "expected a int/uint dataset"),
     ],
 )
+@pytest.mark.reliability
 def test_wrong_shape_dtype_or_content(tmp_path: Path, name: str, data: np.ndarray, message: str) -> None:
     key = "order" if name.endswith("order.h5") else KEY
     assert message in _break(tmp_path, name, data, key)
@@ -316,6 +323,7 @@ def test_wrong_shape_dtype_or_content(tmp_path: Path, name: str, data: np.ndarra
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("name", ["audio_feature.h5", "visual_feature.h5"])
+@pytest.mark.reliability
 def test_nan_or_inf_features_name_the_row(tmp_path: Path, name: str, bad: float) -> None:
     src = write_tiny(tmp_path)
     data = src["audio" if name.startswith("audio") else "visual"].copy()
@@ -325,6 +333,7 @@ def test_nan_or_inf_features_name_the_row(tmp_path: Path, name: str, bad: float)
         load(tmp_path)
 
 
+@pytest.mark.reliability
 def test_float64_too_large_for_float32_is_reported(tmp_path: Path) -> None:
     src = write_tiny(tmp_path)
     src["audio"][2, 0, 0] = 1e300
@@ -333,15 +342,18 @@ def test_float64_too_large_for_float32_is_reported(tmp_path: Path) -> None:
         load(tmp_path)
 
 
+@pytest.mark.reliability
 def test_split_index_out_of_range(tmp_path: Path) -> None:
     msg = _break(tmp_path, "val_order.h5", np.array([0, N]), "order")
     assert f"index {N} is outside the {N} annotation rows" in msg
 
 
+@pytest.mark.reliability
 def test_negative_split_index(tmp_path: Path) -> None:
     assert "index -1 is outside" in _break(tmp_path, "val_order.h5", np.array([-1]), "order")
 
 
+@pytest.mark.reliability
 def test_overlapping_splits(tmp_path: Path) -> None:
     src = write_tiny(tmp_path)
     _h5(tmp_path / "test_order.h5", np.append(src["perm"][-2:], src["perm"][0]), "order")
@@ -349,6 +361,7 @@ def test_overlapping_splits(tmp_path: Path) -> None:
         load(tmp_path)
 
 
+@pytest.mark.reliability
 def test_duplicate_split_index(tmp_path: Path) -> None:
     src = write_tiny(tmp_path)
     _h5(tmp_path / "val_order.h5", np.array([src["perm"][-3]] * 2), "order")
@@ -356,6 +369,7 @@ def test_duplicate_split_index(tmp_path: Path) -> None:
         load(tmp_path)
 
 
+@pytest.mark.reliability
 def test_partial_noisy_files(tmp_path: Path) -> None:
     write_tiny(tmp_path, noisy=3)
     (tmp_path / "visual_feature_noisy.h5").unlink()
@@ -365,6 +379,7 @@ def test_partial_noisy_files(tmp_path: Path) -> None:
     assert len(load(tmp_path)) == N  # the fully setting never reads them
 
 
+@pytest.mark.reliability
 def test_noisy_row_counts_disagree(tmp_path: Path) -> None:
     write_tiny(tmp_path, noisy=3)
     _h5(tmp_path / "labels_noisy.h5", np.eye(29)[[BACKGROUND] * 4].astype(np.float32))
@@ -372,6 +387,7 @@ def test_noisy_row_counts_disagree(tmp_path: Path) -> None:
         load(tmp_path, setting="weak")
 
 
+@pytest.mark.reliability
 def test_noisy_feature_dims_must_match(tmp_path: Path) -> None:
     write_tiny(tmp_path, noisy=3)
     _h5(tmp_path / "visual_feature_noisy.h5", np.zeros((3, 10, 7, 7, VDIM)))
@@ -380,6 +396,7 @@ def test_noisy_feature_dims_must_match(tmp_path: Path) -> None:
         load(tmp_path, setting="weak")
 
 
+@pytest.mark.reliability
 def test_noisy_labels_must_be_background(tmp_path: Path) -> None:
     write_tiny(tmp_path, noisy=3)
     _h5(tmp_path / "labels_noisy.h5", np.eye(29)[[BACKGROUND, 2, BACKGROUND]].astype(np.float32))
@@ -387,6 +404,7 @@ def test_noisy_labels_must_be_background(tmp_path: Path) -> None:
         load(tmp_path, setting="weak")
 
 
+@pytest.mark.reliability
 def test_missing_folder_and_bad_config(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="AVE data folder not found"):
         load(tmp_path / "nope")

@@ -165,6 +165,7 @@ def test_limit_and_skip_missing(tmp_path):
         ),
     ],
 )
+@pytest.mark.reliability
 def test_bad_features(tmp_path, corrupt, match):
     root = make(tmp_path, DB)
     corrupt(root)
@@ -172,6 +173,7 @@ def test_bad_features(tmp_path, corrupt, match):
         build(root, visual_dim=24, audio_dim=4)
 
 
+@pytest.mark.reliability
 def test_inferred_dims_must_agree_across_videos(tmp_path):
     root = make(tmp_path, DB)
     np.save(root / "av_features/b_vggish.npy", np.zeros((steps(20), 6), np.float32))
@@ -229,6 +231,7 @@ def with_entry(vid: str, entry) -> dict:
         (DB, {"test_subset": "testing"}, DataError, r"no video in subset 'testing' \(test split\)"),
     ],
 )
+@pytest.mark.reliability
 def test_bad_annotations(tmp_path, db, fields, error, match):
     with pytest.raises(error, match=match):
         build(make(tmp_path, db), **fields)
@@ -247,6 +250,7 @@ def test_annotation_within_tolerance_is_clipped(tmp_path):
     assert (d.gt_start[d.gt_video == 0].tolist(), d.gt_end[d.gt_video == 0].tolist()) == ([0.0], [10.0])
 
 
+@pytest.mark.reliability
 def test_malformed_json_and_missing_file(tmp_path):
     root = make(tmp_path, DB)
     (root / "unav100_annotations.json").write_text("{oops")

@@ -18,4 +18,13 @@ def test_demo_small(tmp_path, capsys):
     png = tmp_path / "timeline.png"
     assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
     assert str(png) in out
-    assert (tmp_path / "runs" / "vscg" / "report.json").is_file()
+    assert (tmp_path / "runs" / "vscg" / "report.json").is_file() and (tmp_path / "data").is_dir()
+    assert f"demo outputs in {tmp_path}" in out
+    # a second demo in the same folder replaces the first one's runs instead of refusing them
+    assert main(["demo", "--out", str(tmp_path), "--videos", "40", "--epochs", "1"]) == 0
+
+
+def test_demo_keeps_its_outputs_in_runs_demo_by_default():
+    from avloc.tools.cli import build_parser
+
+    assert build_parser().parse_args(["demo"]).out == "runs/demo"

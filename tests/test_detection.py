@@ -283,12 +283,14 @@ def test_prediction_json_round_trip_and_cli_function(tmp_path):
         ('{"results": {"v": [{"segment": "0-1", "label": "a", "score": 0.3}]}}', "segment"),
     ],
 )
+@pytest.mark.reliability
 def test_prediction_loader_errors(tmp_path, content, match):
     (tmp_path / "p.json").write_text(content)
     with pytest.raises(FormatError, match=match):
         load_predictions(tmp_path / "p.json")
 
 
+@pytest.mark.reliability
 def test_ground_truth_loader_errors(tmp_path):
     with pytest.raises(FormatError, match="not found"):
         load_ground_truth(tmp_path / "missing.json", "test")

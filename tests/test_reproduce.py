@@ -74,9 +74,11 @@ def test_cell_folder_ignores_keys_that_do_not_change_the_numbers(tmp_path: Path)
     run = Run("r", "ave/psp_fully.yaml", {"a": "test_acc"})
 
     def folder(*overrides: str) -> Path:
-        return cell_dir(tmp_path, run, load_config(config_path(run.config), ["train.seed=0", *overrides]))
+        return cell_dir(tmp_path, run, load_config(config_path(run.config), ["train.seed=0", *overrides]), "d1")
 
     base = folder()
     assert folder("train.eval_batch_size=7", "train.threads=1", "train.progress=false") == base
     assert folder("train.lr=0.5").parent != base.parent
+    cfg = load_config(config_path(run.config), ["train.seed=0"])
+    assert cell_dir(tmp_path, run, cfg, "d2").parent != base.parent  # other data: another cell
     assert folder("train.seed=1").parent == base.parent and folder("train.seed=1") != base

@@ -19,3 +19,12 @@ def test_timeline_png(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     width = int.from_bytes(data[16:20], "big")
     assert width == 990  # 9 inches at 110 dpi
+
+
+def test_each_of_the_28_classes_has_its_own_colour():
+    from avloc.tools.viz import BACKGROUND_GREY, class_colours
+
+    colours = class_colours(28)
+    assert len(set(colours)) == 28 and BACKGROUND_GREY not in colours
+    assert all(max(c) - min(c) > 0.05 for c in colours)  # no grey that reads as background
+    assert colours[15] != colours[16]  # Train horn vs Clock: the same colour under a 28-step tab20

@@ -177,9 +177,11 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            raw = yaml.safe_load(p.read_text()) or {}
+            raw = yaml.safe_load(p.read_text())
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+        if raw is None:  # an empty file would silently train the default model
+            raise ConfigError(f"{p}: the config file is empty; name at least the model, loss and data sections")
         if not isinstance(raw, dict):
             raise ConfigError(f"{p}: top level must be a mapping of sections")
         where = str(p)

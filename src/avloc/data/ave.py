@@ -187,7 +187,9 @@ class AVEDataset(InMemoryDataset):
         for name, fname in files.items():
             path = self._p(fname)
             order = read_order(path, ORDER_KEY)
-            if len(order) and (order.min() < 0 or order.max() >= n):
+            if not len(order):
+                raise DataError(f"{path}['{ORDER_KEY}']: the {name} split is empty (no rows)")
+            if (order.min() < 0 or order.max() >= n):
                 bad = int(order[(order < 0) | (order >= n)][0])
                 raise DataError(f"{path}['{ORDER_KEY}']: index {bad} is outside the {n} annotation rows")
             uniq, counts = np.unique(order, return_counts=True)

@@ -90,7 +90,7 @@ def read_annotations(path: str | Path, segments: int = NUM_SEGMENTS) -> Annotati
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors write one) is not part of line 1
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a UTF-8 text file ({exc})") from exc
     lines = text.splitlines()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import math
 import os
 import sys
@@ -31,11 +32,25 @@ from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
 from avloc.engine.checkpoint import load_safe, save_atomic
 from avloc.engine.memory import peak_rss_mb, reset_peak_rss
+from avloc.engine.run_folder import (
+    RunLock,
+    append_metrics,
+    check_new_run,
+    check_same_data,
+    clean_stale_temps,
+    data_fingerprint,
+    record_data,
+    remove_run_files,
+    repair_metrics,
+    write_text_atomic,
+)
 from avloc.evaluation.base import Evaluator
 from avloc.losses.base import Loss
 from avloc.models.base import AVModel
 from avloc.models.outputs import float32_fields
 from avloc.registry import ConfigError
+
+logger = logging.getLogger(__name__)
 
 # Config keys that may change between a run and its resumption (they do not change the numbers).
 RESUME_FREE_KEYS = {"device", "threads", "progress", "eval_batch_size"}
@@ -45,9 +60,15 @@ def resolve_device(spec: str) -> torch.device:
     """``auto`` picks CUDA when available; an explicit ``cuda`` without a GPU is an error, not a fallback."""
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(spec)
+    try:
+        dev = torch.device(spec)
+    except RuntimeError:
+        raise ConfigError(f"train.device={spec!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"train.device={spec!r} but no CUDA device is available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"train.device={spec!r} but this machine has {torch.cuda.device_count()} CUDA "
+                          "device(s), numbered from 0")
     return dev
 
 
@@ -199,7 +220,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     fa, fb = _flatten(a), _flatten(b)
-    free = {f"train.{k}" for k in RESUME_FREE_KEYS}
+    free = {f"train.{k}" for k in (*RESUME_FREE_KEYS, "epochs")}  # epochs: checked against the epochs done
     return [f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}" for k in sorted(set(fa) | set(fb))
             if k not in free and fa.get(k) != fb.get(k)]
 
@@ -231,6 +252,8 @@ class Run:
     evaluator: Evaluator | None = None
     opt: torch.optim.Optimizer | None = None
     load_seconds: float = 0.0
+    fingerprint: dict[str, Any] = dataclasses.field(default_factory=dict)  # the data it trains on
+    replaced: list[str] = dataclasses.field(default_factory=list)  # old run files removed once it starts
     state: dict[str, Any] = dataclasses.field(default_factory=lambda: {
         "epoch": 0, "best_val": -math.inf, "best_epoch": 0, "best_test": -math.inf, "best_test_epoch": 0,
         "train_seconds": 0.0, "selected": {}})
@@ -252,29 +275,39 @@ def fit(
     stop_after: int | None = None,
     data: InMemoryDataset | None = None,
     log: Any = print,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train ``cfg`` on the data in ``data_root`` and write the run folder ``run_dir``.
 
+    One process writes a run folder at a time (an advisory lock). A fresh run refuses a folder holding
+    another run's files unless ``overwrite``; nothing is written into the folder before the data and the
+    model are built, so a run that cannot start leaves it as it was.
+
     Args:
-        resume: continue from ``run_dir/last.pt``; the result equals an uninterrupted run.
+        resume: continue from ``run_dir/last.pt``; the result equals an uninterrupted run. The config must
+            match the saved one except ``train.epochs`` (raise it to add epochs, also to a finished run)
+            and the keys in ``RESUME_FREE_KEYS``; the data must match the fingerprint in ``data.json``.
         stop_after: train at most this many epochs in this call, then return (a time-limited job); the
             run is finished later with ``resume=True``.
         data: an already loaded dataset to reuse (several runs on the same data load it once).
+        overwrite: start afresh in a folder that holds another run, replacing its files.
     Returns:
         the report dict (also written to ``run_dir/report.json`` when training is complete).
     """
-    run = open_run(cfg, run_dir, resume)  # 1. run folder and device
-    build_run(run, data_root, data)  # 2. data and model
-    resume_run(run, resume, log)  # 3. resume
-    start_run_folder(run, log)
-    train_epochs(run, stop_after, log)  # 4. epochs
-    if run.state["epoch"] < cfg.train.epochs:
-        return {"finished": False, "epoch": run.state["epoch"]}
-    return write_report(run)  # 5. report
+    run = open_run(cfg, run_dir, resume)  # 1. device, then the run folder: one writer, no other run, same data
+    with RunLock(run.run_dir) if run.info.is_main else contextlib.nullcontext():
+        check_run_folder(run, data_root, resume, overwrite)
+        build_run(run, data_root, data)  # 2. data and model
+        resume_run(run, resume, log)  # 3. resume
+        start_run_folder(run, log)
+        train_epochs(run, stop_after, log)  # 4. epochs
+        if run.state["epoch"] < cfg.train.epochs:
+            return {"finished": False, "epoch": run.state["epoch"]}
+        return write_report(run)  # 5. report
 
 
 def open_run(cfg: Config, run_dir: str | Path, resume: bool) -> Run:
-    """Pick the device, join the process group, and refuse to overwrite a run folder that is not resumed."""
+    """Pick the device and join the process group."""
     run_dir = Path(run_dir)
     device = resolve_device(cfg.train.device)
     info = dist_utils.init_distributed(device.type)
@@ -283,9 +316,31 @@ def open_run(cfg: Config, run_dir: str | Path, resume: bool) -> Run:
         torch.cuda.set_device(device)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
-    if not resume and (run_dir / "last.pt").exists():
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     return Run(cfg=cfg, run_dir=run_dir, device=device, info=info)
+
+
+def check_run_folder(run: Run, data_root: str | Path, resume: bool, overwrite: bool) -> None:
+    """Under the lock, before the long data load: the folder holds no other run (or may be replaced), and
+    a resumed run's data is the one it was trained on."""
+    if not run.info.is_main:
+        return
+    clean_stale_temps(run.run_dir)
+    run.fingerprint = data_fingerprint(data_root, exclude=run.run_dir)
+    if resume:
+        check_same_data(run.run_dir, run.fingerprint)
+    if resume and run.last_path.exists():
+        return
+    # A fresh start; on --resume without last.pt (the config matched), the leftovers of this same run's
+    # unfinished first epoch.
+    run.replaced = check_new_run(run.run_dir, overwrite or (resume and (run.run_dir / "config.yaml").exists()))
+
+
+def _saved_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "config.yaml"
+    try:
+        return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
 
 
 def build_run(run: Run, data_root: str | Path, data: InMemoryDataset | None = None) -> None:
@@ -294,6 +349,7 @@ def build_run(run: Run, data_root: str | Path, data: InMemoryDataset | None = No
     t_load = time.perf_counter()
     run.data = data if data is not None else load_data(run.cfg, data_root)
     run.load_seconds = time.perf_counter() - t_load
+    _warn_overridden_dims(run.cfg, run.data)
     run.cfg = with_data_dims(run.cfg, run.data.model_dims())
     torch.manual_seed(run.cfg.train.seed)
     run.model = build_model(run.cfg, run.data).to(run.device)
@@ -303,18 +359,33 @@ def build_run(run: Run, data_root: str | Path, data: InMemoryDataset | None = No
     run.opt = build_optimizer(run.cfg, run.model, run.device)
 
 
+def _warn_overridden_dims(cfg: Config, data: InMemoryDataset) -> None:
+    """The data fixes the model's input dims; say so where that replaces another value in the config."""
+    for key, val in data.model_dims().items():
+        if getattr(cfg.model, key, val) != val:
+            logger.warning("model.%s=%s in the config, but the data in %s has %s: using %s",
+                           key, getattr(cfg.model, key), data.root, val, val)
+
+
 def resume_run(run: Run, resume: bool, log: Any) -> None:
-    """Restore model, optimizer, RNG and loop state from ``last.pt`` when the saved config matches."""
+    """Check the config against the saved one (after ``build_run`` filled in the data's dims), then restore
+    model, optimizer, RNG and loop state from ``last.pt``."""
     if not resume:
         return
+    if (run.run_dir / "config.yaml").exists() or run.last_path.exists():
+        diffs = _config_diff(_saved_config(run.run_dir), run.cfg.to_dict())
+        if diffs:
+            raise ConfigError(f"cannot resume {run.run_dir}: the config differs from the saved one: "
+                              f"{'; '.join(diffs)} (a resume may change only train.epochs and "
+                              f"{', '.join(f'train.{k}' for k in sorted(RESUME_FREE_KEYS))})")
     if not run.last_path.exists():
         log(f"nothing to resume in {run.run_dir}; starting a new run")
         return
-    saved = run.run_dir / "config.yaml"
-    diffs = _config_diff((yaml.safe_load(saved.read_text()) or {}) if saved.exists() else {}, run.cfg.to_dict())
-    if diffs:
-        raise ConfigError(f"cannot resume {run.run_dir}: the config differs from the saved one: {'; '.join(diffs)}")
     ckpt = load_safe(run.last_path)
+    done = ckpt["state"]["epoch"]
+    if run.cfg.train.epochs < done:
+        raise ConfigError(f"cannot resume {run.run_dir}: train.epochs={run.cfg.train.epochs} is below the "
+                          f"{done} epochs it has trained")
     run.model.load_state_dict(ckpt["model"])  # type: ignore[union-attr]
     run.opt.load_state_dict(ckpt["optimizer"])  # type: ignore[union-attr]
     _set_rng_state(ckpt["rng"], run.device)
@@ -323,12 +394,17 @@ def resume_run(run: Run, resume: bool, log: Any) -> None:
 
 
 def start_run_folder(run: Run, log: Any) -> None:
-    """Write the resolved config, drop log rows newer than the checkpoint, and say what runs where."""
+    """The run is known to start: replace an old run's files, write the resolved config and the data
+    record, drop log rows newer than the checkpoint, and say what runs where."""
     if not run.info.is_main:
         return
-    run.run_dir.mkdir(parents=True, exist_ok=True)
+    remove_run_files(run.run_dir, run.replaced)
+    if run.state["epoch"] < run.cfg.train.epochs:
+        (run.run_dir / "report.json").unlink(missing_ok=True)  # more epochs to come: no longer the result
     save_config(run.cfg, run.run_dir / "config.yaml")
-    _truncate_metrics(run.run_dir / "metrics.jsonl", run.state["epoch"])
+    if not (run.run_dir / "data.json").exists() or run.state["epoch"] == 0:
+        record_data(run.run_dir, run.fingerprint)
+    repair_metrics(run.run_dir / "metrics.jsonl", run.state["epoch"])
     log(f"model {run.cfg.name('model')}: {run.model.num_parameters():,} parameters; "  # type: ignore[union-attr]
         f"data {run.cfg.name('data')}: {len(run.data.splits['train'])} train videos; "  # type: ignore[union-attr]
         f"device {run.device}; world size {run.info.world_size}")
@@ -347,18 +423,22 @@ def train_epochs(run: Run, stop_after: int | None, log: Any) -> None:
             group["lr"] = lr_at_epoch(cfg, epoch)
         t0 = time.perf_counter()
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
-        row.update(train_one_epoch(ddp_model, run.loss_fn, opt, run.data, cfg, epoch, run.device, run.info))
+        try:
+            row.update(train_one_epoch(ddp_model, run.loss_fn, opt, run.data, cfg, epoch, run.device, run.info))
+        except FloatingPointError as exc:
+            kept = f"; last.pt keeps epoch {state['epoch']}" if state["epoch"] else ""
+            raise FloatingPointError(f"{run.run_dir}: {exc} (unscaled features or too high a train.lr?){kept}"
+                                     ) from None
         row["seconds"] = time.perf_counter() - t0
         state["train_seconds"] += row["seconds"]
         last_epoch = epoch + 1 == cfg.train.epochs
         if run.info.is_main and ((epoch + 1) % cfg.train.eval_every == 0 or last_epoch):
             _evaluate_epoch(run, epoch, row)
         state["epoch"] = epoch + 1
-        if run.info.is_main:
+        if run.info.is_main:  # the row first: a kill between the two re-runs the epoch and rewrites its row
+            append_metrics(run.run_dir / "metrics.jsonl", row)
             save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
                          "rng": _rng_state(run.device), "state": dict(state)}, run.last_path)
-            with open(run.run_dir / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(row) + "\n")
             log(_epoch_line(row, primary))
         dist_utils.barrier(run.info)
 
@@ -384,7 +464,7 @@ def write_report(run: Run) -> dict[str, Any]:
     report: dict[str, Any] = {}
     if run.info.is_main:
         report = _final_report(run)
-        (run.run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_text_atomic(run.run_dir / "report.json", json.dumps(report, indent=2) + "\n")
     dist_utils.barrier(run.info)
     return report
 
@@ -429,14 +509,6 @@ def _epoch_line(row: dict[str, Any], primary: str) -> str:
     if f"val_{primary}" in row:
         parts += [f"val {primary} {row[f'val_{primary}']:.4f}", f"test {primary} {row[f'test_{primary}']:.4f}"]
     return " | ".join(parts)
-
-
-def _truncate_metrics(path: Path, epoch: int) -> None:
-    """On resume, drop log rows written after the checkpoint (a kill between log and checkpoint)."""
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] <= epoch]
-    path.write_text("".join(ln + "\n" for ln in keep))
 
 
 def evaluate_run(run_dir: str | Path, data_root: str | Path, split: str = "test",

@@ -299,5 +299,25 @@ def detect_eval(
     annotations: str | Path, subset: str, predictions: str | Path, tious: str = "unav", as_json: bool = False
 ) -> str:
     """The ``avloc detect-eval`` command: score a results JSON against a subset of an annotation JSON."""
-    res = evaluate_detection(load_ground_truth(annotations, subset), load_predictions(predictions), tious)
+    gt, pred = load_ground_truth(annotations, subset), load_predictions(predictions)
+    _check_video_ids(gt, pred, f"subset {subset!r} of {annotations}", predictions)
+    res = evaluate_detection(gt, pred, tious)
     return json.dumps(res.as_dict(), indent=2) if as_json else format_table(res)
+
+
+def _check_video_ids(gt: Segments, pred: Segments, gt_where: str, pred_path: str | Path) -> None:
+    """A results file none of whose videos is in the ground truth scores 0 mAP: say why instead."""
+    gt_ids, pred_ids = set(gt.video.tolist()), set(pred.video.tolist())
+    if not pred_ids:
+        raise DetectionError(f"{pred_path}: holds no predictions")
+    if pred_ids & gt_ids:
+        return
+    hint = ""
+    if {f"v_{v}" for v in pred_ids} & gt_ids:
+        hint = "; the ground-truth ids carry a 'v_' prefix (ActivityNet style) that the predicted ids lack"
+    elif {v[2:] for v in pred_ids if v.startswith("v_")} & gt_ids:
+        hint = "; the predicted ids carry a 'v_' prefix that the ground-truth ids lack"
+    raise DetectionError(
+        f"{pred_path}: none of its {len(pred_ids)} video ids (e.g. {sorted(pred_ids)[0]!r}) is in {gt_where} "
+        f"(e.g. {sorted(gt_ids)[0]!r}){hint}; the mAP would be 0"
+    )

@@ -19,7 +19,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from avloc.tools.paths import config_path
 
     cfg = load_config(config_path(args.config), args.overrides)
-    report = fit(cfg, args.data, args.out, resume=args.resume, stop_after=args.stop_after)
+    report = fit(cfg, args.data, args.out, resume=args.resume, stop_after=args.stop_after, overwrite=args.overwrite)
     if report.get("finished") is False:
         print(f"stopped after epoch {report['epoch']}; continue with --resume")
     elif report:
@@ -99,7 +99,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="YAML file, or a shipped name such as ave/vscg_fully.yaml")
     p.add_argument("--data", required=True, help="dataset folder (official file layout)")
     p.add_argument("--out", required=True, help="run folder to create")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint (same config and data; "
+                        "train.epochs may be raised)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run that --out holds")
     p.add_argument("--stop-after", type=int, default=None, metavar="N",
                    help="train at most N epochs now, then exit (continue later with --resume)")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. train.lr=3e-4")
@@ -125,7 +128,8 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train PSP and VSCG on built-in synthetic AVE data (a few minutes on CPU)")
-    p.add_argument("--out", default=None, help="keep the demo's runs and plot here (default: a temp folder)")
+    p.add_argument("--out", default="runs/demo",
+                   help="folder for the demo's data, both runs and the plot (default: runs/demo)")
     p.add_argument("--videos", type=int, default=600)
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
@@ -217,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:  # ConfigError, DataError, FormatError name the culprit
+    except (ValueError, OSError, FloatingPointError) as exc:  # the project's errors (ConfigError, DataError,
+        # FormatError, CheckpointError, ...) are ValueErrors naming the file; OSError: full disk, read-only
         print(f"avloc: error: {exc}", file=sys.stderr)
         return 2

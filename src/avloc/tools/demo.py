@@ -7,7 +7,6 @@ with the shipped configs shortened to a few epochs, prints a table and writes a 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,14 +20,14 @@ DEMO_BATCH = 32  # a small set: smaller batches give enough steps per epoch
 DEMO_MODELS = (("PSP", "ave/psp_fully.yaml"), ("VSCG", "ave/vscg_fully.yaml"))
 
 
-def run_demo(out: str | Path | None = None, videos: int = 600, epochs: int = 15, seed: int = 0) -> dict:
-    """Run the demo; returns {model: report}. Keeps the runs in ``out`` when given, else a temp folder."""
+DEMO_OUT = Path("runs/demo")
+
+
+def run_demo(out: str | Path = DEMO_OUT, videos: int = 600, epochs: int = 15, seed: int = 0) -> dict:
+    """Run the demo; returns {model: report}. Everything stays in ``out`` (data/, runs/psp, runs/vscg,
+    timeline.png); a second demo replaces the first one's runs there."""
     from avloc.data.synth_ave import write_synthetic_ave
 
-    tmp = None
-    if out is None:
-        tmp = tempfile.TemporaryDirectory(prefix="avloc-demo-")
-        out = Path(tmp.name)
     out = Path(out)
     data_dir = out / "data"
     t0 = time.perf_counter()
@@ -44,17 +43,14 @@ def run_demo(out: str | Path | None = None, videos: int = 600, epochs: int = 15,
         if data is None:
             data = load_data(cfg, data_dir)
         print(f"training {label} for {epochs} epochs ...")
-        reports[label] = fit(cfg, data_dir, out / "runs" / label.lower(), data=data, log=lambda *_: None)
+        reports[label] = fit(cfg, data_dir, out / "runs" / label.lower(), data=data, log=lambda *_: None,
+                             overwrite=True)
         preds[label] = json.loads((out / "runs" / label.lower() / "predictions_test.json").read_text())
     print(_table(reports))
     png = _timeline(preds, out / "timeline.png")
-    keep = out if tmp is None else Path(tempfile.mkdtemp(prefix="avloc-demo-plot-"))
-    if tmp is not None:
-        final = keep / "timeline.png"
-        final.write_bytes(png.read_bytes())
-        png = final
-        tmp.cleanup()
     print(f"timeline of test videos (truth vs predictions): {png}")
+    print(f"demo outputs in {out}: data/ (synthetic AVE files), runs/psp and runs/vscg (run folders), "
+          "timeline.png")
     return reports
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from avloc.config import Config, load_config
 from avloc.data.base import InMemoryDataset
 from avloc.engine.loop import RESUME_FREE_KEYS, fit, load_data
+from avloc.engine.run_folder import data_fingerprint
 from avloc.registry import ConfigError
 from avloc.tools.paths import config_path
 from avloc.tools.tables import ave, dense
@@ -31,13 +32,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
 
 
-def cell_dir(out: Path, run: Run, cfg: Config) -> Path:
-    """``out/cells/<config stem>-<hash of the resolved config without seed>/seed<k>``: equal configs share it.
-    Keys that never change the numbers (those a resumed run may change too) are left out of the hash."""
+def cell_dir(out: Path, run: Run, cfg: Config, data_digest: str) -> Path:
+    """``out/cells/<config stem>-<hash of the resolved config without seed, and of the data>/seed<k>``: equal
+    configs on the same data share it. Keys that never change the numbers (those a resumed run may change
+    too) are left out of the hash; ``data_digest`` (the data folder's fingerprint) keeps two datasets apart."""
     resolved = cfg.to_dict()
     skip = {"seed"} | RESUME_FREE_KEYS
     train = {k: v for k, v in resolved["train"].items() if k not in skip}
-    key = json.dumps({**resolved, "train": train}, sort_keys=True, default=str)
+    key = json.dumps({**resolved, "train": train, "data_digest": data_digest}, sort_keys=True, default=str)
     digest = hashlib.sha1(key.encode()).hexdigest()[:10]
     return out / "cells" / f"{_slug(Path(run.config).stem)}-{digest}" / f"seed{cfg.train.seed}"
 
@@ -59,6 +61,7 @@ def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs
     wanted = {r.lower() for r in rows} if rows else None
     if wanted is not None and not wanted & {r.row.lower() for r in table.runs}:
         raise ConfigError(f"none of the rows {sorted(rows or [])} is in table {name!r}")
+    data_digest = data_fingerprint(data_root, exclude=out)["digest"]
     for run in table.runs:
         if wanted is not None and run.row.lower() not in wanted:
             continue
@@ -67,7 +70,7 @@ def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs
                      f"train.seed={seed}"]
             cfg = load_config(config_path(run.config), extra)
             cfg.train.progress = False
-            jobs.append((json.dumps(cfg.to_dict()["data"], sort_keys=True), run, cell_dir(out, run, cfg), cfg))
+            jobs.append((json.dumps(cfg.to_dict()["data"], sort_keys=True), run, cell_dir(out, run, cfg, data_digest), cfg))
     # Train grouped by data config (stable), so each data set is read once; results keep table order.
     for key, run, rdir, cfg in sorted(jobs, key=lambda job: job[0]):
         if (rdir / "report.json").exists():
@@ -76,7 +79,7 @@ def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs
             data_cache.clear()  # keep one data set in RAM at a time
             data_cache[key] = load_data(cfg, data_root)
         log(f"[{name}] {run.row} seed {cfg.train.seed}: training -> {rdir}")
-        fit(cfg, data_root, rdir, resume=(rdir / "last.pt").exists(), data=data_cache[key], log=lambda *_: None)
+        fit(cfg, data_root, rdir, resume=True, data=data_cache[key], log=lambda *_: None)  # resumes a killed cell
     train_seconds: dict[Path, float] = {}  # per distinct cell (shared cells count once)
     for _, run, rdir, _ in jobs:
         report_path = rdir / "report.json"

@@ -8,6 +8,21 @@ from typing import Sequence
 import numpy as np
 
 
+BACKGROUND_GREY = (0.85, 0.85, 0.85)
+
+
+def class_colours(n: int = 28) -> list[tuple[float, float, float]]:
+    """``n`` distinct colours, one per event class: tab20 without its two greys (grey means background),
+    then tab20b. (A 28-step resampling of tab20 repeats colours: Train horn and Clock looked alike.)"""
+    import matplotlib
+
+    colours = [c for i, c in enumerate(matplotlib.colormaps["tab20"].colors) if i not in (14, 15)]
+    colours += list(matplotlib.colormaps["tab20b"].colors)
+    if n > len(colours):
+        raise ValueError(f"{n} classes but only {len(colours)} distinct colours")
+    return [tuple(c) for c in colours[:n]]
+
+
 def plot_ave_timelines(
     videos: Sequence[str],
     truth: np.ndarray,
@@ -30,7 +45,7 @@ def plot_ave_timelines(
     truth = np.asarray(truth)
     n_vid, n_seg = truth.shape
     strips = ["truth", *preds]
-    cmap = plt.get_cmap("tab20", 28)
+    colours = class_colours(background)
     fig, axes = plt.subplots(n_vid, 1, figsize=(9, 0.45 * len(strips) * n_vid + 0.8), squeeze=False)
     used: set[int] = set()
     for v, ax in enumerate(axes[:, 0]):
@@ -38,7 +53,7 @@ def plot_ave_timelines(
             row = truth[v] if name == "truth" else np.asarray(preds[name])[v]
             for t, c in enumerate(row):
                 c = int(c)
-                color = (0.85, 0.85, 0.85) if c == background else cmap(c % 28)
+                color = BACKGROUND_GREY if c == background else colours[c]
                 ax.broken_barh([(t, 1)], (len(strips) - 1 - s, 0.9), facecolors=color, edgecolor="white")
                 if c != background:
                     used.add(c)
@@ -51,8 +66,8 @@ def plot_ave_timelines(
         ax.set_xticks(range(n_seg + 1))
         ax.tick_params(axis="x", labelsize=6)
         ax.set_title(videos[v], fontsize=8, loc="left")
-    handles = [Patch(color=(0.85, 0.85, 0.85), label="background")]
-    handles += [Patch(color=cmap(c % 28), label=class_names[c]) for c in sorted(used)]
+    handles = [Patch(color=BACKGROUND_GREY, label="background")]
+    handles += [Patch(color=colours[c], label=class_names[c]) for c in sorted(used)]
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=7, frameon=False)
     axes[-1, 0].set_xlabel("second  (x = wrong prediction)", fontsize=7)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
