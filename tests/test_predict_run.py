@@ -187,3 +187,14 @@ def test_dense_run_predicts_proposals_in_seconds(tmp_path):
         assert ev["label"] in ("dog", "violin") and 0 <= ev["segment"][0] <= ev["segment"][1] <= 4.0
     scores = doc["avloc"]["held"]["tracks"]["av"]
     assert scores["step_s"] == pytest.approx(0.32) and all(len(v) == steps for v in scores["scores"].values())
+
+
+def test_predict_without_data_uses_the_folder_the_run_recorded(trained, tmp_path):
+    """`avloc train` records its data folder in data.json; `--run` alone finds the features there."""
+    explicit, recorded = tmp_path / "explicit", tmp_path / "recorded"
+    common = ["predict", str(trained["video"]), "--run", str(trained["run"])]
+    assert main([*common, "--data", str(trained["data"]), "--out", str(explicit)]) == 0
+    assert main([*common, "--out", str(recorded)]) == 0
+    a = json.loads((explicit / "held_out" / "events.json").read_text())["results"]
+    b = json.loads((recorded / "held_out" / "events.json").read_text())["results"]
+    assert a == b

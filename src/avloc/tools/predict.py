@@ -25,6 +25,19 @@ class PredictError(ValueError):
     """Bad input to ``avloc predict``; the message names the file."""
 
 
+def recorded_data_folder(run_dir: Path) -> str | None:
+    """The feature folder a run was trained on, as ``avloc train`` recorded it in ``data.json``."""
+    import json
+
+    from avloc.engine.run_folder import DATA_RECORD
+
+    path = run_dir / DATA_RECORD
+    try:
+        return json.loads(path.read_text()).get("folder") if path.is_file() else None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PredictError(f"{path}: unreadable ({exc}); pass --data") from None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="events of your own videos: a trained run, or the zero-shot AV detector")
     p.add_argument("videos", nargs="+", help="video files, folders of videos or .txt lists of paths")
@@ -32,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     how.add_argument("--zero-shot", action="store_true",
                      help="training-free: SoundNet-8 (sound) x EfficientNet-Lite0 (frames) agreement on ImageNet groups")
     how.add_argument("--run", default=None, help="run folder of avloc train (its best.pt and config.yaml)")
-    p.add_argument("--data", default=None, help="--run: the feature folder the run was trained on (avloc extract "
+    p.add_argument("--data", default=None, help="--run: the feature folder the run was trained on (default: the one its data.json records; avloc extract "
                                                 "output with features.json): the same backbones are used")
     p.add_argument("--out", default="predictions", help="output folder (one sub-folder per video)")
     p.add_argument("--annotations", default=None, help="ActivityNet/UnAV JSON: ground truth and a score per video")
@@ -102,9 +115,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         from avloc.tools.predict_run import run_detector
 
-        if not args.data:
-            raise PredictError("--run needs --data: the feature folder the run was trained on")
-        detect = run_detector(Path(args.run), Path(args.data), args.device)
+        data = args.data or recorded_data_folder(Path(args.run))
+        if not data:
+            raise PredictError(f"{args.run}: no data.json records the run's feature folder; pass --data")
+        detect = run_detector(Path(args.run), Path(data), args.device)
     # 3. per video
     out = Path(args.out)
     preds = []
