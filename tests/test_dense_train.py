@@ -27,7 +27,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("method", ["mil", "clasp"])
+@pytest.mark.parametrize("method", ["linear_mil", "mil", "clasp"])
 def test_cli_train_writes_predictions_and_map_table(tiny_dir: Path, tmp_path: Path, method: str, capsys):
     out = tmp_path / "run"
     rc = main(["train", str(CONFIGS / f"{method}.yaml"), "--data", str(tiny_dir), "--out", str(out),
@@ -56,7 +56,7 @@ def easy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("method", ["mil", "clasp"])
+@pytest.mark.parametrize("method", ["linear_mil", "mil", "clasp"])
 def test_weak_training_learns_to_localize(easy_dir: Path, tmp_path: Path, method: str):
     cfg = load_config(CONFIGS / f"{method}.yaml", [
         "model.hidden=32", "train.epochs=15", "train.batch_size=8", "train.lr=3e-3", "train.lr_decay_epochs=[]",
