@@ -30,7 +30,7 @@ avloc reproduce dense --data "$out/syn1s" --seeds "$seeds1" --out "$out/runs_1s"
 # 0.32 s grid (the original I3D grid, ~3x the steps): the floor, MIL and CLASP.
 avloc reproduce dense --data "$out/syn032" --seeds "$seeds032" --out "$out/runs_032" --rows "$LIN,CLASP" \
     train.threads=1
-# Post-processing audit of the linear_mil / MIL / CLASP cells trained with the shipped post-processing.
-python scripts/dense_postproc.py --data "$out/syn1s" --out "$out/postproc_1s.json" \
-    $(ls -d "$out"/runs_1s/cells/linear_mil-*/seed* "$out"/runs_1s/cells/mil-*/seed* "$out"/runs_1s/cells/clasp-*/seed*)
+# Post-processing audit of the linear_mil / MIL / CLASP cells (trained with the shipped post-processing).
+python scripts/dense_postproc.py --data "$out/syn1s" --out "$out/postproc_1s.json" --reproduce-out "$out/runs_1s" \
+    --seeds "$seeds1" $G1 train.threads=1
 python scripts/dense_tables.py "$out/postproc_1s.json" > "$out/postproc_1s.md"

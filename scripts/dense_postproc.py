@@ -6,6 +6,10 @@ changed at a time around the shipped defaults) is then evaluated on both splits 
 Defaults are picked on ``val`` only; ``test`` is reported beside it.
 
     python scripts/dense_postproc.py --data SYN --out audit.json RUN [RUN ...]
+    python scripts/dense_postproc.py --data SYN --out audit.json --reproduce-out RUNS --seeds 3 [key=value ...]
+
+The second form audits the cells of the rows in :data:`AUDITED_ROWS` of ``avloc reproduce dense`` (the same
+overrides as given to it resolve the same cell folders).
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ from avloc.engine.loop import build_model, load_data
 from avloc.evaluation.dense_map import metric_name, predict_scores, segments_from_scores
 from avloc.evaluation.detection import evaluate_detection
 from avloc.evaluation.proposals import ProposalConfig
+from avloc.paths import config_path
+from avloc.reproduce import cell_dir
+from avloc.tables.dense import DENSE
+
+AUDITED_ROWS = ("linear_mil", "MIL baseline", "CLASP")  # the rows trained with the shipped post-processing
 
 # The issue's row-3 post-processing: runs of CAS >= theta for theta in 0.1:0.1:0.9, score = mean CAS,
 # class kept when its video score >= 0.1, hard NMS 0.5, top 100.
@@ -93,17 +102,33 @@ def audit_run(run: Path, data_root: Path, cache: dict[str, Any]) -> dict[str, An
     return result
 
 
+def reproduce_cells(out: Path, seeds: int, overrides: list[str]) -> list[Path]:
+    """The cell folders `avloc reproduce dense --out OUT --seeds N OVERRIDES` trains for AUDITED_ROWS."""
+    cells = []
+    for run in (r for r in DENSE.runs if r.row in AUDITED_ROWS):
+        for seed in range(seeds):
+            cfg = load_config(config_path(run.config), [*overrides, *run.overrides, f"train.seed={seed}"])
+            cells.append(cell_dir(out, run, cfg))
+    return cells
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("items", nargs="*", help="run folders, or with --reproduce-out the reproduce overrides")
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--reproduce-out", type=Path, default=None, help="the --out of `avloc reproduce dense`")
+    ap.add_argument("--seeds", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.reproduce_out is not None:
+        args.runs = reproduce_cells(args.reproduce_out, args.seeds, args.items)
+    else:
+        args.runs = [Path(x) for x in args.items]
     done = json.loads(args.out.read_text()) if args.out.exists() else {}
     cache: dict[str, Any] = {}
     for run in args.runs:
-        if str(run) in done or not (run / "best.pt").exists():
+        if str(run) in done or not (run / "report.json").exists():  # finished runs only
             continue
         done[str(run)] = audit_run(run, args.data, cache)
         tmp = args.out.with_suffix(".tmp")
