@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from avloc.models.clasp import global_anchors, local_anchors, meae_salience
-from avloc.models.dense_blocks import js_agreement, l1_agreement
+from avloc.models.dense_blocks import js_agreement, l1_agreement, masked_topk_mean
 from avloc.catalog import LOSSES, MODELS
 
 DIMS = {"audio_dim": 6, "visual_dim": 10, "num_classes": 4, "hidden": 16, "window": 4, "global_ratio": 4.0}
@@ -17,6 +17,7 @@ SWITCHES = [
     {"local_anchors": False},
     {"atp": False},
     {"agreement": "l1", "anchor_fusion": "mean", "fusion": "sum"},
+    {"localize": "agreement", "linear_skip": True},
 ]
 
 
@@ -159,3 +160,36 @@ def test_salience_bias_steers_attention_to_the_most_salient_anchor():
     assert torch.all(plain[0].max(-1).values < 0.99)
     batch = make().example_batch(3, torch.Generator().manual_seed(4))
     assert not torch.allclose(make(salience_bias=0.0)(batch).cas, make(salience_bias=5.0)(batch).cas)
+
+
+def test_agreement_localization_suppresses_a_step_only_one_modality_supports():
+    torch.manual_seed(0)
+    model = MODELS.create({"name": "clasp", **DIMS, "localize": "agreement"}).eval()
+    fused = MODELS.create({"name": "clasp", **DIMS, "localize": "fused"}).eval()
+    fused.load_state_dict(model.state_dict())  # same weights: the fused model's cas is the raw fused branch
+    batch = model.example_batch(2, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out, raw = model(batch), fused(batch)
+    pa, pv = torch.sigmoid(out.audio_logits), torch.sigmoid(out.visual_logits)
+    m = batch["mask"].unsqueeze(-1)
+    assert torch.allclose(out.cas, torch.sqrt(raw.cas * torch.sqrt(pa * pv)) * m, atol=1e-6)
+    assert torch.allclose(out.video_logits, masked_topk_mean(out.cas_logits, batch["mask"], 8.0), atol=1e-6)
+    # a step the audio branch rules out (p_a -> 0) scores ~0 whatever the fused branch says
+    model.head_a.bias.data.fill_(-40.0)
+    with torch.no_grad():
+        assert model(batch).cas.max() < 1e-3
+    with pytest.raises(ValueError, match="localize"):
+        MODELS.create({"name": "clasp", **DIMS, "localize": "product"})
+
+
+def test_linear_skip_adds_a_linear_read_out_of_the_raw_features():
+    torch.manual_seed(0)
+    model = MODELS.create({"name": "clasp", **DIMS, "linear_skip": True}).eval()
+    plain = MODELS.create({"name": "clasp", **DIMS}).eval()
+    extra = model.num_parameters() - plain.num_parameters()
+    assert extra == (6 + 10 + (6 + 10)) * 4  # audio, visual and concat -> classes, no bias
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("skip_")})
+    batch = model.example_batch(2, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out, ref = model(batch), plain(batch)
+    assert torch.allclose(out.audio_logits, ref.audio_logits + model.skip_a(batch["audio"]), atol=1e-5)

@@ -18,7 +18,12 @@ from avloc.evaluation.detection import evaluate_detection
 from avloc.formats.activitynet import load_ground_truth, load_predictions
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "unav"
-SMALL = ["model.hidden=16", "train.batch_size=8", "train.eval_batch_size=16"]
+SMALL = ["train.batch_size=8", "train.eval_batch_size=16"]
+
+
+def width(method: str, hidden: int) -> list[str]:
+    """``model.hidden`` for the models that have a hidden width (``linear_mil`` has none)."""
+    return [] if method == "linear_mil" else [f"model.hidden={hidden}"]
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +33,11 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("method", ["mil", "clasp"])
+@pytest.mark.parametrize("method", ["linear_mil", "mil", "clasp"])
 def test_cli_train_writes_predictions_and_map_table(tiny_dir: Path, tmp_path: Path, method: str, capsys):
     out = tmp_path / "run"
     rc = main(["train", str(CONFIGS / f"{method}.yaml"), "--data", str(tiny_dir), "--out", str(out),
-               "train.epochs=2", *SMALL])
+               "train.epochs=2", *SMALL, *width(method, 16)])
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
     assert report["model"] == method and report["data"] == "unav"
@@ -57,10 +62,10 @@ def easy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("method", ["mil", "clasp"])
+@pytest.mark.parametrize("method", ["linear_mil", "mil", "clasp"])
 def test_weak_training_learns_to_localize(easy_dir: Path, tmp_path: Path, method: str):
     cfg = load_config(CONFIGS / f"{method}.yaml", [
-        "model.hidden=32", "train.epochs=15", "train.batch_size=8", "train.lr=3e-3", "train.lr_decay_epochs=[]",
+        *width(method, 32), "train.epochs=15", "train.batch_size=8", "train.lr=3e-3", "train.lr_decay_epochs=[]",
         "train.eval_every=15", "data.feat_stride=25", "data.num_frames=25"])
     cfg.train.progress = False
     report = fit(cfg, easy_dir, tmp_path / "run", log=lambda *_: None)

@@ -109,3 +109,16 @@ def test_mil_rejects_bad_inputs():
         model({**good, "mask": empty})
     with pytest.raises(ValueError, match="fusion"):
         make(fusion="product")
+
+
+def test_linear_mil_is_one_linear_map_of_the_concatenated_features():
+    torch.manual_seed(0)
+    model = MODELS.create({"name": "linear_mil", "audio_dim": 6, "visual_dim": 10, "num_classes": 4})
+    assert model.num_parameters() == (6 + 10 + 1) * 4  # no encoder, no hidden layer
+    batch = model.example_batch(3, torch.Generator().manual_seed(1))
+    out = model(batch)
+    x = torch.cat([batch["audio"], batch["visual"]], dim=-1)
+    expect = x @ model.head.weight.T + model.head.bias
+    assert torch.allclose(out.cas_logits, expect, atol=1e-6)
+    assert torch.allclose(out.cas, torch.sigmoid(expect) * batch["mask"].unsqueeze(-1), atol=1e-6)
+    assert torch.allclose(out.video_logits, masked_topk_mean(expect, batch["mask"], 8.0), atol=1e-6)

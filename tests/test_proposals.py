@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from avloc.evaluation.proposals import ProposalConfig, find_segments, generate_proposals, nms, oic_scores
+from avloc.evaluation.proposals import (
+    ProposalConfig,
+    find_segments,
+    generate_proposals,
+    nms,
+    oic_scores,
+    select_classes,
+    smooth_rows,
+)
 
 STEP, OFF = 0.32, 0.48
 
@@ -157,3 +165,44 @@ def test_batch_speed_is_vectorised():
     p = generate_proposals(cas, vs, lengths, step, off, dur)
     assert time.process_time() - t0 < 30.0
     assert np.bincount(p.video).max() <= 100
+
+
+def test_smoothing_is_a_moving_average_over_valid_steps_only():
+    rows = np.array([[0.0, 3.0, 0.0, 0.0, 9.0, 9.0]])
+    valid = np.array([[True, True, True, True, False, False]])
+    out = smooth_rows(rows, valid, 3)
+    # ends average the valid steps their window covers; padding neither leaks in nor gets a value
+    assert out.tolist() == [[1.5, 1.0, 1.0, 0.0, 0.0, 0.0]]
+    assert smooth_rows(rows, valid, 1) is rows
+
+
+def test_smoothing_joins_an_event_split_by_one_low_step():
+    cas = np.zeros((1, 20, 1))
+    cas[0, 5:15, 0] = 0.9
+    cas[0, 9, 0] = 0.0  # one noisy step inside the event
+    base = dict(thresholds=[0.5], class_threshold=0.0, nms="none", oic_gamma=0.0)
+    g = grid(1, [20], [20 * STEP])
+    raw = generate_proposals(cas, np.ones((1, 1)), *g, ProposalConfig(**base))
+    smooth = generate_proposals(cas, np.ones((1, 1)), *g, ProposalConfig(**base, smooth=3))
+    assert len(raw) == 2 and len(smooth) == 1
+
+
+def test_class_selection_threshold_and_topk():
+    scores = np.array([[0.9, 0.5, 0.3, 0.05], [0.01, 0.02, 0.0, 0.03]])
+    assert select_classes(scores, 0.2, 0).tolist() == [[True, True, True, False], [False, False, False, True]]
+    assert select_classes(scores, 0.2, 2).tolist() == [[True, True, False, False], [False, False, False, True]]
+    assert select_classes(scores, 0.0, 1).tolist() == [[True, False, False, False], [False, False, False, True]]
+
+
+def test_mean_score_has_no_outer_ring():
+    cas = np.full((1, 20, 1), 0.2)
+    cas[0, 8:12, 0] = 0.8
+    g = grid(1, [20], [20 * STEP])
+    base = dict(thresholds=[0.5], class_threshold=0.0, nms="none", oic_gamma=0.0)
+    mean = generate_proposals(cas, np.ones((1, 1)), *g, ProposalConfig(**base, score="mean"))
+    oic = generate_proposals(cas, np.ones((1, 1)), *g, ProposalConfig(**base, score="oic"))
+    assert mean.score.tolist() == pytest.approx([0.8]) and oic.score.tolist() == pytest.approx([0.6])
+    with pytest.raises(ValueError, match="score"):
+        ProposalConfig(score="max")
+    with pytest.raises(ValueError, match="smooth"):
+        ProposalConfig(smooth=2)

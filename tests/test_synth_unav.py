@@ -58,7 +58,8 @@ def test_layout_loads_with_the_dataset_defaults(tmp_path):
 
 def test_events_in_both_modalities_distractors_in_one(tmp_path):
     cfg = SynthUnavConfig(
-        num_classes=8, audio_dim=64, rgb_dim=32, flow_dim=32, p_hard=0.0, distractor_rate=2.0
+        num_classes=8, audio_dim=64, rgb_dim=32, flow_dim=32, p_hard=0.0, distractor_rate=2.0,
+        family_size=1,  # distinct classes: a sibling's event would also project onto the distractor's class
     )
     write_synthetic_unav(tmp_path, 60, seed=1, cfg=cfg)
     d = UnAVDataset(UnAVDataset.Config(), tmp_path)
@@ -111,7 +112,7 @@ def test_real_annotations_mode(tmp_path):
 
 def test_speed_hundreds_of_videos(tmp_path):
     t0 = time.process_time()
-    write_synthetic_unav(tmp_path, 150, seed=0)  # default dims (128 / 128 + 128), I3D grid
+    write_synthetic_unav(tmp_path, 150, seed=0)  # default dims (128 / 64 + 64), I3D grid
     assert time.process_time() - t0 < 20.0  # ~1 s on an idle core
 
 
@@ -121,3 +122,18 @@ def test_bad_arguments(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ValueError, match="bad.json"):
         write_synthetic_unav(tmp_path / "o", 5, seed=0, annotations=tmp_path / "bad.json")
+
+
+def test_confusable_classes_share_a_family_direction(tmp_path):
+    cfg = SynthUnavConfig(num_classes=12, audio_dim=256, rgb_dim=128, flow_dim=128, family_size=4,
+                          family_share=0.5)
+    write_synthetic_unav(tmp_path, 5, seed=0, cfg=cfg)
+    proto = np.load(tmp_path / "synth_prototypes.npz")
+    for key in ("audio", "visual"):
+        cos = proto[key] @ proto[key].T  # unit rows
+        fam = np.arange(12) // 4
+        same = (fam[:, None] == fam[None, :]) & ~np.eye(12, dtype=bool)
+        assert abs(np.median(cos[same]) - 0.5) < 0.15  # siblings: cosine ~ family_share
+        assert abs(np.median(cos[~same & ~np.eye(12, dtype=bool)])) < 0.15  # other classes: ~orthogonal
+    with pytest.raises(ValueError, match="family"):
+        write_synthetic_unav(tmp_path / "bad", 5, seed=0, cfg=SynthUnavConfig(family_share=1.0))

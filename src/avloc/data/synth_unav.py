@@ -7,6 +7,9 @@ Generative model, per video with T steps on the I3D grid (step i centred at (i*s
 - An annotated event of class c adds ``a(t) * P_a[c]`` to audio and ``a(t) * P_v[c]`` to visual, where
   P_a, P_v are fixed random class prototypes and a(t) a smooth box (logistic onsets, ``onset_sec``) with
   independent per-modality amplitudes. Overlapping events overlap in the features (their evidence sums).
+- Confusable classes: consecutive class ids form families of ``family_size`` (UnAV-100 lists its
+  siblings together: man / woman / kid speaking, ...) whose prototypes share a family direction, so
+  siblings have cosine ``family_share``: an event also lights up its siblings' directions.
 - Distractors (not annotated) carry class evidence in ONE modality only (audible-only or visible-only);
   most of them (``p_distractor_same``) use a class of the video's own events, at other times and stronger
   than an event's per-modality evidence, so a model that adds audio and visual evidence localizes them as
@@ -42,8 +45,8 @@ class SynthUnavConfig:
 
     num_classes: int = 100  # classes when sampling our own annotations
     audio_dim: int = 128  # `<id>_vggish.npy` width
-    rgb_dim: int = 128  # `<id>_rgb.npy` width
-    flow_dim: int = 128  # `<id>_flow.npy` width (visual = rgb + flow)
+    rgb_dim: int = 64  # `<id>_rgb.npy` width
+    flow_dim: int = 64  # `<id>_flow.npy` width (visual = rgb + flow = 128, the issue-13 benchmark)
     feat_stride: int = 8  # the `unav` dataset defaults (I3D grid): 0.32 s per step
     num_frames: int = 24
     fps: float = 25.0
@@ -60,10 +63,12 @@ class SynthUnavConfig:
     amp_jitter: float = 0.35  # per-event, per-modality amplitude multiplier ~ U(1 - j, 1 + j)
     distractor_rate: float = 3.0  # mean single-modality distractors per video (Poisson; some find no room)
     distractor_amp: float = (
-        9.0  # prototype scale of a distractor (strong: an additive A+V score mistakes it for an event)
+        5.0  # prototype scale of a distractor: above an event's per-modality evidence, below its A+V sum
     )
     p_distractor_same: float = 0.9  # distractor uses a class of the video's own events (else any class)
     onset_sec: float = 0.3  # logistic onset/offset time constant (s)
+    family_size: int = 4  # confusable classes: consecutive ids in families of this size (1 = all distinct)
+    family_share: float = 0.5  # cosine between the prototypes of two classes of one family
     p_hard: float = 0.3  # fraction of hard videos
     hard_amp: float = 0.5  # event/distractor scale in hard videos
     noise_std: float = 0.5  # std of the per-step AR(1) noise in easy videos
@@ -93,8 +98,8 @@ def write_synthetic_unav(
     cls_index = {n: i for i, n in enumerate(class_names)}
     n_cls = len(class_names)
     dim_v = cfg.rgb_dim + cfg.flow_dim
-    proto_a = _prototypes(rng, n_cls, cfg.audio_dim)
-    proto_v = _prototypes(rng, n_cls, dim_v)
+    proto_a = _class_prototypes(rng, n_cls, cfg.audio_dim, cfg.family_size, cfg.family_share)
+    proto_v = _class_prototypes(rng, n_cls, dim_v, cfg.family_size, cfg.family_share)
     bg_a = _prototypes(rng, cfg.num_background, cfg.audio_dim)
     bg_v = _prototypes(rng, cfg.num_background, dim_v)
     feat_dir = out / FEATURE_DIR
@@ -144,6 +149,19 @@ def _prototypes(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     """(n, dim) random unit directions: an amplitude-a source projects to a on its own direction, while
     unit-variance noise projects to std 1 on any direction, so ``event_amp`` is a per-step SNR."""
     p = rng.standard_normal((n, dim))
+    return p / np.linalg.norm(p, axis=1, keepdims=True)
+
+
+def _class_prototypes(rng: np.random.Generator, n: int, dim: int, family_size: int, share: float) -> np.ndarray:
+    """(n, dim) unit class directions; classes i // family_size == j // family_size share a family
+    direction, so two siblings have cosine ~``share`` (exactly, up to the random directions' overlap)."""
+    if family_size < 1 or not 0.0 <= share < 1.0:
+        raise ValueError(f"family_size must be >= 1 and family_share in [0, 1), got {family_size}, {share}")
+    own = _prototypes(rng, n, dim)
+    if family_size == 1 or share == 0.0:
+        return own
+    family = _prototypes(rng, -(-n // family_size), dim)[np.arange(n) // family_size]  # (n, dim)
+    p = math.sqrt(share) * family + math.sqrt(1.0 - share) * own
     return p / np.linalg.norm(p, axis=1, keepdims=True)
 
 

@@ -42,36 +42,53 @@ def _concat(parts: list[Segments]) -> Segments:
     )
 
 
-@torch.no_grad()
-def predict_segments(model: AVModel, data: InMemoryDataset, split: str, device: torch.device, batch_size: int,
-                     cfg: ProposalConfig) -> Segments:
-    """Scored segments (video = dataset index, label = class index, seconds) of every video of ``split``.
+Scores = list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # per batch: ids (B,), cas (B, T, C), video (B, C)
 
-    Reads from the data the per-video time grid: ``lengths`` (N,) valid steps, ``step_sec``/``offset_sec``
-    (N,) (step i is centred at offset + i * step seconds) and ``durations`` (N,).
+
+@torch.no_grad()
+def predict_scores(model: AVModel, data: InMemoryDataset, split: str, device: torch.device,
+                   batch_size: int) -> Scores:
+    """The model's per-step ``cas`` and sigmoid video scores for every video of ``split``, batch by batch.
+
+    Kept apart from the post-processing so one forward pass can be scored under many proposal settings.
     """
     for attr in ("lengths", "step_sec", "offset_sec", "durations"):
         if not hasattr(data, attr):
             raise TypeError(f"dense_map needs a dense dataset with a time grid; {type(data).__name__} lacks '{attr}'")
     was_training = model.training
     model.eval()
-    idx = data.splits[split]
-    lengths = np.asarray(data.lengths)
     parts = []
-    for chunk in idx.split(batch_size):
+    for chunk in data.splits[split].split(batch_size):
         batch = data.batch(chunk)
         out = model({k: v.to(device) for k, v in batch.items()})
         if not isinstance(out, DenseOutput):
             raise TypeError(f"dense_map: needs a dense model (DenseOutput), got {type(out).__name__}")
-        ids = chunk.numpy()
-        seg = generate_proposals(
-            out.cas.float().cpu(), torch.sigmoid(out.video_logits.float()).cpu(), lengths[ids],
-            data.step_sec[ids], data.offset_sec[ids], data.durations[ids], cfg,
-        )
+        parts.append((chunk.numpy(), out.cas.float().cpu().numpy(),
+                      torch.sigmoid(out.video_logits.float()).cpu().numpy()))
+    model.train(was_training)
+    return parts
+
+
+def segments_from_scores(scores: Scores, data: InMemoryDataset, cfg: ProposalConfig) -> Segments:
+    """Scored segments (video = dataset index, label = class index, seconds) from :func:`predict_scores`.
+
+    Reads from the data the per-video time grid: ``lengths`` (N,) valid steps, ``step_sec``/``offset_sec``
+    (N,) (step i is centred at offset + i * step seconds) and ``durations`` (N,).
+    """
+    lengths = np.asarray(data.lengths)  # type: ignore[attr-defined]
+    parts = []
+    for ids, cas, video in scores:
+        seg = generate_proposals(cas, video, lengths[ids], data.step_sec[ids],  # type: ignore[attr-defined]
+                                 data.offset_sec[ids], data.durations[ids], cfg)  # type: ignore[attr-defined]
         seg.video = ids[seg.video]  # batch position -> dataset index
         parts.append(seg)
-    model.train(was_training)
     return _concat(parts)
+
+
+def predict_segments(model: AVModel, data: InMemoryDataset, split: str, device: torch.device, batch_size: int,
+                     cfg: ProposalConfig) -> Segments:
+    """Scored segments of every video of ``split`` (forward pass + post-processing)."""
+    return segments_from_scores(predict_scores(model, data, split, device, batch_size), data, cfg)
 
 
 @EVALUATORS.register("dense_map")

@@ -3,16 +3,20 @@
 The weakly-supervised localization recipe (W-TALC / CO2-Net lineage, reference notes section 3.3), in
 NumPy without a compiled NMS extension (ActionFormer's most reported install failure):
 
-1. Classes: keep class c of a video when its video-level score >= ``class_threshold`` (else the top class).
-2. For each kept (video, class) and each threshold, binarise the CAS (optionally min-max normalised per
+1. Classes: keep class c of a video when its video-level score >= ``class_threshold`` (else the top class),
+   at most the ``class_topk`` best of them when that is > 0.
+2. Optionally smooth each kept CAS row with a ``smooth``-step moving average over valid steps (WSTAL
+   practice: one noisy step below the cut-off must not split an event in two).
+3. For each kept (video, class) and each threshold, binarise the CAS (optionally min-max normalised per
    video and class) and take connected runs of steps as segments [s, e) (steps s..e-1), found for all
    rows at once from the diff of the zero-padded binary masks.
-3. Outer-inner contrast: score = mean CAS inside - mean CAS in the outer ring (the segment inflated by
-   ``oic_inflation`` x its length on each side, clipped to the video) + ``oic_gamma`` x video score.
+4. Score: ``score="oic"`` (outer-inner contrast) = mean CAS inside - mean CAS in the outer ring (the
+   segment inflated by ``oic_inflation`` x its length on each side, clipped to the video); ``"mean"`` =
+   mean CAS inside; both + ``oic_gamma`` x video score (fusion with the video-level prediction).
    Identical segments found at several thresholds are kept once.
-4. Per (video, class): Gaussian soft-NMS (score *= exp(-tIoU^2 / sigma) after each pick, dropped below
+5. Per (video, class): Gaussian soft-NMS (score *= exp(-tIoU^2 / sigma) after each pick, dropped below
    ``min_score``) or hard NMS (drop tIoU > ``nms_iou``) or none; then the ``top_n`` best per video.
-5. Seconds: step i is centred at ``offset + i * step``; a segment [s, e) spans
+6. Seconds: step i is centred at ``offset + i * step``; a segment [s, e) spans
    ``offset + (s - 0.5) step .. offset + (e - 0.5) step``, extended to 0 when it starts at the first
    step and to the duration when it ends at the last, then clipped to [0, duration].
 Python loops run only over NMS rounds (bounded by proposals per (video, class)), never over proposals.
@@ -38,6 +42,9 @@ class ProposalConfig:
     )  # CAS cut-offs
     minmax: bool = False  # min-max normalise each (video, class) CAS to [0, 1] before thresholding
     class_threshold: float = 0.2  # keep classes with video score >= this; the top class is always kept
+    class_topk: int = 0  # keep at most this many classes per video (best video scores first); 0 = no cap
+    smooth: int = 1  # moving-average window (odd, in steps) over each kept CAS row; 1 = none
+    score: str = "oic"  # proposal score: oic (outer-inner contrast) | mean (mean CAS inside)
     oic_inflation: float = 0.25  # outer ring = this fraction of the segment length on each side
     oic_gamma: float = 0.2  # weight of the video-level class score added to the OIC score
     nms: str = "soft"  # soft (Gaussian) | hard | none, per (video, class)
@@ -51,6 +58,11 @@ class ProposalConfig:
     def __post_init__(self) -> None:
         if self.nms not in ("soft", "hard", "none"):
             raise ValueError(f"nms must be soft, hard or none, got {self.nms!r}")
+        if self.score not in ("oic", "mean"):
+            raise ValueError(f"score must be oic or mean, got {self.score!r}")
+        if self.smooth < 1 or self.smooth % 2 == 0 or self.class_topk < 0:
+            raise ValueError(f"smooth must be a positive odd number and class_topk >= 0, got {self.smooth}, "
+                             f"{self.class_topk}")
         if not self.thresholds or self.soft_sigma <= 0 or self.top_n < 1:
             raise ValueError("thresholds must be non-empty, soft_sigma > 0 and top_n >= 1")
 
@@ -90,6 +102,36 @@ def oic_scores(
     outer_sum = (cs[row, s] - cs[row, o_s]) + (cs[row, o_e] - cs[row, e])
     outer = np.where(count > 0, outer_sum / np.maximum(count, 1), 0.0)
     return inner - outer
+
+
+def smooth_rows(rows: np.ndarray, valid: np.ndarray, window: int) -> np.ndarray:
+    """Moving average of ``window`` (odd) steps over the valid steps of each row: (R, T) -> (R, T), 0 at padding.
+
+    Near the ends and the padding the window shrinks to the valid steps it covers (no zeros averaged in).
+    """
+    if window == 1:
+        return rows
+    h = window // 2
+    x = np.where(valid, rows, 0.0)
+    pad = np.zeros((rows.shape[0], 1))
+    cs = np.concatenate([pad, np.cumsum(x, axis=1)], axis=1)  # (R, T + 1)
+    cn = np.concatenate([pad, np.cumsum(valid, axis=1, dtype=np.float64)], axis=1)
+    t = rows.shape[1]
+    lo = np.clip(np.arange(t) - h, 0, t)
+    hi = np.clip(np.arange(t) + h + 1, 0, t)
+    total, count = cs[:, hi] - cs[:, lo], cn[:, hi] - cn[:, lo]
+    return np.where(valid, total / np.maximum(count, 1.0), 0.0)
+
+
+def select_classes(video_scores: np.ndarray, threshold: float, topk: int) -> np.ndarray:
+    """(B, C) -> (B, C) bool: classes scoring >= threshold (always the best one), at most ``topk`` (0 = all)."""
+    b = video_scores.shape[0]
+    keep = video_scores >= threshold
+    keep[np.arange(b), np.argmax(video_scores, axis=1)] = True
+    if topk > 0:
+        rank = np.argsort(np.argsort(-video_scores, axis=1, kind="stable"), axis=1)  # 0 = best class
+        keep &= rank < topk
+    return keep
 
 
 def _pad_groups(group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
@@ -188,11 +230,9 @@ def generate_proposals(
         )
     if b == 0 or t == 0:
         return Segments.empty()
-    keep = vsc >= cfg.class_threshold
-    keep[np.arange(b), np.argmax(vsc, axis=1)] = True
-    kb, kc = np.nonzero(keep)  # kept (video, class) rows
-    rows_cas = cas[kb, :, kc]  # (R, T)
-    valid = np.arange(t)[None, :] < lengths[kb][:, None]
+    kb, kc = np.nonzero(select_classes(vsc, cfg.class_threshold, cfg.class_topk))  # kept (video, class) rows
+    valid = np.arange(t)[None, :] < lengths[kb][:, None]  # (R, T)
+    rows_cas = smooth_rows(cas[kb, :, kc], valid, cfg.smooth)  # (R, T)
     src = rows_cas
     if cfg.minmax:
         lo = np.where(valid, rows_cas, np.inf).min(axis=1, keepdims=True)
@@ -207,10 +247,8 @@ def generate_proposals(
     # Same segment from several thresholds: keep it once.
     key = np.unique((row.astype(np.int64) * (t + 1) + s) * (t + 1) + e)
     row, s, e = key // ((t + 1) * (t + 1)), (key // (t + 1)) % (t + 1), key % (t + 1)
-    score = (
-        oic_scores(rows_cas, lengths[kb], row, s, e, cfg.oic_inflation)
-        + cfg.oic_gamma * vsc[kb[row], kc[row]]
-    )
+    inflation = cfg.oic_inflation if cfg.score == "oic" else 0.0  # no ring: the inside mean alone
+    score = oic_scores(rows_cas, lengths[kb], row, s, e, inflation) + cfg.oic_gamma * vsc[kb[row], kc[row]]
     kept, score = nms(s, e, score, row, cfg.nms, cfg.soft_sigma, cfg.nms_iou, cfg.min_score, cfg.top_n)
     row, s, e = row[kept], s[kept], e[kept]
     vid = kb[row]

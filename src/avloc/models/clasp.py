@@ -17,6 +17,15 @@ design of them (see docs / reference notes), read top to bottom like a method se
    it reads (residual + LayerNorm), so anchor semantics reach the whole extent of an event.
 5. Fused branch: the propagated audio and visual features are fused, convolved over time and classified
    per timestep; its top-k MIL pooling gives the video prediction used at inference.
+6. Event CAS (``localize``): ``fused`` = the fused branch's per-step probabilities; ``agreement`` (our
+   change, issue 13) = sqrt(p_fused * sqrt(p_a p_v)): an AV event must be audible AND visible, so a step
+   that only one modality supports (a single-modality distractor) is suppressed, which the additive fused
+   score cannot do. The video prediction is the top-k MIL pooling of that same CAS, so training also picks
+   its top-k steps where the modalities agree instead of at the (stronger) single-modality distractors.
+7. ``linear_skip`` (our change, issue 13): each class head adds a linear map of its raw inputs (audio,
+   visual, concat(audio, visual) for the fused head), so CLASP contains the ``linear_mil`` classifier and
+   its encoders, anchors and propagation only have to learn what a linear read-out misses; without it the
+   deep heads learn class templates slowly and fit video-specific cues first on 900 training videos.
 
 Switching ``atp`` off removes anchors altogether (no CSAI layers are built): the model is then the
 three-branch MIL network, which isolates what the anchors add.
@@ -156,6 +165,8 @@ class CLASP(AVModel):
         anchor_fusion: str = "concat"  # how the audio and visual features at an anchor are joined
         atp: bool = True  # anchor-based temporal propagation (False: no anchors at all)
         salience_bias: float = 1.0  # ATP attention logits get salience_bias * log(anchor salience); 0 = plain
+        localize: str = "fused"  # CAS for proposals: fused | agreement (sqrt(p_f sqrt(p_a p_v)), see docstring)
+        linear_skip: bool = False  # every class head also reads its raw input features linearly (see docstring)
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
@@ -164,6 +175,8 @@ class CLASP(AVModel):
             raise ValueError(f"clasp: agreement must be one of {sorted(AGREEMENTS)}, got {cfg.agreement!r}")
         if cfg.atp and not (cfg.global_anchors or cfg.local_anchors):
             raise ValueError("clasp: atp needs global_anchors or local_anchors (or set atp: false)")
+        if cfg.localize not in ("fused", "agreement"):
+            raise ValueError(f"clasp: localize must be fused or agreement, got {cfg.localize!r}")
         if cfg.window < 1 or cfg.global_ratio < 1.0 or cfg.topk_ratio < 1.0:
             raise ValueError("clasp: window must be >= 1 and global_ratio, topk_ratio >= 1")
         self.enc_a = TemporalEncoder(cfg.audio_dim, cfg.hidden, cfg.kernel, cfg.encoder_layers, cfg.dropout)
@@ -179,6 +192,10 @@ class CLASP(AVModel):
             MaskedConv1d(cfg.hidden, cfg.hidden, cfg.kernel) for _ in range(cfg.fused_layers)
         )
         self.head_f = class_head(cfg.hidden, cfg.num_classes, cfg.prior_prob)
+        if cfg.linear_skip:
+            self.skip_a = nn.Linear(cfg.audio_dim, cfg.num_classes, bias=False)
+            self.skip_v = nn.Linear(cfg.visual_dim, cfg.num_classes, bias=False)
+            self.skip_f = nn.Linear(cfg.audio_dim + cfg.visual_dim, cfg.num_classes, bias=False)
         self.drop = nn.Dropout(cfg.dropout)
 
     def select_anchors(self, salience: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -198,6 +215,9 @@ class CLASP(AVModel):
         v = self.enc_v(visual, mask)
         logits_a = self.head_a(self.drop(a))  # (B, T, C)
         logits_v = self.head_v(self.drop(v))
+        if cfg.linear_skip:
+            logits_a = logits_a + self.skip_a(audio)  # (B, T, C)
+            logits_v = logits_v + self.skip_v(visual)
         with torch.no_grad():  # anchors are chosen, not learned through: salience carries no gradient
             if cfg.meae:
                 salience = meae_salience(logits_a, logits_v, cfg.agreement)
@@ -215,7 +235,12 @@ class CLASP(AVModel):
         h = self.fuse(a, v)
         for conv in self.fused_convs:
             h = h + self.drop(torch.relu(conv(h, mask)))
-        logits_f = self.head_f(self.drop(h))
+        logits_f = self.head_f(self.drop(h))  # (B, T, C)
+        if cfg.linear_skip:
+            logits_f = logits_f + self.skip_f(torch.cat([audio, visual], dim=-1))
+        if cfg.localize == "agreement":  # log p = (2 log p_f + log p_a + log p_v) / 4, as a logit
+            log_p = 0.25 * (2.0 * F.logsigmoid(logits_f) + F.logsigmoid(logits_a) + F.logsigmoid(logits_v))
+            logits_f = log_p - torch.log1p(-log_p.exp().clamp(max=1.0 - 1e-6))  # (B, T, C)
         out.update(
             cas_logits=logits_f,
             cas=torch.sigmoid(logits_f) * mask.unsqueeze(-1),

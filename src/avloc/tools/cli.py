@@ -54,10 +54,13 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
         write_synthetic_ave(Path(args.out), videos=args.videos, seed=args.seed, dtype=args.dtype)
     else:
-        from avloc.data.synth_unav import write_synthetic_unav
+        from avloc.data.synth_unav import SynthUnavConfig, write_synthetic_unav
 
         ann = Path(args.annotations) if args.annotations else None
-        write_synthetic_unav(Path(args.out), videos=args.videos, seed=args.seed, annotations=ann)
+        grid = {k: v for k, v in (("feat_stride", args.feat_stride), ("num_frames", args.num_frames),
+                                  ("fps", args.fps)) if v is not None}
+        write_synthetic_unav(Path(args.out), videos=args.videos, seed=args.seed, annotations=ann,
+                             cfg=SynthUnavConfig(**grid))
     print(f"wrote synthetic {args.kind} data to {args.out}")
     return 0
 
@@ -146,6 +149,8 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
                    help="ave: on-disk feature dtype (the official files are float64)")
     p.add_argument("--annotations", default=None,
                    help="unav: the real UnAV-100 annotation JSON; its videos, splits and timings are used")
+    for flag, typ in (("--feat-stride", int), ("--num-frames", int), ("--fps", float)):
+        p.add_argument(flag, type=typ, default=None, help="unav: feature grid (default I3D 8 / 24 / 25: 0.32 s)")
     p.set_defaults(func=_cmd_synth)
 
 

@@ -1,0 +1,94 @@
+"""Markdown tables from the JSON of ``scripts/dense_postproc.py``: mean over seeds per model and setting.
+
+    python scripts/dense_tables.py [--combined] audit.json [audit.json ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+TIOUS = ["mAP@0.1", "mAP@0.3", "mAP@0.5", "mAP@0.7", "mAP@0.9"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("audits", nargs="*", type=Path)
+    ap.add_argument("--combined", action="store_true", help="one table, a val / test column per model")
+    ap.add_argument("--main", type=Path, default=None,
+                    help="instead: the main table from the finished cells under this `reproduce dense --out`; "
+                         "the audits arguments are then the reproduce overrides")
+    ap.add_argument("--seeds", type=int, default=3)
+    args = ap.parse_args()
+    if args.main is not None:
+        main_table(args.main, args.seeds, [str(a) for a in args.audits])
+        return
+    runs = [r for path in args.audits for r in json.loads(path.read_text()).values()]
+    if args.combined:
+        combined(runs)
+        return
+    models = sorted({(r["model"], r.get("label", r["model"])) for r in runs})
+    for model, label in models:
+        mine = [r for r in runs if r["model"] == model and r.get("label", r["model"]) == label]
+        print(f"\n#### {label}: post-processing audit (mean of {len(mine)} seed(s); val picks, test reported)\n")
+        print("| setting | val avg | test avg | " + " | ".join(f"test {t[4:]}" for t in TIOUS) + " | pred/video |")
+        print("|---" * (4 + len(TIOUS)) + "|")
+        for name in mine[0]["variants"]:
+            def mean(split: str, key: str) -> float:
+                return statistics.fmean(r["variants"][name][split][key] for r in mine)
+            cells = [f"{100 * mean('val', 'mAP_avg'):.2f}", f"{100 * mean('test', 'mAP_avg'):.2f}"]
+            cells += [f"{100 * mean('test', t):.2f}" for t in TIOUS] + [f"{mean('test', 'per_video'):.0f}"]
+            print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def combined(runs: list[dict]) -> None:
+    """Average mAP val / test per setting (rows) and model (columns), mean over seeds."""
+    models = ["linear_mil", "mil", "clasp"]
+    names = list(runs[0]["variants"])
+    seeds = {m: sum(r["model"] == m for r in runs) for m in models}
+    print("| setting | " + " | ".join(f"{m} val / test ({seeds[m]} seeds)" for m in models) + " |")
+    print("|---" * (1 + len(models)) + "|")
+    for name in names:
+        cells = []
+        for m in models:
+            mine = [r["variants"][name] for r in runs if r["model"] == m]
+            if not mine:
+                cells.append("–")
+                continue
+            val = statistics.fmean(v["val"]["mAP_avg"] for v in mine)
+            test = statistics.fmean(v["test"]["mAP_avg"] for v in mine)
+            cells.append(f"{100 * val:.2f} / {100 * test:.2f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def main_table(out: Path, seeds: int, overrides: list[str]) -> None:
+    """Every row of the dense table from the finished cells (seeds not yet trained are left out, counted)."""
+    from avloc.config import load_config
+    from avloc.paths import config_path
+    from avloc.reproduce import cell_dir
+    from avloc.tables.dense import DENSE, TIOUS
+
+    keys = [f"mAP@{t}" for t in TIOUS] + ["mAP_avg"]
+    print("| model | " + " | ".join([*TIOUS, "Avg"]) + " | seeds |")
+    print("|---" * (len(keys) + 2) + "|")
+    for run in DENSE.runs:
+        reports = []
+        for seed in range(seeds):
+            cfg = load_config(config_path(run.config), [*overrides, *run.overrides, f"train.seed={seed}"])
+            path = cell_dir(out, run, cfg) / "report.json"
+            if path.exists():
+                reports.append(json.loads(path.read_text()))
+        if not reports:
+            continue
+        cells = []
+        for k in keys:
+            vals = [100 * r["test"][k] for r in reports]
+            spread = f" ± {statistics.stdev(vals):.2f}" if len(vals) > 1 else ""
+            cells.append(f"{statistics.fmean(vals):.2f}{spread}")
+        print(f"| {run.row} | " + " | ".join(cells) + f" | {len(reports)} |")
+
+
+if __name__ == "__main__":
+    main()
