@@ -81,10 +81,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from avloc.reproduce import run_table
+    from avloc.reproduce import CellsFailed, run_table
 
-    run_table(args.table, Path(args.data), seeds=args.seeds, out=Path(args.out), quick=args.quick,
-              overrides=args.overrides, rows=args.rows.split(",") if args.rows else None)
+    try:
+        run_table(args.table, Path(args.data), seeds=args.seeds, out=Path(args.out), quick=args.quick,
+                  overrides=args.overrides, rows=args.rows.split(",") if args.rows else None, workers=args.workers)
+    except CellsFailed as exc:
+        print(f"avloc: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -168,6 +172,8 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/reproduce")
     p.add_argument("--quick", action="store_true", help="few epochs (and videos): a smoke run of the table")
     p.add_argument("--rows", default=None, help="comma-separated rows of the table to run (default: all)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="local worker processes sharing the cells (each: its share of the threads, or one GPU)")
     p.add_argument("overrides", nargs="*", help="section.key=value applied to every cell")
     p.set_defaults(func=_cmd_reproduce)
 
