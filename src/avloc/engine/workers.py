@@ -127,7 +127,7 @@ def work(cells: list[Cell], data_root: str | Path, log: Callable[[str], Any] = p
                 if not mine or cell.done or cell.failed:  # re-checked under the lock: another worker finished
                     continue
                 claimed_any = True
-                key = json.dumps(cell.cfg.data, sort_keys=True)
+                key = json.dumps(cell.cfg.to_dict()["data"], sort_keys=True)
                 try:
                     if key != data_key:
                         data_key, data = "", None  # drop the previous data set before reading the next

@@ -91,7 +91,14 @@ class BiLSTMPair(nn.Module):
         self.lstm_video = nn.LSTM(visual_dim, hidden, 1, batch_first=True, bidirectional=True)
 
     def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """audio: (B, T, Da), visual: (B, T, Dv) -> (audio (B, T, 2*hidden), visual (B, T, 2*hidden))."""
+        """audio: (B, T, Da), visual: (B, T, Dv) -> (audio (B, T, 2*hidden), visual (B, T, 2*hidden)).
+
+        Under autocast the inputs enter in its dtype: the CPU LSTM (oneDNN) under bf16 autocast casts its
+        weights but not a float32 input (raw features, as in the weak models) and fails on the mix."""
+        kind = audio.device.type
+        if torch.is_autocast_enabled(kind):
+            dtype = torch.get_autocast_dtype(kind)
+            audio, visual = audio.to(dtype), visual.to(dtype)  # (B, T, Da), (B, T, Dv)
         return self.lstm_audio(audio)[0], self.lstm_video(visual)[0]
 
 
