@@ -4,7 +4,8 @@ Files (folder ``root``; names configurable), all h5 datasets under key ``avadata
 
 * ``Annotations.txt``: ``Category&VideoID&Quality&Start&End``, line i = row i of every h5 (required).
 * ``audio_feature.h5`` (N, 10, 128) VGGish, ``visual_feature.h5`` (N, 10, 7, 7, 512) VGG-19 pool5
-  (float64 on disk, float32 here, loaded once in row chunks: 7.7 GB on disk -> 4.16 GB in RAM).
+  (float64 on disk, float32 here, loaded once in row chunks: 7.7 GB on disk -> 4.16 GB in RAM; with
+  ``storage: float16`` half that, converted back to float32 batch by batch).
 * ``{train,val,test}_order.h5`` key ``order``: int64 row indices (official 3339/402/402, disjoint).
 * optional, rebuilt from the annotations when absent: ``labels.h5`` (N, 10, 29), ``labels_closs.h5``
   (N, 10), ``mil_labels.h5`` (N, 29), ``prob_label.h5`` (N, 29) (PSP's Drive-only weak target). A present
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from avloc.data import ave_labels as L
-from avloc.data.ave_files import h5_shape, load_float32, read_array, read_order
+from avloc.data.ave_files import FEATURE_DTYPES, h5_shape, load_features, read_array, read_order
 from avloc.data.base import DataError, InMemoryDataset
 from avloc.registry import DATASETS
 
@@ -92,10 +93,13 @@ class AVEDataset(InMemoryDataset):
         visual_noisy_file: str = "visual_feature_noisy.h5"  # (M, 10, 7, 7, 512)
         labels_noisy_file: str = "labels_noisy.h5"  # (M, 29), background column set
         max_videos: int = 0  # 0 = all; else keep the first split-proportional subset (quick runs)
+        storage: str = "float32"  # features in RAM: float32 | float16 (half the RAM; float32 per batch)
 
         def __post_init__(self) -> None:
             if self.setting not in ("fully", "weak"):
                 raise ValueError(f"setting must be 'fully' or 'weak', got {self.setting!r}")
+            if self.storage not in FEATURE_DTYPES:
+                raise ValueError(f"storage must be one of {sorted(FEATURE_DTYPES)}, got {self.storage!r}")
             if self.max_videos < 0:
                 raise ValueError(f"max_videos must be >= 0, got {self.max_videos}")
 
@@ -274,7 +278,8 @@ class AVEDataset(InMemoryDataset):
         return counts[names[0]]
 
     def _load_features(self, n: int, rows: np.ndarray, noisy: int) -> None:
-        """Fill self.audio / self.visual, (len(rows) + noisy, ...) float32: allocated once, read in chunks."""
+        """Fill self.audio / self.visual, (len(rows) + noisy, ...) in the storage dtype: allocated once, read in
+        chunks."""
         cfg = self.cfg
         a_path, v_path = self._p(cfg.audio_file), self._p(cfg.visual_file)
         a_shape, v_shape = h5_shape(a_path, H5_KEY), h5_shape(v_path, H5_KEY)
@@ -291,15 +296,16 @@ class AVEDataset(InMemoryDataset):
                     raise DataError(f"{self._p(name)}['{H5_KEY}']: shape {shape} does not match "
                                     f"{main.name} {want} (same segments and feature dims needed)")
         total = len(rows) + noisy
-        self.audio = torch.empty((total, *a_shape[1:]), dtype=torch.float32)
-        self.visual = torch.empty((total, *v_shape[1:]), dtype=torch.float32)
+        dtype = FEATURE_DTYPES[cfg.storage]
+        self.audio = torch.empty((total, *a_shape[1:]), dtype=dtype)
+        self.visual = torch.empty((total, *v_shape[1:]), dtype=dtype)
         m = len(rows)
-        load_float32(a_path, H5_KEY, a_shape[1:], rows=rows, expect_rows=n, out=self.audio[:m])
-        load_float32(v_path, H5_KEY, v_shape[1:], rows=rows, expect_rows=n, out=self.visual[:m])
+        load_features(a_path, H5_KEY, a_shape[1:], rows=rows, expect_rows=n, out=self.audio[:m])
+        load_features(v_path, H5_KEY, v_shape[1:], rows=rows, expect_rows=n, out=self.visual[:m])
         if noisy:
             keep = np.arange(noisy)
-            load_float32(self._p(cfg.audio_noisy_file), H5_KEY, a_shape[1:], rows=keep, out=self.audio[m:])
-            load_float32(self._p(cfg.visual_noisy_file), H5_KEY, v_shape[1:], rows=keep, out=self.visual[m:])
+            load_features(self._p(cfg.audio_noisy_file), H5_KEY, a_shape[1:], rows=keep, out=self.audio[m:])
+            load_features(self._p(cfg.visual_noisy_file), H5_KEY, v_shape[1:], rows=keep, out=self.visual[m:])
 
     def _append_noisy(self, labels: dict[str, torch.Tensor], noisy: int) -> dict[str, torch.Tensor]:
         """Noisy videos: every segment background, video_class 28, video/prob label = labels_noisy row."""
