@@ -144,7 +144,9 @@ def load_features(
             if not torch.isfinite(part.sum(dtype=torch.float32)) and not torch.isfinite(part).all():
                 bad = int((~torch.isfinite(part)).flatten(1).any(1).nonzero()[0, 0])
                 if buf is not None and np.isfinite(buf[bad]).all():  # finite on disk: out of range in RAM
-                    raise DataError(f"{path}['{key}']: row {int(rows[d0 + bad])} holds a value beyond the range "
-                                    f"of {out.dtype} (float16: 65504); use data.storage: float32")
+                    half = out.dtype == torch.float16
+                    raise DataError(f"{path}['{key}']: row {int(rows[d0 + bad])} holds a value beyond "
+                                    + ("float16's range (65504); use data.storage: float32" if half
+                                       else "float32's range (3.4e38)"))
                 raise DataError(f"{path}['{key}']: NaN or inf in row {int(rows[d0 + bad])}")
     return out
