@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from avloc.models.blocks import ESCM
-from avloc.registry import LOSSES, MODELS
+from avloc.catalog import LOSSES, MODELS
 from helpers import train_losses
 
 
@@ -78,7 +78,7 @@ def test_weak_loss_hand_value_and_official_switch() -> None:
 
 @pytest.mark.parametrize("name,mode", [("avel", "fully"), ("avel_weak", "weak")])
 def test_escm_switch_adds_exactly_the_escm_parameters(name: str, mode: str) -> None:
-    off, on = _model(name), _model(name, escm=True)
+    off, on = _model(name), _model(name, escm={})
     assert not any("escm" in n for n, _ in off.named_parameters())
     escm = ESCM(256, 128, mode=mode)
     assert on.num_parameters() - off.num_parameters() == sum(p.numel() for p in escm.parameters())

@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-from avloc.models import blocks
 from avloc.models.blocks import (
     CERE,
     ESCM,

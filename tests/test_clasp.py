@@ -7,7 +7,7 @@ import torch
 
 from avloc.models.clasp import global_anchors, local_anchors, meae_salience
 from avloc.models.dense_blocks import js_agreement, l1_agreement
-from avloc.registry import LOSSES, MODELS
+from avloc.catalog import LOSSES, MODELS
 
 DIMS = {"audio_dim": 6, "visual_dim": 10, "num_classes": 4, "hidden": 16, "window": 4, "global_ratio": 4.0}
 SWITCHES = [

@@ -11,7 +11,7 @@ from torch import nn
 from avloc.losses.cmbs_losses import product_gate_bce, video_class_ce
 from avloc.models.blocks import ESCM
 from avloc.models.cmbs_blocks import topk_temporal_mean
-from avloc.registry import LOSSES, MODELS
+from avloc.catalog import LOSSES, MODELS
 from helpers import train_losses
 
 
@@ -149,7 +149,7 @@ def test_cmbs_weak_loss_hand_computed() -> None:
 
 @pytest.mark.parametrize("name,mode", [("cmbs", "fully"), ("cmbs_weak", "weak")])
 def test_escm_switch_adds_exactly_the_escm_parameters(name: str, mode: str) -> None:
-    off, on = _model(name), _model(name, escm=True)
+    off, on = _model(name), _model(name, escm={})
     assert not any("escm" in n for n, _ in off.named_parameters())
     assert any("escm" in n for n, _ in on.named_parameters())
     escm = ESCM(256, 128, mode=mode)
@@ -181,3 +181,12 @@ def test_bad_input_shape_names_the_key() -> None:
     batch["audio"] = batch["audio"][..., :100]
     with pytest.raises(ValueError, match="'audio'"):
         model(batch)
+
+
+@pytest.mark.parametrize("name", ["cmbs", "cmbs_weak"])
+def test_encoder_layers_start_as_identical_copies_like_the_official_clones(name: str) -> None:
+    model = _model(name)
+    for encoder in (model.front.video_encoder, model.front.audio_encoder):
+        first, second = (layer.state_dict() for layer in encoder.layers)
+        assert all(torch.equal(first[k], second[k]) for k in first)
+        assert first["linear1.weight"].data_ptr() != second["linear1.weight"].data_ptr()  # copies, not shared

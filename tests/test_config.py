@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 import yaml
 
-from avloc.config import TrainConfig, load_config, merge, parse_overrides, resolve, save_config
-from avloc.paths import configs_dir
-from avloc.registry import MODELS, ConfigError, Registry, build_dataclass
+from avloc.catalog import MODELS
+from avloc.config import (
+    TrainConfig,
+    load_config,
+    merge,
+    parse_overrides,
+    resolve,
+    save_config,
+    with_data_dims,
+)
+from avloc.paths import config_path, configs_dir
+from avloc.registry import ConfigError, Registry, build_dataclass
 
 
 @dataclass
@@ -18,6 +27,43 @@ class _Cfg:
     b: float = 0.5
     c: list[int] = None  # type: ignore[assignment]
     d: str = "x"
+
+
+@dataclass
+class _Group:
+    k: int = 1
+
+
+@dataclass
+class _Outer:
+    g: _Group = field(default_factory=_Group)
+    n: int = 0
+
+
+def test_build_dataclass_builds_nested_groups_strictly():
+    cfg = build_dataclass(_Outer, {"g": {"k": 4}, "n": 2})
+    assert cfg == _Outer(g=_Group(k=4), n=2)
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['q'\] in m.g"):
+        build_dataclass(_Outer, {"g": {"q": 1}}, where="m")
+    with pytest.raises(ConfigError, match=r"m.g.k must be int"):
+        build_dataclass(_Outer, {"g": {"k": "x"}}, where="m")
+
+
+def test_with_data_dims_returns_a_new_config():
+    cfg = load_config(None)
+    filled = with_data_dims(cfg, {"audio_dim": 64, "not_a_field": 1})
+    assert filled.model.audio_dim == 64 and cfg.model.audio_dim == 128  # the original is untouched
+
+
+def test_public_face_creates_and_lists():
+    import avloc
+
+    assert "psp" in avloc.list_models() and avloc.list_models("psp*") == ["psp", "psp_weak"]
+    assert "vscg" in avloc.list_losses() and "ave" in avloc.list_datasets()
+    model = avloc.create_model("vscg", relevance_threshold=0.6)
+    assert model.cfg.relevance_threshold == 0.6
+    with pytest.raises(ConfigError, match="relevance_treshold"):
+        avloc.create_model("vscg", relevance_treshold=0.6)
 
 
 def test_build_dataclass_coerces_and_rejects():
@@ -35,8 +81,8 @@ def test_build_dataclass_coerces_and_rejects():
 
 
 def test_parse_overrides_and_merge():
-    ov = parse_overrides(["train.lr=3e-4", "model.name=vscg", "train.lr_decay_epochs=[5, 9]"])
-    assert ov == {"train": {"lr": "3e-4", "lr_decay_epochs": [5, 9]}, "model": {"name": "vscg"}}
+    ov = parse_overrides(["train.lr=3e-4", "model.name=vscg", "train.lr_decay_epochs=[5, 9]", "model.g.k=2"])
+    assert ov == {"train": {"lr": "3e-4", "lr_decay_epochs": [5, 9]}, "model": {"name": "vscg", "g": {"k": 2}}}
     with pytest.raises(ConfigError, match="section.key"):
         parse_overrides(["lr=3"])
     with pytest.raises(ConfigError, match="not of the form"):
@@ -44,13 +90,16 @@ def test_parse_overrides_and_merge():
     # changing a section's name drops the old section's keys
     assert merge({"model": {"name": "a", "x": 1}}, {"model": {"name": "b"}}) == {"model": {"name": "b"}}
     assert merge({"model": {"name": "a", "x": 1}}, {"model": {"y": 2}}) == {"model": {"name": "a", "x": 1, "y": 2}}
+    # a nested group merges key by key
+    assert merge({"model": {"g": {"k": 1, "j": 2}}}, {"model": {"g": {"k": 3}}}) == {"model": {"g": {"k": 3, "j": 2}}}
 
 
 def test_defaults_resolve_completely():
     cfg = load_config(None)
     assert cfg.train == TrainConfig()
-    model_fields = MODELS.config_of({"name": cfg.model["name"]})
-    assert set(cfg.model) == {"name", *vars(model_fields)}
+    assert cfg.model == MODELS.config_of({"name": cfg.name("model")})  # the typed Config itself
+    assert isinstance(cfg.model, MODELS.get("psp").Config)
+    assert cfg.to_dict()["model"] == {"name": "psp", **vars(cfg.model)}
 
 
 def test_unknown_section_and_key_errors(tmp_path):
@@ -84,7 +133,7 @@ def test_saved_config_round_trips(tmp_path):
                          ids=str)
 def test_every_shipped_config_resolves(path):
     cfg = resolve(yaml.safe_load((configs_dir() / path).read_text()), where=str(path))
-    assert cfg.model["name"] in MODELS
+    assert cfg.name("model") in MODELS
 
 
 def test_registry_requires_config_and_rejects_duplicates():
@@ -113,3 +162,21 @@ def test_registry_requires_config_and_rejects_duplicates():
                 pass
     with pytest.raises(ConfigError, match="needs a 'name'"):
         reg.create({"n": 1})
+
+
+def test_escm_is_one_nested_group_and_older_flat_run_configs_still_load(tmp_path):
+    cfg = load_config(config_path("ave/psp_fully.yaml"), ["model.escm={}", "model.escm.dropout=0.3"])
+    assert cfg.model.escm.dropout == 0.3 and cfg.model.escm.hidden == 128
+    assert load_config(config_path("ave/psp_fully.yaml")).model.escm is None
+    with pytest.raises(ConfigError, match=r"model 'psp'.escm must be a mapping of ESCMConfig fields or null"):
+        load_config(None, ["model.escm=[1]"])
+    # a run folder's config.yaml from before the group: flat escm_* keys and a boolean switch
+    flat = load_config(None).to_dict()
+    flat["model"].pop("escm")
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(
+        {**flat, "model": {**flat["model"], "escm": True, "escm_hidden": 64, "escm_dropout": 0.2}}))
+    old = load_config(tmp_path / "old.yaml")
+    assert (old.model.escm.hidden, old.model.escm.dropout) == (64, 0.2)
+    vscg = {"name": "vscg", "escm_hidden": 128, "escm_dropout": 0.1, "escm_kernel": 3}
+    (tmp_path / "old_vscg.yaml").write_text(yaml.safe_dump({"model": vscg, "loss": {"name": "vscg"}}))
+    assert load_config(tmp_path / "old_vscg.yaml").model.escm.kernel == 3

@@ -25,7 +25,8 @@ from avloc.data.ave_labels import (
     write_annotations,
 )
 from avloc.data.base import DataError
-from avloc.registry import DATASETS, ConfigError
+from avloc.catalog import DATASETS
+from avloc.registry import ConfigError
 
 N, GRID, VDIM = 12, 2, 16  # tiny layout: 12 videos, 2x2 visual grid of 16-d features
 KEY = "avadataset"
@@ -395,29 +396,27 @@ def test_missing_folder_and_bad_config(tmp_path: Path) -> None:
         load(tmp_path, visual_fil="x.h5")
 
 
-def test_scratch_batch_reuses_one_memory_and_its_leading_rows(tmp_path: Path) -> None:
-    """Training and evaluation gather into one scratch batch: same data as batch(), no new memory for a
-    batch of the same or a smaller size, a larger batch replaces the scratch."""
+def test_batches_equal_batch_and_reuse_one_memory_across_calls(tmp_path: Path) -> None:
+    """Training and evaluation draw batches into the same memory: same data as batch(), no new memory for a
+    batch of the same or a smaller size, a larger batch takes over; under inference_mode too."""
     write_tiny(tmp_path)
     ds = load(tmp_path)
-    first = ds.scratch_batch(torch.tensor([3, 1, 4, 0]))
-    ptr = first["visual"].data_ptr()
-    same = ds.scratch_batch(torch.tensor([2, 0, 1, 3]))
-    assert same["visual"].data_ptr() == ptr
-    smaller = ds.scratch_batch(torch.tensor([5, 2]))
-    assert smaller["visual"].data_ptr() == ptr and smaller["visual"].shape[0] == 2
-    for k, v in ds.batch(torch.tensor([5, 2])).items():
-        assert torch.equal(smaller[k], v), k
-    again = ds.scratch_batch(torch.tensor([1, 2, 3, 4]))  # back to the full size: still the same memory
-    assert again["visual"].data_ptr() == ptr
-    larger = ds.scratch_batch(torch.tensor([0, 1, 2, 3, 4, 5]))
+    chunks = [torch.tensor(c) for c in ([3, 1, 4, 0], [2, 0, 1, 3], [5, 2], [1, 2, 3, 4])]
+    ptrs = []
+    for idx, got in zip(chunks, ds.batches(chunks)):
+        for k, v in ds.batch(idx).items():
+            assert torch.equal(got[k], v), k
+        ptrs.append(got["visual"].data_ptr())
+    assert len(set(ptrs)) == 1
+    larger = next(ds.batches([torch.tensor([0, 1, 2, 3, 4, 5])]))
     assert larger["visual"].shape[0] == 6
-    assert ds.scratch_batch(torch.tensor([5]))["visual"].data_ptr() == larger["visual"].data_ptr()
-    with torch.inference_mode():  # evaluation writes the training scratch under inference_mode
-        assert ds.scratch_batch(torch.tensor([0, 1]))["visual"].data_ptr() == larger["visual"].data_ptr()
-        ds._scratch = None
-        made_in_inference = ds.scratch_batch(torch.tensor([0, 1]))
+    assert next(ds.batches([torch.tensor([5])]))["visual"].data_ptr() == larger["visual"].data_ptr()  # a new call
+    with torch.inference_mode():  # evaluation writes the training memory under inference_mode
+        assert next(ds.batches([torch.tensor([0, 1])]))["visual"].data_ptr() == larger["visual"].data_ptr()
+    fresh = load(tmp_path)
+    with torch.inference_mode():
+        made_in_inference = next(fresh.batches([torch.tensor([0, 1])]))
     assert made_in_inference["visual"].is_inference()
-    after = ds.scratch_batch(torch.tensor([2, 3]))  # outside inference_mode: a fresh, writable scratch
+    after = next(fresh.batches([torch.tensor([2, 3])]))  # outside inference_mode: fresh, writable memory
     assert not after["visual"].is_inference()
-    assert torch.equal(after["audio"], ds.audio[2:4])
+    assert torch.equal(after["audio"], fresh.audio[2:4])

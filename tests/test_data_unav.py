@@ -11,7 +11,8 @@ import torch
 
 from avloc.data.base import DataError
 from avloc.data.unav import grid_to_seconds, resample
-from avloc.registry import DATASETS, ConfigError
+from avloc.catalog import DATASETS
+from avloc.registry import ConfigError
 
 STRIDE, FRAMES, FPS = 8, 24, 25.0
 

@@ -12,7 +12,7 @@ from avloc.data.synth_unav import write_synthetic_unav
 from avloc.evaluation.dense_map import PREDICTIONS_FILE, metric_name
 from avloc.evaluation.detection import evaluate_detection, load_ground_truth, load_predictions
 from avloc.models.base import AVModel
-from avloc.registry import DATASETS, EVALUATORS, MODELS
+from avloc.catalog import DATASETS, EVALUATORS, MODELS
 
 CPU = torch.device("cpu")
 

@@ -14,7 +14,7 @@ from avloc.config import load_config
 from avloc.data.synth_unav import SynthUnavConfig, write_synthetic_unav
 from avloc.engine.loop import fit
 from avloc.evaluation.detection import evaluate_detection, load_ground_truth, load_predictions
-from avloc.registry import DATASETS
+from avloc.catalog import DATASETS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "unav"
 SMALL = ["model.hidden=16", "train.batch_size=8", "train.eval_batch_size=16"]

@@ -74,6 +74,12 @@ def test_resume_equals_uninterrupted(ave_dir, tmp_path):
     assert losses(tmp_path / "full") == losses(tmp_path / "part")
 
 
+def test_a_model_and_loss_that_cannot_work_together_fail_when_the_run_is_built(ave_dir, tmp_path):
+    with pytest.raises(ConfigError, match=r"model 'psp' and loss 'vscg' do not work together: .*'relevance'"):
+        fit(_cfg("loss.name=vscg"), ave_dir, tmp_path / "run", log=lambda *_: None)
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
 def test_same_seed_same_numbers(ave_dir, tmp_path):
     r1 = fit(_cfg("train.epochs=1", "train.seed=5"), ave_dir, tmp_path / "a", log=lambda *_: None)
     r2 = fit(_cfg("train.epochs=1", "train.seed=5"), ave_dir, tmp_path / "b", log=lambda *_: None)
@@ -111,15 +117,11 @@ def test_epoch_batches_cover_every_sample_and_reshuffle():
     assert len(list(epoch_batches(21, cfg_drop, 0, single))) == 2
 
 
-def test_batch_reuses_buffers_and_stays_correct(ave_dir):
+def test_batches_of_the_engine_data_equal_fresh_batches(ave_dir):
     from avloc.engine.loop import load_data
 
     data = load_data(_cfg(), ave_dir)
-    first = data.batch(torch.tensor([0, 1, 2]))
-    ptr = first["visual"].data_ptr()
-    second = data.batch(torch.tensor([3, 4, 5]), out=first)
-    assert second["visual"].data_ptr() == ptr  # gathered into the old buffer, no new allocation
-    fresh = data.batch(torch.tensor([3, 4, 5]))
-    assert all(torch.equal(second[k], fresh[k]) for k in fresh)
-    odd = data.batch(torch.tensor([6, 7]), out=second)  # another batch size: a fresh tensor
-    assert odd["visual"].shape[0] == 2
+    chunks = [torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 7])]
+    for idx, got in zip(chunks, data.batches(chunks)):
+        fresh = data.batch(idx)
+        assert all(torch.equal(got[k], fresh[k]) for k in fresh)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from avloc.losses.ave_losses import avps_loss, avps_targets, negative_pair_filter_loss
-from avloc.registry import LOSSES, ConfigError
+from avloc.catalog import LOSSES
+from avloc.registry import ConfigError
 
 
 def test_avps_targets_are_one_over_k_on_events_and_uniform_for_event_free_videos():
@@ -80,6 +81,17 @@ def test_vscg_loss_weights():
     out, batch, bce, ce = vscg_case()
     parts = LOSSES.create({"name": "vscg", "w_relevance": 2.0, "w_category": 0.5, "w_pair": 3.0})(out, batch)
     assert parts["loss"].item() == pytest.approx(2 * bce + 0.5 * ce + 3 * 0.4, rel=1e-6)
+
+
+def test_vscg_loss_keeps_a_float64_run_float64_accurate():
+    out, batch, bce, ce = vscg_case()
+    out = {**{k: v.double() for k, v in out.items()},
+           "relevance": torch.tensor([[0.0, math.log(3.0)]], dtype=torch.float64)}
+    batch = {**batch, "event_mask": batch["event_mask"].bool()}  # the mask takes the model output's dtype
+    parts = LOSSES.create({"name": "vscg", "pair": "ce"})(out, batch)
+    assert parts["relevance"].dtype == torch.float64  # a float32 mask made the whole BCE float32
+    assert parts["relevance"].item() == pytest.approx(bce, rel=1e-14)
+    assert parts["loss"].item() == pytest.approx(bce + ce, rel=1e-14)
 
 
 def test_npf_filters_background_pairs_and_psp_does_not():

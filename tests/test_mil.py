@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from avloc.models.dense_blocks import masked_topk_mean, topk_counts
 from avloc.models.mil import dense_example_batch
-from avloc.registry import LOSSES, MODELS
+from avloc.catalog import LOSSES, MODELS
 
 DIMS = {"audio_dim": 6, "visual_dim": 10, "num_classes": 4, "hidden": 16}
 

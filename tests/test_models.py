@@ -11,28 +11,22 @@ import torch
 import yaml
 
 from avloc.models.ave_io import check_ave_inputs
-from avloc.registry import LOSSES, MODELS
+from avloc.catalog import LOSSES, MODELS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def default_loss_name(name: str, model: torch.nn.Module) -> str | None:
-    """The model's ``default_loss`` attribute, else the loss of a shipped config that trains it."""
-    if getattr(model, "default_loss", None):
-        return model.default_loss  # type: ignore[return-value]
+def shipped_loss_name(name: str) -> str:
+    """The loss of a shipped config that trains model ``name`` (every registered model has one)."""
     for path in sorted(CONFIGS.rglob("*.yaml")):
         raw = yaml.safe_load(path.read_text()) or {}
         if (raw.get("model") or {}).get("name") == name and (raw.get("loss") or {}).get("name"):
             return raw["loss"]["name"]
-    return None
+    raise AssertionError(f"no shipped config in configs/ trains model '{name}'")
 
 
-def objective(name: str, model: torch.nn.Module, out: dict, batch: dict) -> torch.Tensor:
-    loss_name = default_loss_name(name, model)
-    if loss_name is not None and loss_name in LOSSES:
-        return LOSSES.create({"name": loss_name})(out, batch)["loss"]
-    floats = [v.float().sum() for v in out.values() if torch.is_floating_point(v)]
-    return torch.stack(floats).sum()
+def objective(name: str, out: dict, batch: dict) -> torch.Tensor:
+    return LOSSES.create({"name": shipped_loss_name(name)})(out, batch)["loss"]
 
 
 @pytest.fixture(params=MODELS.names())
@@ -52,7 +46,7 @@ def test_forward_backward_every_parameter_gets_a_finite_gradient(built):
         assert val.shape[0] == 2, f"{name}: output '{key}' {tuple(val.shape)} lacks the batch dim"
         if torch.is_floating_point(val):
             assert torch.isfinite(val).all(), f"{name}: output '{key}' has NaN/inf"
-    loss = objective(name, model, out, batch)
+    loss = objective(name, out, batch)
     assert loss.dim() == 0 and torch.isfinite(loss), f"{name}: loss {loss}"
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
@@ -123,7 +117,7 @@ def test_parameter_counts_match_hand_counts(name):
 
 def test_escm_plug_in_and_ablations_change_exactly_the_expected_layers():
     base = MODELS.create({"name": "psp"}).num_parameters()
-    assert MODELS.create({"name": "psp", "escm": True}).num_parameters() == base + ESCM_FULLY
+    assert MODELS.create({"name": "psp", "escm": {}}).num_parameters() == base + ESCM_FULLY
     full = HAND_COUNTS["vscg"]
     expect = {
         "no_escm": full - ESCM_FULLY,

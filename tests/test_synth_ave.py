@@ -11,7 +11,7 @@ import torch
 
 from avloc.data import synth_ave as S
 from avloc.data.ave_labels import AVE_CLASSES, BACKGROUND, read_annotations
-from avloc.registry import DATASETS
+from avloc.catalog import DATASETS
 
 FILES = (
     "Annotations.txt", "audio_feature.h5", "visual_feature.h5", "labels.h5", "labels_closs.h5",

@@ -12,7 +12,7 @@ import pytest
 
 from avloc.data.synth_unav import SynthUnavConfig, num_steps, write_synthetic_unav
 from avloc.data.unav import UnAVDataset
-from avloc.registry import DATASETS
+from avloc.catalog import DATASETS
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 UNAV_JSON = SHARED / "data" / "unav100" / "unav100_annotations.json"

@@ -25,7 +25,7 @@ from avloc.engine.loop import (build_evaluator, build_loss, build_model, build_o
                                train_one_epoch)
 from avloc.engine.memory import peak_rss_mb, reset_peak_rss
 from avloc.engine.precision import bf16_matmul_support
-from avloc.models.attention_kernel import FUSED_LINEAR_RELU
+from avloc.kernels.region_attention import FUSED_LINEAR_RELU
 from avloc.paths import config_path
 
 BENCH_CONFIGS = {"vscg": "ave/vscg_fully.yaml", "psp": "ave/psp_fully.yaml"}
@@ -79,6 +79,13 @@ def _rnn_layer_flops(input_shape, w_ih_shape, w_hh_shape) -> int:  # type: ignor
 # input and hidden matmuls (real model FLOPs, counted when the LSTM runs op by op) would be missing from the
 # bound. The backward computes the input, hidden and both weight gradients: twice the forward, less the
 # gradient into the initial state (a constant zero state needs none), as op-by-op autograd counts it.
+if FUSED_LINEAR_RELU:  # the attention kernel's fused oneDNN GEMM, so that the FLOP counter sees it
+
+    @register_flop_formula(torch.ops.mkldnn._linear_pointwise)
+    def _linear_pointwise_flops(x_shape, w_shape, *args, **kwargs) -> int:  # type: ignore[no-untyped-def]
+        return 2 * math.prod(x_shape[:-1]) * x_shape[-1] * w_shape[0]
+
+
 @register_flop_formula(torch.ops.aten.mkldnn_rnn_layer)
 def _mkldnn_rnn_layer_flops(input_shape, w_ih_shape, w_hh_shape, *args, **kwargs) -> int:  # type: ignore[no-untyped-def]
     return _rnn_layer_flops(input_shape, w_ih_shape, w_hh_shape)
@@ -207,7 +214,7 @@ def _bench_model(cfg: Config, data: InMemoryDataset, epochs: int, steps: int) ->
     n_train = len(data.splits["train"])
     n_batches = n_train // cfg.train.batch_size if cfg.train.drop_last else -(-n_train // cfg.train.batch_size)
     model.train()
-    flops = step_flops(model, loss_fn, data.scratch_batch(data.splits["train"][: cfg.train.batch_size]))
+    flops = step_flops(model, loss_fn, data.batch(data.splits["train"][: cfg.train.batch_size]))
     info = dist_utils.DistInfo()
     times = []
     with timed_share(data, cfg.train.batch_size, cfg.train.drop_last, steps) as scale:

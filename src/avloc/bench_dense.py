@@ -62,7 +62,7 @@ class InMemoryDense(InMemoryDataset):
         self.class_names = [f"class{c:03d}" for c in range(labels.shape[1])]
         self._gt = ground_truth
 
-    def batch(self, idx: torch.Tensor, out: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         lens = self.lengths[idx]
         steps = torch.arange(int(lens.max()))
         mask = steps[None, :] < lens[:, None]  # (B, T)

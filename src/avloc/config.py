@@ -1,9 +1,11 @@
 """Run configuration: typed defaults, small YAML files over them, dotted ``key=value`` overrides.
 
 A run config has one fixed section, ``train`` (:class:`TrainConfig`), and four *named* sections --
-``model``, ``loss``, ``data`` and ``eval`` -- each a mapping whose ``name`` picks a registered class and
-whose other keys are that class's ``Config`` fields. :func:`resolve` fills every default in, so the
-``config.yaml`` written into a run folder is complete and re-runnable on its own.
+``model``, ``loss``, ``data`` and ``eval``. In YAML each is a mapping whose ``name`` picks a registered
+class and whose other keys are that class's ``Config`` fields (a nested Config is a nested mapping).
+:func:`resolve` validates them once and returns a :class:`Config` holding the typed section objects
+themselves (``cfg.model`` *is* the model's Config); ``to_dict`` gives the complete YAML form back, so the
+``config.yaml`` written into a run folder is re-runnable on its own.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from avloc.registry import DATASETS, EVALUATORS, LOSSES, MODELS, ConfigError, Registry, build_dataclass
+from avloc.catalog import DATASETS, EVALUATORS, LOSSES, MODELS
+from avloc.registry import ConfigError, Registry, build_dataclass
 
 
 @dataclass
@@ -58,44 +61,61 @@ DEFAULT_SECTIONS: dict[str, dict[str, Any]] = {
 
 @dataclass
 class Config:
-    """A fully resolved run config: every named section holds all fields of its class's Config."""
+    """A resolved run config: each named section is the typed ``Config`` of its registered class."""
 
-    model: dict[str, Any]
-    loss: dict[str, Any]
-    data: dict[str, Any]
-    eval: dict[str, Any]
+    model: Any
+    loss: Any
+    data: Any
+    eval: Any
     train: TrainConfig
 
-    def typed(self, section: str) -> Any:
-        """The typed ``Config`` dataclass of a named section."""
-        return SECTIONS[section].config_of(getattr(self, section))
+    def name(self, section: str) -> str:
+        """The registered name of a named section, e.g. ``cfg.name("model") == "psp"``."""
+        return SECTIONS[section].name_of(getattr(self, section))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": dict(self.model),
-            "loss": dict(self.loss),
-            "data": dict(self.data),
-            "eval": dict(self.eval),
-            "train": dataclasses.asdict(self.train),
-        }
+        """The YAML form: ``{"model": {"name": ..., **fields}, ..., "train": {...}}``."""
+        return {**{sec: reg.section(getattr(self, sec)) for sec, reg in SECTIONS.items()},
+                "train": dataclasses.asdict(self.train)}
+
+
+def with_data_dims(cfg: Config, dims: Mapping[str, Any]) -> Config:
+    """A copy of ``cfg`` whose model Config takes the dims the data fixes (feature sizes, class count)
+    wherever it has such a field."""
+    fields = {f.name for f in dataclasses.fields(cfg.model)}
+    model = dataclasses.replace(cfg.model, **{k: v for k, v in dims.items() if k in fields})
+    return dataclasses.replace(cfg, model=model)
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """Turn ``["train.lr=3e-4", "model.thr=0.1"]`` into a nested dict; values are parsed as YAML."""
+    """Turn ``["train.lr=3e-4", "model.escm.mode=weak"]`` into a nested dict; values are parsed as YAML."""
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form section.key=value")
         key, raw = item.split("=", 1)
         parts = key.strip().split(".")
-        if len(parts) != 2 or not all(parts):
+        if len(parts) < 2 or not all(parts):
             raise ConfigError(f"override key {key!r} must be section.key (e.g. train.lr=1e-4)")
-        out.setdefault(parts[0], {})[parts[1]] = yaml.safe_load(raw) if raw != "" else ""
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} sets a key inside {part!r}, which has a value")
+        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+    return out
+
+
+def _merge_fields(base: Mapping[str, Any], upd: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, val in upd.items():
+        old = out.get(key)
+        out[key] = _merge_fields(old, val) if isinstance(old, Mapping) and isinstance(val, Mapping) else val
     return out
 
 
 def merge(base: Mapping[str, Any], upd: Mapping[str, Any]) -> dict[str, Any]:
-    """Two-level merge (sections then keys); changing a section's ``name`` drops its old keys."""
+    """Merge sections then keys (nested groups key by key); changing a section's ``name`` drops its old keys."""
     out = copy.deepcopy(dict(base))
     for sec, vals in upd.items():
         if not isinstance(vals, Mapping):
@@ -103,21 +123,31 @@ def merge(base: Mapping[str, Any], upd: Mapping[str, Any]) -> dict[str, Any]:
         cur = dict(out.get(sec) or {})
         if "name" in vals and cur.get("name") not in (None, vals["name"]):
             cur = {}
-        cur.update(vals)
-        out[sec] = cur
+        out[sec] = _merge_fields(cur, vals)
+    return out
+
+
+def _upgrade_flat_escm(model: Mapping[str, Any]) -> dict[str, Any]:
+    """Model sections written before ESCM became a nested group (``escm: bool`` with ``escm_hidden``,
+    ``escm_dropout``, ``escm_kernel``) as the nested form, so older run folders' config.yaml still load."""
+    flat = {k: model[k] for k in ("escm_hidden", "escm_dropout", "escm_kernel") if k in model}
+    if not flat and not isinstance(model.get("escm"), bool):
+        return dict(model)
+    out = {k: v for k, v in model.items() if k not in flat}
+    group = {k.removeprefix("escm_"): v for k, v in flat.items()}
+    out["escm"] = None if out.get("escm") is False else group
     return out
 
 
 def resolve(raw: Mapping[str, Any], where: str = "config") -> Config:
     """Validate a raw nested dict against the typed defaults and return the complete Config."""
+    if isinstance(raw.get("model"), Mapping):
+        raw = {**raw, "model": _upgrade_flat_escm(raw["model"])}
     unknown = sorted(set(raw) - set(SECTIONS) - {"train"})
     if unknown:
         raise ConfigError(f"unknown section(s) {unknown} in {where}; valid: {sorted([*SECTIONS, 'train'])}")
     full = merge(DEFAULT_SECTIONS, {k: v for k, v in raw.items() if k in SECTIONS})
-    sections: dict[str, dict[str, Any]] = {}
-    for sec, reg in SECTIONS.items():
-        typed = reg.config_of(full[sec])
-        sections[sec] = {"name": full[sec]["name"], **dataclasses.asdict(typed)}
+    sections = {sec: reg.config_of(full[sec]) for sec, reg in SECTIONS.items()}
     train = build_dataclass(TrainConfig, raw.get("train") or {}, where=f"{where}: train")
     return Config(train=train, **sections)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from avloc.config import parse_overrides
-from avloc.registry import MODELS
+from avloc.catalog import MODELS
 
 
 def model_info(name: str, overrides: list[str] | None = None) -> str:

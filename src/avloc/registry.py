@@ -1,35 +1,23 @@
-"""Name -> class registries for models, datasets, losses and evaluators.
+"""Name -> class registries for models, datasets, losses and evaluators (the bottom layer: imports nothing
+of avloc; :mod:`avloc.catalog` imports the built-in classes, which register themselves here).
 
-Every registered class carries a nested ``Config`` dataclass (typed, documented defaults) and is built
-from a config *section*: a mapping with a ``name`` key plus any fields of that ``Config``. Unknown keys
-are an error that names the key and the class, so a typo in a YAML file never trains the wrong thing.
+Every registered class carries its own nested ``Config`` dataclass (typed, documented defaults; fields may
+be nested Config dataclasses) and is built from a config *section*: a mapping with a ``name`` key plus any
+fields of that ``Config``, or the typed ``Config`` itself. Unknown keys are an error that names the key
+and the class, so a typo in a YAML file never trains the wrong thing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import typing
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 T = TypeVar("T")
 
-# Modules whose import registers the built-in classes; imported lazily so `import avloc` stays cheap.
-_BUILTIN_MODULES = (
-    "avloc.models",
-    "avloc.losses",
-    "avloc.data",
-    "avloc.evaluation",
-)
-
 
 class ConfigError(ValueError):
     """A config file, section or key=value override is wrong; the message names what and where."""
-
-
-def load_builtins() -> None:
-    """Import the packages whose modules register the built-in models, datasets, losses, evaluators."""
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(mod)
 
 
 class Registry:
@@ -38,6 +26,7 @@ class Registry:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._classes: dict[str, type] = {}
+        self._names: dict[type, str] = {}  # Config class -> registered name
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         def deco(cls: type[T]) -> type[T]:
@@ -45,25 +34,26 @@ class Registry:
                 raise KeyError(f"{self.kind} '{name}' is registered twice ({self._classes[name]} and {cls})")
             if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
                 raise TypeError(f"{self.kind} '{name}' ({cls.__name__}) needs a nested @dataclass Config")
+            if self._names.get(cls.Config, name) != name:  # type: ignore[attr-defined]
+                raise TypeError(f"{self.kind} '{name}' shares its Config class with '{self._names[cls.Config]}'"  # type: ignore[attr-defined]
+                                "; give it its own (a subclass will do)")
             cls.registered_name = name  # type: ignore[attr-defined]
             self._classes[name] = cls
+            self._names[cls.Config] = name  # type: ignore[attr-defined]
             return cls
 
         return deco
 
     def get(self, name: str) -> type:
-        load_builtins()
         if name not in self._classes:
             known = ", ".join(sorted(self._classes)) or "none"
             raise ConfigError(f"unknown {self.kind} '{name}'; known: {known}")
         return self._classes[name]
 
     def names(self) -> list[str]:
-        load_builtins()
         return sorted(self._classes)
 
     def __contains__(self, name: str) -> bool:
-        load_builtins()
         return name in self._classes
 
     def __iter__(self) -> Iterator[str]:
@@ -77,10 +67,21 @@ class Registry:
         fields = {k: v for k, v in section.items() if k != "name"}
         return build_dataclass(cls.Config, fields, where=f"{self.kind} '{section['name']}'")
 
-    def create(self, section: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
-        """Instantiate ``section['name']`` with its typed config (plus any extra constructor args)."""
-        cfg = self.config_of(section)
-        return self.get(section["name"])(cfg, *args, **kwargs)
+    def name_of(self, cfg: Any) -> str:
+        """The registered name whose ``Config`` class ``cfg`` is an instance of."""
+        if type(cfg) not in self._names:
+            raise ConfigError(f"{type(cfg).__qualname__} is the Config of no registered {self.kind}")
+        return self._names[type(cfg)]
+
+    def section(self, cfg: Any) -> dict[str, Any]:
+        """The YAML form of a typed Config: ``{"name": ..., **fields}`` (nested Configs as mappings)."""
+        return {"name": self.name_of(cfg), **dataclasses.asdict(cfg)}
+
+    def create(self, section: Any, *args: Any, **kwargs: Any) -> Any:
+        """Instantiate ``section['name']`` with its typed config (plus any extra constructor args);
+        ``section`` may also be the typed Config itself."""
+        cfg = section if type(section) in self._names else self.config_of(section)
+        return self.get(self.name_of(cfg))(cfg, *args, **kwargs)
 
 
 MODELS = Registry("model")
@@ -97,13 +98,41 @@ def build_dataclass(cls: type[T], values: Mapping[str, Any], where: str = "") ->
         raise ConfigError(
             f"unknown key(s) {unknown} in {where or cls.__name__}; valid keys: {sorted(names)}"
         )
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):  # an annotation that does not evaluate: no nested groups to find
+        hints = {}
     kwargs = {}
     for key, val in values.items():
-        kwargs[key] = coerce(val, names[key].type, f"{where}.{key}" if where else key)
+        here = f"{where}.{key}" if where else key
+        nested, optional = _nested_dataclass(hints.get(key))
+        if nested is not None:  # a nested Config group: a mapping of its fields (or null when optional)
+            if isinstance(val, Mapping):
+                kwargs[key] = build_dataclass(nested, val, where=here)
+            elif val is None and optional:
+                kwargs[key] = None
+            elif isinstance(val, nested):
+                kwargs[key] = val
+            else:
+                raise ConfigError(f"{here} must be a mapping of {nested.__name__} fields"
+                                  f"{' or null' if optional else ''}, got {val!r}")
+        else:
+            kwargs[key] = coerce(val, names[key].type, here)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid {where or cls.__name__}: {exc}") from exc
+
+
+def _nested_dataclass(hint: Any) -> tuple[type | None, bool]:
+    """(the dataclass of a ``Group`` or ``Group | None`` annotation, whether None is allowed)."""
+    if dataclasses.is_dataclass(hint):
+        return hint, False  # type: ignore[return-value]
+    args = typing.get_args(hint)
+    groups = [a for a in args if dataclasses.is_dataclass(a)]
+    if len(groups) == 1 and type(None) in args:
+        return groups[0], True
+    return None, False
 
 
 _SCALARS = {"int": int, "float": float, "str": str, "bool": bool}

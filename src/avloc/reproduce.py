@@ -104,7 +104,7 @@ def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs
                      f"train.seed={seed}"]
             cfg = load_config(config_path(run.config), extra)
             cfg.train.progress = False
-            jobs.append((json.dumps(cfg.data, sort_keys=True), run, cell_dir(out, run, cfg), cfg))
+            jobs.append((json.dumps(cfg.to_dict()["data"], sort_keys=True), run, cell_dir(out, run, cfg), cfg))
     # Train grouped by data config (stable), so each data set is read once; results keep table order.
     cells = list({rdir: Cell(rdir, cfg, f"[{name}] {run.row} seed {cfg.train.seed}")
                   for key, run, rdir, cfg in sorted(jobs, key=lambda job: job[0])}.values())

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -129,6 +130,8 @@ class AVEDataset(InMemoryDataset):
             self.source_rows = torch.cat([self.source_rows, -1 - torch.arange(noisy)])
             self.splits["train"] = torch.cat([self.splits["train"], len(rows) + torch.arange(noisy)])
         self.tensors: dict[str, torch.Tensor] = {"audio": self.audio, "visual": self.visual, **labels}
+        self._scratch: dict[str, torch.Tensor] = {}  # see batches()
+        self._half: dict[str, torch.Tensor] = {}  # float16 storage: gather buffers, see _gather()
         log.info(
             "AVE %s: %d videos (%s), audio %s, visual %s",
             cfg.setting, len(self.video_ids), ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()),
@@ -139,20 +142,51 @@ class AVEDataset(InMemoryDataset):
     def __len__(self) -> int:
         return len(self.video_ids)
 
-    def batch(self, idx: torch.Tensor, out: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """Gather every key for the (B,) long ``idx`` (positions into this dataset) with index_select,
-        into the leading rows of the tensors of ``out`` (an earlier batch) when they are large enough."""
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Gather every key for the (B,) long ``idx`` (positions into this dataset)."""
+        return self._gather(idx, {})
+
+    def batches(self, chunks: Iterable[torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
+        """Every batch is gathered into one scratch batch that this dataset keeps across calls (training and
+        evaluation share it; a smaller batch uses its leading rows): a fresh 100+ MB batch per step would
+        cost page faults on CPU."""
+        for idx in chunks:
+            scratch = self._scratch
+            if not torch.is_inference_mode_enabled() and any(t.is_inference() for t in scratch.values()):
+                scratch = {}  # made under inference_mode: such tensors cannot be written outside it
+            out = self._gather(idx, scratch)
+            if any(k not in scratch or t.untyped_storage().data_ptr() != scratch[k].untyped_storage().data_ptr()
+                   for k, t in out.items()):
+                self._scratch = out  # first call, or a batch larger than the scratch: it becomes the scratch
+            yield out
+
+    def _gather(self, idx: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """index_select every key into the leading rows of ``out``'s tensors where they are large enough.
+        Features held as float16 (``storage``) are gathered into a reused half-size buffer, then converted
+        into the float32 batch: the models always see float32."""
         idx = torch.as_tensor(idx, dtype=torch.long)
         n = len(idx)
-        out = out or {}
         batch = {}
         for k, v in self.tensors.items():
+            want = torch.float32 if v.dtype == torch.float16 else v.dtype
             buf = out.get(k)
-            if buf is not None and buf.shape[0] >= n and buf.shape[1:] == v.shape[1:] and buf.dtype == v.dtype:
+            fits = buf is not None and buf.shape[0] >= n and buf.shape[1:] == v.shape[1:] and buf.dtype == want
+            if v.dtype == torch.float16:
+                rows = torch.index_select(v, 0, idx, out=self._half_rows(k, n))  # (B, ...) float16
+                batch[k] = buf[:n].copy_(rows) if fits else rows.float()
+            elif fits:
                 batch[k] = torch.index_select(v, 0, idx, out=buf[:n])
             else:
                 batch[k] = v.index_select(0, idx)
         return batch
+
+    def _half_rows(self, key: str, n: int) -> torch.Tensor:
+        """The leading ``n`` rows of a float16 gather buffer for ``key``, grown (or remade outside
+        inference_mode, where inference tensors cannot be written) when needed."""
+        v, buf = self.tensors[key], self._half.get(key)
+        if buf is None or buf.shape[0] < n or (buf.is_inference() and not torch.is_inference_mode_enabled()):
+            buf = self._half[key] = torch.empty((n, *v.shape[1:]), dtype=v.dtype)
+        return buf[:n]
 
     def model_dims(self) -> dict[str, int]:
         return {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import torch
 
@@ -17,7 +17,7 @@ class InMemoryDataset:
 
     Constructed once per run as ``cls(cfg, root)``; it reads and checks every file, keeps float32 tensors
     in RAM and never touches the disk again. ``splits`` maps split name ("train", "val", "test") to a
-    LongTensor of sample indices, and ``batch(idx)`` gathers a dict of tensors (on CPU) for those indices.
+    LongTensor of sample indices, and ``batch(idx)`` / ``batches(chunks)`` gather dicts of tensors (on CPU).
     """
 
     task: str = ""
@@ -27,31 +27,15 @@ class InMemoryDataset:
         self.root = Path(root)
         self.splits: dict[str, torch.Tensor] = {}
 
-    def batch(self, idx: torch.Tensor, out: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """Gather the samples ``idx``. ``out`` is an earlier batch, handed back for reuse: a dataset may
-        gather into those tensors (or their leading rows) when they are large enough, since fresh 100+ MB
-        allocations cost page faults (~0.1 s per 128 MB here). A caller that passes ``out`` must no longer
-        use the old batch."""
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Gather the samples ``idx`` into fresh tensors."""
         raise NotImplementedError
 
-    def scratch_batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        """:meth:`batch` into one scratch batch that this dataset keeps and the next call overwrites.
-
-        The training loop and evaluation gather every batch into the same resident memory this way (an
-        evaluation's batches reuse the training batch's memory, and a smaller last batch uses its leading
-        rows). Callers must not keep the returned tensors past the next call; clone what must survive."""
-        scratch = getattr(self, "_scratch", None)
-        if scratch is not None and not torch.is_inference_mode_enabled() and any(
-            t.is_inference() for t in scratch.values()
-        ):
-            scratch = None  # made under inference_mode: such tensors cannot be written outside it
-        out = self.batch(idx, out=scratch)
-        if scratch is None or any(
-            k not in scratch or t.untyped_storage().data_ptr() != scratch[k].untyped_storage().data_ptr()
-            for k, t in out.items()
-        ):
-            self._scratch = out  # first call, or a batch larger than the scratch: it becomes the scratch
-        return out
+    def batches(self, chunks: Iterable[torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
+        """The batches of ``chunks`` (index tensors) in order. A batch is valid until the next one is drawn:
+        a dataset may gather every batch into the same memory (clone what must outlive the step)."""
+        for idx in chunks:
+            yield self.batch(idx)
 
     def model_dims(self) -> dict[str, Any]:
         """Model-config fields the data fixes (feature dims, class count); filled in when present."""

@@ -262,9 +262,8 @@ class UnAVDataset(InMemoryDataset):
             )
 
     # ---------------------------------------------------------------- engine interface
-    def batch(self, idx: torch.Tensor, out: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         """audio (B, T, Da), visual (B, T, Dv), mask (B, T) bool, video_labels (B, C), index (B,).
-        (``out`` is not reused: padded lengths change from batch to batch and the tensors are small.)
 
         T is the longest sequence of the batch; padded steps are zero and False in ``mask``.
         """

@@ -65,7 +65,3 @@ def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
         t /= info.world_size
     return t
 
-
-def shutdown(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()

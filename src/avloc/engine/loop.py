@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+import yaml
 from torch.nn.parallel import DistributedDataParallel
 
-from avloc.config import Config, save_config
+from avloc.catalog import DATASETS, EVALUATORS, LOSSES, MODELS
+from avloc.config import Config, save_config, with_data_dims
 from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
 from avloc.engine.checkpoint import load_safe, save_atomic
@@ -32,7 +34,7 @@ from avloc.engine.memory import peak_rss_mb, reset_peak_rss
 from avloc.evaluation.base import Evaluator
 from avloc.losses.base import Loss
 from avloc.models.base import AVModel
-from avloc.registry import DATASETS, EVALUATORS, LOSSES, MODELS, ConfigError
+from avloc.registry import ConfigError
 
 # Config keys that may change between a run and its resumption (they do not change the numbers).
 RESUME_FREE_KEYS = {"device", "threads", "progress", "eval_batch_size"}
@@ -54,16 +56,11 @@ def load_data(cfg: Config, data_root: str | Path) -> InMemoryDataset:
 
 
 def build_model(cfg: Config, data: InMemoryDataset) -> AVModel:
-    """Create the model, filling the dims the data fixes (feature sizes, class count) into ``cfg.model``."""
-    cls = MODELS.get(cfg.model["name"])
-    fields = {f.name for f in dataclasses.fields(cls.Config)}
-    for key, val in data.model_dims().items():
-        if key in fields:
-            cfg.model[key] = val
-    model = MODELS.create(cfg.model)
+    """Create the model of ``cfg`` with the dims the data fixes (feature sizes, class count) filled in."""
+    model = MODELS.create(with_data_dims(cfg, data.model_dims()).model)
     if model.task != data.task:
         raise ConfigError(
-            f"model '{cfg.model['name']}' is for task '{model.task}' but data '{cfg.data['name']}' "
+            f"model '{cfg.name('model')}' is for task '{model.task}' but data '{cfg.name('data')}' "
             f"is task '{data.task}'"
         )
     return model
@@ -73,14 +70,29 @@ def build_loss(cfg: Config) -> Loss:
     return LOSSES.create(cfg.loss)
 
 
+def check_model_and_loss(cfg: Config, model: AVModel, loss_fn: Loss, device: torch.device) -> None:
+    """Score the model's own 2-video example batch with the loss (eval mode, no gradient, no global random
+    draw), so that a pair that cannot work together fails when the run is built, naming both."""
+    batch = {k: v.to(device) for k, v in model.example_batch(2, torch.Generator().manual_seed(0)).items()}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            loss_fn(model(batch), batch)
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise ConfigError(f"model '{cfg.name('model')}' and loss '{cfg.name('loss')}' do not work together: "
+                          f"{exc}") from exc
+    finally:
+        model.train(was_training)
+
+
 def build_evaluator(cfg: Config) -> Evaluator:
     return EVALUATORS.create(cfg.eval)
 
 
 def build_optimizer(cfg: Config, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
     """Adam (every method's optimizer). On CPU and CUDA it runs as PyTorch's fused kernel: one call for all
-    parameters instead of ~10 per parameter (VSCG's step: 4.8 ms -> 1.2 ms on 2 CPU cores); same update rule,
-    rounding may differ in the last bits."""
+    parameters instead of ~10 per parameter; same update rule, rounding may differ in the last bits."""
     fused = device.type in ("cpu", "cuda")
     return torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, fused=fused)
 
@@ -143,8 +155,8 @@ def train_one_epoch(
     steps = 0
     batches = list(epoch_batches(len(train_idx), cfg, epoch, info))
     bar = _progress(cfg, len(batches), f"epoch {epoch + 1}", info)
-    for pos in batches:
-        batch = _to(data.scratch_batch(train_idx[pos]), device)  # gathered into resident memory
+    for batch in data.batches(train_idx[pos] for pos in batches):
+        batch = _to(batch, device)
         with _autocast(cfg, device):
             out = model(batch)
         out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
@@ -168,16 +180,22 @@ def train_one_epoch(
     return {f"train_{k}": dist_utils.all_reduce_mean(v / steps, info).item() for k, v in sums.items()}
 
 
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"escm": {"thr": 1}}}`` -> ``{"model.escm.thr": 1}`` (nested sections compare key by key)."""
+    out: dict[str, Any] = {}
+    for key, val in d.items():
+        if isinstance(val, dict):
+            out.update(_flatten(val, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = val
+    return out
+
+
 def _config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    diffs = []
-    for sec in sorted(set(a) | set(b)):
-        for key in sorted(set(a.get(sec, {})) | set(b.get(sec, {}))):
-            if sec == "train" and key in RESUME_FREE_KEYS:
-                continue
-            va, vb = a.get(sec, {}).get(key), b.get(sec, {}).get(key)
-            if va != vb:
-                diffs.append(f"{sec}.{key}: {va!r} -> {vb!r}")
-    return diffs
+    fa, fb = _flatten(a), _flatten(b)
+    free = {f"train.{k}" for k in RESUME_FREE_KEYS}
+    return [f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}" for k in sorted(set(fa) | set(fb))
+            if k not in free and fa.get(k) != fb.get(k)]
 
 
 def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
@@ -191,6 +209,33 @@ def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None
     torch.set_rng_state(state["cpu"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+@dataclasses.dataclass
+class Run:
+    """What ``fit``'s steps share: the run folder, where it runs, and the objects built for it."""
+
+    cfg: Config
+    run_dir: Path
+    device: torch.device
+    info: dist_utils.DistInfo
+    data: InMemoryDataset | None = None
+    model: AVModel | None = None
+    loss_fn: Loss | None = None
+    evaluator: Evaluator | None = None
+    opt: torch.optim.Optimizer | None = None
+    load_seconds: float = 0.0
+    state: dict[str, Any] = dataclasses.field(default_factory=lambda: {
+        "epoch": 0, "best_val": -math.inf, "best_epoch": 0, "best_test": -math.inf, "best_test_epoch": 0,
+        "train_seconds": 0.0, "selected": {}})
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
 
 
 def fit(
@@ -212,6 +257,18 @@ def fit(
     Returns:
         the report dict (also written to ``run_dir/report.json`` when training is complete).
     """
+    run = open_run(cfg, run_dir, resume)  # 1. run folder and device
+    build_run(run, data_root, data)  # 2. data and model
+    resume_run(run, resume, log)  # 3. resume
+    start_run_folder(run, log)
+    train_epochs(run, stop_after, log)  # 4. epochs
+    if run.state["epoch"] < cfg.train.epochs:
+        return {"finished": False, "epoch": run.state["epoch"]}
+    return write_report(run)  # 5. report
+
+
+def open_run(cfg: Config, run_dir: str | Path, resume: bool) -> Run:
+    """Pick the device, join the process group, and refuse to overwrite a run folder that is not resumed."""
     run_dir = Path(run_dir)
     device = resolve_device(cfg.train.device)
     info = dist_utils.init_distributed(device.type)
@@ -220,106 +277,128 @@ def fit(
         torch.cuda.set_device(device)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if not resume and last_path.exists():
+    if not resume and (run_dir / "last.pt").exists():
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    return Run(cfg=cfg, run_dir=run_dir, device=device, info=info)
 
+
+def build_run(run: Run, data_root: str | Path, data: InMemoryDataset | None = None) -> None:
+    """Load the data (unless given), then seed and build the model, loss, evaluator and optimizer."""
     reset_peak_rss()  # report this run's peak (data included), not an earlier run's in the same process
     t_load = time.perf_counter()
-    if data is None:
-        data = load_data(cfg, data_root)
-    load_seconds = time.perf_counter() - t_load
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg, data).to(device)
-    loss_fn = build_loss(cfg).to(device)
-    evaluator = build_evaluator(cfg)
-    opt = build_optimizer(cfg, model, device)
+    run.data = data if data is not None else load_data(run.cfg, data_root)
+    run.load_seconds = time.perf_counter() - t_load
+    run.cfg = with_data_dims(run.cfg, run.data.model_dims())
+    torch.manual_seed(run.cfg.train.seed)
+    run.model = build_model(run.cfg, run.data).to(run.device)
+    run.loss_fn = build_loss(run.cfg).to(run.device)
+    check_model_and_loss(run.cfg, run.model, run.loss_fn, run.device)
+    run.evaluator = build_evaluator(run.cfg)
+    run.opt = build_optimizer(run.cfg, run.model, run.device)
 
-    state: dict[str, Any] = {"epoch": 0, "best_val": -math.inf, "best_epoch": 0, "best_test": -math.inf,
-                             "best_test_epoch": 0, "train_seconds": 0.0}
-    if resume and last_path.exists():
-        saved_cfg = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").exists() else ""
-        import yaml
 
-        diffs = _config_diff(yaml.safe_load(saved_cfg) or {}, cfg.to_dict())
-        if diffs:
-            raise ConfigError(f"cannot resume {run_dir}: the config differs from the saved one: {'; '.join(diffs)}")
-        ckpt = load_safe(last_path)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        _set_rng_state(ckpt["rng"], device)
-        state.update(ckpt["state"])
-        log(f"resumed {run_dir} after epoch {state['epoch']}")
-    elif resume:
-        log(f"nothing to resume in {run_dir}; starting a new run")
+def resume_run(run: Run, resume: bool, log: Any) -> None:
+    """Restore model, optimizer, RNG and loop state from ``last.pt`` when the saved config matches."""
+    if not resume:
+        return
+    if not run.last_path.exists():
+        log(f"nothing to resume in {run.run_dir}; starting a new run")
+        return
+    saved = run.run_dir / "config.yaml"
+    diffs = _config_diff((yaml.safe_load(saved.read_text()) or {}) if saved.exists() else {}, run.cfg.to_dict())
+    if diffs:
+        raise ConfigError(f"cannot resume {run.run_dir}: the config differs from the saved one: {'; '.join(diffs)}")
+    ckpt = load_safe(run.last_path)
+    run.model.load_state_dict(ckpt["model"])  # type: ignore[union-attr]
+    run.opt.load_state_dict(ckpt["optimizer"])  # type: ignore[union-attr]
+    _set_rng_state(ckpt["rng"], run.device)
+    run.state.update(ckpt["state"])
+    log(f"resumed {run.run_dir} after epoch {run.state['epoch']}")
 
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-        _truncate_metrics(run_dir / "metrics.jsonl", state["epoch"])
-    ddp_model: torch.nn.Module = DistributedDataParallel(model) if info.enabled else model
-    primary = evaluator.primary
-    params = model.num_parameters()
-    if info.is_main:
-        log(f"model {cfg.model['name']}: {params:,} parameters; data {cfg.data['name']}: "
-            f"{len(data.splits['train'])} train videos; device {device}; world size {info.world_size}")
 
-    epochs_run = 0
-    for epoch in range(state["epoch"], cfg.train.epochs):
+def start_run_folder(run: Run, log: Any) -> None:
+    """Write the resolved config, drop log rows newer than the checkpoint, and say what runs where."""
+    if not run.info.is_main:
+        return
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(run.cfg, run.run_dir / "config.yaml")
+    _truncate_metrics(run.run_dir / "metrics.jsonl", run.state["epoch"])
+    log(f"model {run.cfg.name('model')}: {run.model.num_parameters():,} parameters; "  # type: ignore[union-attr]
+        f"data {run.cfg.name('data')}: {len(run.data.splits['train'])} train videos; "  # type: ignore[union-attr]
+        f"device {run.device}; world size {run.info.world_size}")
+
+
+def train_epochs(run: Run, stop_after: int | None, log: Any) -> None:
+    """Train from the saved epoch on; evaluate, select on val, checkpoint and log after each epoch."""
+    cfg, state, model, opt = run.cfg, run.state, run.model, run.opt
+    assert model is not None and opt is not None and run.evaluator is not None and run.data is not None
+    ddp_model: torch.nn.Module = DistributedDataParallel(model) if run.info.enabled else model
+    primary = run.evaluator.primary
+    for epochs_run, epoch in enumerate(range(state["epoch"], cfg.train.epochs)):
         if stop_after is not None and epochs_run >= stop_after:
             break
         for group in opt.param_groups:
             group["lr"] = lr_at_epoch(cfg, epoch)
         t0 = time.perf_counter()
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
-        row.update(train_one_epoch(ddp_model, loss_fn, opt, data, cfg, epoch, device, info))
+        row.update(train_one_epoch(ddp_model, run.loss_fn, opt, run.data, cfg, epoch, run.device, run.info))
         row["seconds"] = time.perf_counter() - t0
         state["train_seconds"] += row["seconds"]
         last_epoch = epoch + 1 == cfg.train.epochs
-        if info.is_main and ((epoch + 1) % cfg.train.eval_every == 0 or last_epoch):
-            t1 = time.perf_counter()
-            for split in ("val", "test"):
-                for k, v in evaluator(model, data, split, device, cfg.train.eval_batch_size).items():
-                    row[f"{split}_{k}"] = v
-            row["eval_seconds"] = time.perf_counter() - t1
-            if row[f"val_{primary}"] > state["best_val"]:
-                state.update(best_val=row[f"val_{primary}"], best_epoch=epoch + 1)
-                save_atomic({"model": model.state_dict(), "epoch": epoch + 1}, best_path)
-            if row[f"test_{primary}"] > state["best_test"]:
-                state.update(best_test=row[f"test_{primary}"], best_test_epoch=epoch + 1)
+        if run.info.is_main and ((epoch + 1) % cfg.train.eval_every == 0 or last_epoch):
+            _evaluate_epoch(run, epoch, row)
         state["epoch"] = epoch + 1
-        if info.is_main:
+        if run.info.is_main:
             save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                         "rng": _rng_state(device), "state": dict(state)}, last_path)
-            with open(run_dir / "metrics.jsonl", "a") as fh:
+                         "rng": _rng_state(run.device), "state": dict(state)}, run.last_path)
+            with open(run.run_dir / "metrics.jsonl", "a") as fh:
                 fh.write(json.dumps(row) + "\n")
             log(_epoch_line(row, primary))
-        epochs_run += 1
-        dist_utils.barrier(info)
+        dist_utils.barrier(run.info)
 
-    if state["epoch"] < cfg.train.epochs:
-        return {"finished": False, "epoch": state["epoch"]}
+
+def _evaluate_epoch(run: Run, epoch: int, row: dict[str, Any]) -> None:
+    """Score val and test; keep the val-selected checkpoint and its scores (the report reuses them)."""
+    assert run.evaluator is not None and run.model is not None and run.data is not None
+    t1 = time.perf_counter()
+    scores = {split: run.evaluator(run.model, run.data, split, run.device, run.cfg.train.eval_batch_size)
+              for split in ("val", "test")}
+    row.update({f"{split}_{k}": v for split, metrics in scores.items() for k, v in metrics.items()})
+    row["eval_seconds"] = time.perf_counter() - t1
+    p = run.evaluator.primary
+    if scores["val"][p] > run.state["best_val"]:
+        run.state.update(best_val=scores["val"][p], best_epoch=epoch + 1, selected=scores)
+        save_atomic({"model": run.model.state_dict(), "epoch": epoch + 1}, run.best_path)
+    if scores["test"][p] > run.state["best_test"]:
+        run.state.update(best_test=scores["test"][p], best_test_epoch=epoch + 1)
+
+
+def write_report(run: Run) -> dict[str, Any]:
+    """Write ``report.json`` (rank 0) from the val-selected epoch's scores; the evaluator adds artefacts."""
     report: dict[str, Any] = {}
-    if info.is_main:
-        report = _final_report(cfg, model, evaluator, data, run_dir, device, state, params, load_seconds)
-        (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    dist_utils.barrier(info)
+    if run.info.is_main:
+        report = _final_report(run)
+        (run.run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    dist_utils.barrier(run.info)
     return report
 
 
-def _final_report(cfg: Config, model: AVModel, evaluator: Evaluator, data: InMemoryDataset, run_dir: Path,
-                  device: torch.device, state: dict[str, Any], params: int, load_seconds: float) -> dict[str, Any]:
-    """Reload the val-selected checkpoint, score it on val and test, and let the evaluator add artefacts."""
-    model.load_state_dict(load_safe(run_dir / "best.pt")["model"])
+def _final_report(run: Run) -> dict[str, Any]:
+    """The selected epoch was scored on val and test when it was selected; only the evaluator's artefacts
+    (e.g. the test predictions file) need the reloaded checkpoint."""
+    cfg, state, model, evaluator = run.cfg, run.state, run.model, run.evaluator
+    assert model is not None and evaluator is not None and run.data is not None
+    model.load_state_dict(load_safe(run.best_path)["model"])
     bs = cfg.train.eval_batch_size
-    val = evaluator(model, data, "val", device, bs)
-    test = evaluator(model, data, "test", device, bs)
+    selected = state["selected"] or {  # a run folder checkpointed before the scores were kept
+        split: evaluator(model, run.data, split, run.device, bs) for split in ("val", "test")}
+    val, test = selected["val"], selected["test"]
     p = evaluator.primary
     epochs_done = max(state["epoch"], 1)
     report: dict[str, Any] = {
-        "model": cfg.model["name"],
-        "loss": cfg.loss["name"],
-        "data": cfg.data["name"],
+        "model": cfg.name("model"),
+        "loss": cfg.name("loss"),
+        "data": cfg.name("data"),
         f"val_{p}": val[p],
         f"test_{p}": test[p],
         f"best_test_{p}": state["best_test"],
@@ -328,14 +407,14 @@ def _final_report(cfg: Config, model: AVModel, evaluator: Evaluator, data: InMem
         "note": f"test_{p} is the val-selected checkpoint; best_test_{p} is the best test score over all "
                 "evaluations (test-set selection, what the official repos report)",
         "epochs": state["epoch"],
-        "params": params,
+        "params": model.num_parameters(),
         "seconds_per_epoch": state["train_seconds"] / epochs_done,
-        "load_seconds": load_seconds,
+        "load_seconds": run.load_seconds,
         "peak_rss_mb": peak_rss_mb(),
         "val": val,
         "test": test,
     }
-    report.update(evaluator.finalize(model, data, run_dir, device, bs))
+    report.update(evaluator.finalize(model, run.data, run.run_dir, run.device, bs))
     return report
 
 

@@ -1,4 +1,1 @@
-"""Importing this package registers its built-in evaluators."""
-
-from avloc.evaluation import segments  # noqa: F401
-from avloc.evaluation import dense_map  # noqa: F401
+"""Metrics and evaluators (registered in avloc.catalog)."""

@@ -27,8 +27,7 @@ def predict_segments(model: AVModel, data: InMemoryDataset, split: str, device: 
     model.eval()
     idx = data.splits[split]
     preds, trues = [], []
-    for start in range(0, len(idx), batch_size):
-        batch = data.scratch_batch(idx[start : start + batch_size])  # the training batch's memory
+    for batch in data.batches(idx.split(batch_size)):  # a batch lives until the next: clone what is kept
         out = model({k: v.to(device) for k, v in batch.items()})
         preds.append(model.segment_predictions(out).cpu().clone())
         trues.append(batch["segment_labels"].clone())

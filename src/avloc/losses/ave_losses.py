@@ -107,8 +107,9 @@ class VSCGLoss(Loss):
             raise ValueError(f"vscg loss: pair must be one of {PAIR_TERMS}, got {cfg.pair!r}")
 
     def forward(self, out: Tensors, batch: Tensors) -> dict[str, torch.Tensor]:
-        mask = _need(batch, "event_mask", "vscg", "batch").float()
-        relevance = F.binary_cross_entropy_with_logits(_need(out, "relevance", "vscg", "model output"), mask)
+        relevance_logits = _need(out, "relevance", "vscg", "model output")
+        mask = _need(batch, "event_mask", "vscg", "batch").to(relevance_logits.dtype)
+        relevance = F.binary_cross_entropy_with_logits(relevance_logits, mask)
         logits = _need(out, "category", "vscg", "model output")
         cls = _need(batch, "video_class", "vscg", "batch")
         valid = cls < logits.shape[-1]

@@ -87,3 +87,7 @@ class CMBSLoss(Loss):
 class CMBSWeakLoss(AVELWeakLoss):
     """Weak CMBS loss: the multi-label soft margin of ``video_logits`` (B, C) vs ``video_label`` (B, C),
     the same objective as weak AVEL (only the pooling that produces ``video_logits`` differs)."""
+
+    @dataclass
+    class Config(AVELWeakLoss.Config):
+        pass

@@ -1,5 +1,1 @@
-"""Importing this package registers its built-in classes."""
-
-from avloc.models import clasp, mil  # noqa: F401
-from avloc.models import psp, vscg  # noqa: F401
-from avloc.models import avel, cmbs  # noqa: F401
+"""Networks of every method (registered in avloc.catalog)."""

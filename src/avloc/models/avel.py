@@ -6,27 +6,33 @@ The official model ends in a softmax; here the model returns logits and the loss
 ``avloc.losses.avel_losses``).
 
 Parameter counts (defaults, 29 classes): ``avel`` and ``avel_weak`` 1,335,246 (the official att_Net,
-about 1.34 M); ``escm: true`` adds VSCG's ESCM on the two 256-d Bi-LSTM streams before the head
+about 1.34 M); ``escm: {}`` adds VSCG's ESCM on the two 256-d Bi-LSTM streams before the head
 (+970,496 in fully mode for ``avel``, +872,192 in weak mode for ``avel_weak``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avloc.models.ave_io import check_ave_inputs, random_ave_batch
-from avloc.models.base import AVModel, Batch
-from avloc.models.blocks import ESCM, AudioGuidedVisualAttention, BiLSTMPair, xavier_
+from avloc.models.ave_base import AVEModel, Tensors
+from avloc.models.blocks import (
+    ESCM,
+    AudioGuidedVisualAttention,
+    BiLSTMPair,
+    ESCMConfig,
+    WeakESCMConfig,
+    xavier_,
+)
 from avloc.registry import MODELS
 
 
 @MODELS.register("avel")
-class AVEL(AVModel):
+class AVEL(AVEModel):
     """Fully supervised AVEL (A+V-att).
 
     audio (B,T,Da), visual (B,T,H,W,Dv) -> AGVA (B,T,Dv) -> Bi-LSTMs: audio Da -> 2*hidden, visual
@@ -35,8 +41,6 @@ class AVEL(AVModel):
     Also returns ``attention`` (B,T,R), the AGVA weights over the regions.
     """
 
-    task = "ave"
-    default_loss = "avel"
 
     @dataclass
     class Config:
@@ -47,9 +51,7 @@ class AVEL(AVModel):
         att_hidden: int = 512  # AGVA hidden width
         hidden: int = 128  # Bi-LSTM hidden size per direction (each stream is 2 * hidden wide)
         head_hidden: int = 64  # width of the per-segment head's hidden layer
-        escm: bool = False  # add VSCG's ESCM (CERE + ISCE) on the two Bi-LSTM streams before the head
-        escm_hidden: int = 128  # ESCM GRU hidden size
-        escm_dropout: float = 0.1  # ESCM dropout (VSCG: 0.1 fully, 0.5 weak)
+        escm: ESCMConfig | None = None  # VSCG's ESCM on the two Bi-LSTM streams before the head; None: none
 
     escm_mode = "fully"
 
@@ -61,33 +63,22 @@ class AVEL(AVModel):
         )
         self.lstms = BiLSTMPair(cfg.audio_dim, cfg.visual_dim, cfg.hidden)
         stream = 2 * cfg.hidden
-        self.escm = (
-            ESCM(stream, cfg.escm_hidden, mode=self.escm_mode, dropout=cfg.escm_dropout) if cfg.escm else None
-        )
+        self.escm = ESCM.from_config(stream, cfg.escm, self.escm_mode)
         self.fc1 = nn.Linear(2 * stream, cfg.head_hidden)
         self.fc2 = nn.Linear(cfg.head_hidden, cfg.num_classes)
         xavier_(self.fc1, self.fc2)
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        c = self.cfg
-        check_ave_inputs(batch, c.audio_dim, c.visual_dim, self.registered_name)  # type: ignore[attr-defined]
-        visual, att = self.attention(batch["audio"], batch["visual"])  # (B, T, Dv), (B, T, R)
-        audio, visual = self.lstms(batch["audio"], visual)  # (B, T, 2*hidden) each
-        if self.escm is not None:
-            audio, visual = self.escm(audio, visual)
-        hid = F.relu(self.fc1(F.relu(torch.cat([audio, visual], dim=-1))))
-        return {"segment_logits": self.fc2(hid), "attention": att}
+    def encode(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Tensors]:
+        attended, att = self.attention(audio, visual)  # (B, T, Dv), (B, T, R)
+        audio, visual = self.lstms(audio, attended)  # (B, T, 2*hidden) each
+        return audio, visual, {"attention": att}
 
-    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """(B, T): argmax over the C classes of each segment (background = C - 1)."""
-        return out["segment_logits"].argmax(dim=-1)
+    def outputs(self, audio: torch.Tensor, visual: torch.Tensor, extras: Tensors) -> Tensors:
+        hid = F.relu(self.fc1(F.relu(torch.cat([audio, visual], dim=-1))))  # (B, T, head_hidden)
+        return {"segment_logits": self.fc2(hid), **extras}  # (B, T, C)
 
-    def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        c = self.cfg
-        grid = round(c.att_regions**0.5)
-        return random_ave_batch(
-            batch_size, generator, c.audio_dim, c.visual_dim, grid, num_classes=c.num_classes
-        )
+    def class_scores(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return out["segment_logits"]
 
 
 @MODELS.register("avel_weak")
@@ -98,12 +89,11 @@ class AVELWeak(AVEL):
 
     @dataclass
     class Config(AVEL.Config):
-        escm_dropout: float = 0.5  # ESCM dropout (VSCG weak: 0.5)
+        escm: WeakESCMConfig | None = None  # VSCG's weak-mode ESCM; None: none
 
     escm_mode = "weak"
-    default_loss = "avel_weak"
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        out = super().forward(batch)
-        out["video_logits"] = out["segment_logits"].amax(dim=1)
+    def outputs(self, audio: torch.Tensor, visual: torch.Tensor, extras: Tensors) -> Tensors:
+        out = super().outputs(audio, visual, extras)
+        out["video_logits"] = out["segment_logits"].amax(dim=1)  # (B, C)
         return out

@@ -8,13 +8,13 @@ Every module follows the official code of the method it comes from (see
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avloc.models.attention_kernel import ActivationBuffer, attend_regions
-from avloc.models.dropout import Dropout
+from avloc.kernels import ActivationBuffer, attend_regions, fused_attn_applies, use_fused_attn
 
 # Numerical constants of the official code (not hyper-parameters: no paper varies them).
 L1_EPS = 1e-8  # guard of every L1 row normalisation (PSP: `x / (sum + 1e-8)`)
@@ -30,21 +30,17 @@ def xavier_(*layers: nn.Module) -> None:
 class AudioGuidedVisualAttention(nn.Module):
     """AGVA of AVEL (reused by PSP and VSCG): audio picks the sounding regions of each segment.
 
-    ``h_r = ReLU(W_video x_r + b)`` for every region feature ``x_r`` (the one big matmul: (B*T*R, Dv) x
-    (Dv, hidden)); ``g = ReLU(W_audio a + b)``; ``z_r = w_h . tanh(W_v h_r + (W_g g)_r)``;
-    ``alpha = softmax_r(z)``; output ``sum_r alpha_r x_r`` over the RAW region features.
-
     Quirk kept from the official code: ``W_g g`` has ``regions`` entries and entry ``r`` is added to all
     ``regions`` hidden units of region ``r`` (``affine_g(a).unsqueeze(2)``), so ``regions`` must equal the
     number of spatial cells.
 
-    Cost: only ``affine_video`` is big. Everything from the region features to ``alpha`` and the attended
-    features runs as one blocked autograd function (:func:`avloc.models.attention_kernel.attend_regions`),
-    so a training step costs little beyond the forward and weight-gradient GEMMs of the projection.
+    ``fused_attn`` (default :func:`avloc.kernels.use_fused_attn`) runs the same equations as the blocked
+    kernel of :mod:`avloc.kernels.region_attention` where it applies (CPU float32).
     """
 
     def __init__(
-        self, audio_dim: int = 128, visual_dim: int = 512, hidden: int = 512, regions: int = 49
+        self, audio_dim: int = 128, visual_dim: int = 512, hidden: int = 512, regions: int = 49,
+        fused_attn: bool | None = None,
     ) -> None:
         super().__init__()
         self.regions = regions
@@ -54,7 +50,8 @@ class AudioGuidedVisualAttention(nn.Module):
         self.affine_g = nn.Linear(hidden, regions, bias=False)
         self.affine_h = nn.Linear(regions, 1, bias=False)
         xavier_(self.affine_v, self.affine_g, self.affine_h, self.affine_audio, self.affine_video)
-        self.activations = ActivationBuffer()  # reused across training steps (not state: never saved)
+        self.fused_attn = use_fused_attn() if fused_attn is None else fused_attn
+        self.activations = ActivationBuffer()  # the kernel's saved activations, reused across steps (not state)
 
     def train(self, mode: bool = True) -> "AudioGuidedVisualAttention":
         if not mode:  # evaluation needs no saved activation: give its memory back
@@ -74,12 +71,21 @@ class AudioGuidedVisualAttention(nn.Module):
                 f"AGVA built for {self.regions} regions, got visual of shape {tuple(visual.shape)} "
                 f"({regions} regions)"
             )
-        guide = self.affine_g(F.relu(self.affine_audio(audio.reshape(b * t, -1))))  # (N, R)
-        attended, alpha = attend_regions(
-            visual.reshape(b * t * regions, dv), guide, self.affine_video.weight, self.affine_video.bias,
-            self.affine_v.weight, self.affine_h.weight, self.activations,
-        )
-        return attended.view(b, t, dv), alpha.view(b, t, regions)
+        x = visual.reshape(b, t, regions, dv)  # (B, T, R, Dv) raw region features x_r
+        g = F.relu(self.affine_audio(audio))  # (B, T, hidden)    g = ReLU(W_audio a + b)
+        guide = self.affine_g(g)  # (B, T, R)                      (W_g g)_r
+        if self.fused_attn and fused_attn_applies(visual):
+            attended, alpha = attend_regions(
+                x.reshape(b * t * regions, dv), guide.reshape(b * t, regions), self.affine_video.weight,
+                self.affine_video.bias, self.affine_v.weight, self.affine_h.weight, self.activations,
+            )
+            return attended.view(b, t, dv), alpha.view(b, t, regions)
+        h = F.relu(self.affine_video(x))  # (B, T, R, hidden)     h_r = ReLU(W_video x_r + b)
+        u = torch.tanh(self.affine_v(h) + guide.unsqueeze(3))  # (B, T, R, R)   tanh(W_v h_r + (W_g g)_r)
+        z = self.affine_h(u).squeeze(3)  # (B, T, R)             z_r = w_h . u_r
+        alpha = torch.softmax(z, dim=-1)  # (B, T, R)             alpha = softmax_r(z)
+        attended = (alpha.unsqueeze(2) @ x).squeeze(2)  # (B, T, Dv)   sum_r alpha_r x_r
+        return attended, alpha
 
 
 class BiLSTMPair(nn.Module):
@@ -91,15 +97,20 @@ class BiLSTMPair(nn.Module):
         self.lstm_video = nn.LSTM(visual_dim, hidden, 1, batch_first=True, bidirectional=True)
 
     def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """audio: (B, T, Da), visual: (B, T, Dv) -> (audio (B, T, 2*hidden), visual (B, T, 2*hidden)).
-
-        Under autocast the inputs enter in its dtype: the CPU LSTM (oneDNN) under bf16 autocast casts its
-        weights but not a float32 input (raw features, as in the weak models) and fails on the mix."""
-        kind = audio.device.type
-        if torch.is_autocast_enabled(kind):
-            dtype = torch.get_autocast_dtype(kind)
-            audio, visual = audio.to(dtype), visual.to(dtype)  # (B, T, Da), (B, T, Dv)
+        """audio: (B, T, Da), visual: (B, T, Dv) -> (audio (B, T, 2*hidden), visual (B, T, 2*hidden))."""
+        audio, visual = lstm_inputs(audio, visual)
         return self.lstm_audio(audio)[0], self.lstm_video(visual)[0]
+
+
+def lstm_inputs(*xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """LSTM inputs in the autocast dtype while autocast is on (else unchanged): under bf16 autocast the CPU
+    LSTM (oneDNN) casts its weights but not a float32 input (raw features, as the weak models feed it) and
+    fails on the mix."""
+    kind = xs[0].device.type
+    if not torch.is_autocast_enabled(kind):
+        return xs
+    dtype = torch.get_autocast_dtype(kind)
+    return tuple(x.to(dtype) for x in xs)
 
 
 class PositiveSamplePropagation(nn.Module):
@@ -137,7 +148,7 @@ class PositiveSamplePropagation(nn.Module):
         self.v_L2 = nn.Linear(dim, hidden, bias=False)
         self.a_L1 = nn.Linear(dim, hidden, bias=False)
         self.a_L2 = nn.Linear(dim, hidden, bias=False)
-        self.branch_dropout = Dropout(branch_dropout)
+        self.branch_dropout = nn.Dropout(branch_dropout)
         xavier_(self.v_L1, self.v_L2, self.a_L1, self.a_L2)
         if hidden != dim:
             raise ValueError(f"PSP adds hidden={hidden} features to dim={dim} inputs: they must match")
@@ -146,7 +157,7 @@ class PositiveSamplePropagation(nn.Module):
         if use_fc:
             self.v_fc = nn.Linear(dim, dim, bias=False)
             self.a_fc = nn.Linear(dim, dim, bias=False)
-            self.fc_dropout = Dropout(fc_dropout)
+            self.fc_dropout = nn.Dropout(fc_dropout)
             xavier_(self.v_fc, self.a_fc)
         self.layer_norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
 
@@ -157,12 +168,6 @@ class PositiveSamplePropagation(nn.Module):
         if self.renormalize:
             gamma = gamma / (gamma.sum(-1, keepdim=True) + L1_EPS)
         return gamma
-
-    def similarity(self, audio: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
-        """Return pruned visual->audio weights gamma_va (B, T, T) (eval-mode branches; for inspection)."""
-        v2 = F.relu(self.v_L2(visual))
-        a1 = F.relu(self.a_L1(audio))
-        return self._prune(F.relu(torch.bmm(v2, a1.transpose(1, 2)) * self.scale))
 
     def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """audio, visual: (B, T, dim) -> (audio', visual') each (B, T, dim), LayerNorm-ed."""
@@ -236,6 +241,22 @@ ESCM_MODES = ("fully", "weak")
 ESCM_INITS = ("cere", "avg", "max", "zero")
 
 
+@dataclass
+class ESCMConfig:
+    """The fields of VSCG's ESCM plug-in; a model Config holds one as ``escm`` (None: no ESCM)."""
+
+    hidden: int = 128  # CERE channels / ISCE GRU hidden size
+    dropout: float = 0.1  # ESCM dropout (VSCG fully: 0.1)
+    kernel: int = 5  # CERE Conv1d kernel size (padding kernel // 2)
+
+
+@dataclass
+class WeakESCMConfig(ESCMConfig):
+    """ESCM of the weakly supervised models (cross-initialised GRUs)."""
+
+    dropout: float = 0.5  # ESCM dropout (VSCG weak: 0.5)
+
+
 class ESCM(nn.Module):
     """Event Semantic Consistency Modeling (VSCG) = CERE + ISCE; a plug-in after any encoder that yields
     audio and visual features (B, T, dim) with T = 10 (CERE pools 10 -> 2).
@@ -291,8 +312,16 @@ class ESCM(nn.Module):
             self.a_fc = nn.Linear(2 * hidden, dim, bias=False)
             self.v_fc = nn.Linear(2 * hidden, dim, bias=False)
             xavier_(self.a_fc, self.v_fc)
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         self.layer_norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+
+    @classmethod
+    def from_config(cls, dim: int, cfg: ESCMConfig | None, mode: str, init: str = "cere",
+                    cere_shared: bool = True) -> "ESCM | None":
+        """The ESCM stage of a model Config's ``escm`` group on (B, T, dim) streams (None: no ESCM)."""
+        if cfg is None:
+            return None
+        return cls(dim, cfg.hidden, mode, init, cere_shared, cfg.dropout, cfg.kernel)
 
     def initial_states(
         self, audio: torch.Tensor, visual: torch.Tensor

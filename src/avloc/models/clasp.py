@@ -42,7 +42,6 @@ from avloc.models.dense_blocks import (
     masked_topk_mean,
     topk_counts,
 )
-from avloc.models.dropout import Dropout
 from avloc.models.mil import dense_example_batch
 from avloc.registry import MODELS
 
@@ -107,7 +106,7 @@ class AnchorPropagation(nn.Module):
         self.v = nn.Linear(dim, dim)
         self.o = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
-        self.drop = Dropout(dropout)
+        self.drop = nn.Dropout(dropout)
         self.scale = 1.0 / math.sqrt(dim)
 
     def forward(
@@ -133,7 +132,6 @@ class CLASP(AVModel):
     """
 
     task = "dense"
-    default_loss = "clasp"
 
     @dataclass
     class Config:
@@ -180,7 +178,7 @@ class CLASP(AVModel):
             MaskedConv1d(cfg.hidden, cfg.hidden, cfg.kernel) for _ in range(cfg.fused_layers)
         )
         self.head_f = class_head(cfg.hidden, cfg.num_classes, cfg.prior_prob)
-        self.drop = Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
 
     def select_anchors(self, salience: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """CSAI: global and/or local anchor indices (B, K) and validity (B, K) from salience (B, T)."""

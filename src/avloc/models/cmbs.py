@@ -10,7 +10,7 @@ Parameter counts (defaults, 29 classes):
     LayerNorms.
   * ``cmbs_weak``: 9,395,518 (the reference registers 14,789,439, ~14.8 M: the same kinds of unused
     templates with FFN 2048, plus an unused ``classifier``).
-  * ``escm: true`` adds VSCG's ESCM (``avloc.models.blocks.ESCM``) on the two (B, T, d_model) streams
+  * ``escm: {}`` adds VSCG's ESCM (``avloc.models.blocks.ESCM``) on the two (B, T, d_model) streams
     right before the heads: +970,496 (fully mode, ``cmbs``) / +872,192 (weak mode, ``cmbs_weak``).
 
 **The weak-evaluation gate bug (fixed here).** The reference evaluates the weak model with
@@ -24,16 +24,15 @@ behaviour (sigmoid applied a second time) for comparison with published numbers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
-from avloc.models.ave_io import check_ave_inputs, random_ave_batch
-from avloc.models.base import AVModel, Batch
-from avloc.models.blocks import ESCM
+from avloc.models.ave_base import AVEModel, Tensors
+from avloc.models.blocks import ESCM, ESCMConfig, WeakESCMConfig, lstm_inputs
 from avloc.models.cmbs_blocks import (
     AudioVideoInter,
     CrossModalGatedAttention,
@@ -41,22 +40,19 @@ from avloc.models.cmbs_blocks import (
     TemporalRelationEncoder,
     topk_temporal_mean,
 )
-from avloc.models.dropout import Dropout
 from avloc.registry import MODELS
 
 
 class _CMBSFrontEnd(nn.Module):
     """What both CMBS settings share: visual adapter + cross-modal gated attention, the two
-    (temporal encoder, cross-modal decoder) pairs, the two gate layers, the two interaction blocks and the
-    optional ESCM plug-in. The settings differ in how they wire these (see the model classes)."""
+    (temporal encoder, cross-modal decoder) pairs, the two gate layers and the two interaction blocks.
+    The settings differ in how they wire these (see the model classes)."""
 
-    def __init__(
-        self, cfg: "CMBS.Config | CMBSWeak.Config", audio_in: int, visual_in: int, escm_mode: str
-    ) -> None:
+    def __init__(self, cfg: CMBS.Config | CMBSWeak.Config, audio_in: int, visual_in: int) -> None:
         super().__init__()
         d = cfg.d_model
         self.v_fc = nn.Linear(cfg.visual_dim, cfg.visual_dim)
-        self.v_fc_dropout = Dropout(cfg.visual_fc_dropout)
+        self.v_fc_dropout = nn.Dropout(cfg.visual_fc_dropout)
         self.attention = CrossModalGatedAttention(
             cfg.audio_dim, cfg.visual_dim, cfg.att_hidden, cfg.att_qk_dim, cfg.beta, cfg.att_dropout
         )
@@ -73,7 +69,6 @@ class _CMBSFrontEnd(nn.Module):
         self.video_gate = nn.Linear(d, 1)
         self.av_inter = AudioVideoInter(d, cfg.inter_heads, cfg.inter_attn_dropout, cfg.inter_dropout)
         self.va_inter = AudioVideoInter(d, cfg.inter_heads, cfg.inter_attn_dropout, cfg.inter_dropout)
-        self.escm = ESCM(d, cfg.escm_hidden, mode=escm_mode, dropout=cfg.escm_dropout) if cfg.escm else None
 
     def attend(self, audio: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
         """audio (B, T, Da), visual (B, T, H, W, Dv) -> audio-attended visual (B, T, Dv)."""
@@ -90,14 +85,11 @@ class _CMBSFrontEnd(nn.Module):
         audio_kv = self.audio_encoder(audio)
         return audio_kv, visual_kv, self.audio_decoder(audio, visual_kv), self.video_decoder(visual, audio_kv)
 
-    def interact(self, audio_q: torch.Tensor, visual_q: torch.Tensor) -> torch.Tensor:
-        """AV interaction (visual first, then audio with the updated visual), optional ESCM, mean fusion.
-        (B, T, d_model) x 2 -> fused (B, T, d_model)."""
+    def interact(self, audio_q: torch.Tensor, visual_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """AV interaction: visual first, then audio with the updated visual. (B, T, d_model) x 2 -> x 2."""
         visual_q = self.av_inter(visual_q, audio_q)
         audio_q = self.va_inter(audio_q, visual_q)
-        if self.escm is not None:
-            audio_q, visual_q = self.escm(audio_q, visual_q)
-        return 0.5 * (audio_q + visual_q)
+        return audio_q, visual_q
 
 
 @dataclass
@@ -119,12 +111,10 @@ class _CMBSCommon:
     inter_attn_dropout: float = 0.2  # attention dropout of the AV interaction blocks
     inter_dropout: float = 0.1  # residual dropout of the AV interaction blocks
     topk: int = 4  # CAS pooling: mean of the top-k segments per class
-    escm: bool = False  # add VSCG's ESCM (CERE + ISCE) on the two streams before the heads
-    escm_hidden: int = 128  # ESCM GRU hidden size (output 2 * escm_hidden must equal d_model in weak mode)
 
 
 @MODELS.register("cmbs")
-class CMBS(AVModel):
+class CMBS(AVEModel):
     """Supervised CMBS.
 
     visual (B,T,H,W,Dv) -> Linear+ReLU+Dropout -> cross-modal gated attention (B,T,Dv);
@@ -140,8 +130,6 @@ class CMBS(AVModel):
     Prediction: ``sigmoid(relevance) > threshold`` -> argmax(event_scores), else background.
     """
 
-    task = "ave"
-    default_loss = "cmbs"
 
     @dataclass
     class Config(_CMBSCommon):
@@ -152,7 +140,7 @@ class CMBS(AVModel):
         encoder_ffn: int = 1024  # FFN width of the temporal encoders
         inter_heads: int = 4  # heads of the AV interaction blocks
         threshold: float = 0.5  # sigmoid(relevance) above this -> event segment
-        escm_dropout: float = 0.1  # ESCM dropout (VSCG fully: 0.1)
+        escm: ESCMConfig | None = None  # VSCG's ESCM on the two streams before the heads; None: none
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
@@ -162,19 +150,19 @@ class CMBS(AVModel):
             raise ValueError(f"cmbs: d_model must be even (audio Bi-LSTM gives 2 x d_model/2), got {d}")
         self.audio_rnn = nn.LSTM(cfg.audio_dim, d // 2, 1, batch_first=True, bidirectional=True)
         self.visual_rnn = nn.LSTM(cfg.visual_dim, d, 1, batch_first=True, bidirectional=True)
-        self.front = _CMBSFrontEnd(cfg, audio_in=d, visual_in=2 * d, escm_mode="fully")
+        self.front = _CMBSFrontEnd(cfg, audio_in=d, visual_in=2 * d)
+        self.escm = ESCM.from_config(d, cfg.escm, "fully")
         events = cfg.num_classes - 1
         self.audio_cas = nn.Linear(d, events)
         self.video_cas = nn.Linear(d, events)
         self.relevance = nn.Linear(d, 1)
         self.event_classifier = nn.Linear(d, events)
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def encode(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor, Tensors]:
         c = self.cfg
-        check_ave_inputs(batch, c.audio_dim, c.visual_dim, "cmbs")
-        audio = batch["audio"]
-        visual = self.front.attend(audio, batch["visual"])  # (B, T, Dv)
-        audio_seq, visual_seq = self.audio_rnn(audio)[0], self.visual_rnn(visual)[0]
+        visual = self.front.attend(audio, visual)  # (B, T, Dv)
+        audio_in, visual_in = lstm_inputs(audio, visual)
+        audio_seq, visual_seq = self.audio_rnn(audio_in)[0], self.visual_rnn(visual_in)[0]
         audio_kv, visual_kv, audio_q, visual_q = self.front.relate(audio_seq, visual_seq)
 
         a_gate_logit = self.front.audio_gate(audio_kv)  # (B, T, 1)
@@ -187,30 +175,28 @@ class CMBS(AVModel):
             topk_temporal_mean(self.video_cas(visual_q), c.topk)
             + topk_temporal_mean(self.audio_cas(audio_q), c.topk)
         )  # (B, C-1)
-        fused = self.front.interact(audio_q, visual_q)  # (B, T, d)
-        event_scores = self.event_classifier(fused.amax(dim=1)) + c.gamma * av_score
-        return {
-            "relevance": self.relevance(fused).squeeze(-1),
-            "event_scores": event_scores,
+        audio_q, visual_q = self.front.interact(audio_q, visual_q)  # (B, T, d) each
+        return audio_q, visual_q, {
             "av_score": av_score,
             "audio_gate_logits": a_gate_logit.squeeze(-1),
             "video_gate_logits": v_gate_logit.squeeze(-1),
             "av_gate": (a_gate * v_gate).squeeze(-1),
         }
 
-    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """(B, T): argmax(event_scores) where sigmoid(relevance) > threshold, background elsewhere."""
-        is_event = torch.sigmoid(out["relevance"]) > self.cfg.threshold
-        cls = out["event_scores"].argmax(dim=-1, keepdim=True).expand_as(is_event)
-        return torch.where(is_event, cls, torch.full_like(cls, self.cfg.num_classes - 1))
+    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> Tensors:
+        fused = 0.5 * (audio + visual)  # (B, T, d)
+        event_scores = self.event_classifier(fused.amax(dim=1)) + self.cfg.gamma * extras["av_score"]  # (B, C-1)
+        return {"relevance": self.relevance(fused).squeeze(-1), "event_scores": event_scores, **extras}
 
-    def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        c = self.cfg
-        return random_ave_batch(batch_size, generator, c.audio_dim, c.visual_dim, num_classes=c.num_classes)
+    def class_scores(self, out: Mapping[str, Tensor]) -> Tensor:
+        return out["event_scores"]
+
+    def event_gate(self, out: Mapping[str, Tensor]) -> Tensor:
+        return torch.sigmoid(out["relevance"]) > self.cfg.threshold
 
 
 @MODELS.register("cmbs_weak")
-class CMBSWeak(AVModel):
+class CMBSWeak(AVEModel):
     """Weakly supervised CMBS (trained on video-level labels only).
 
     No Bi-LSTMs: the temporal encoders/decoders read the raw audio (Da) and the attended visual (Dv).
@@ -226,8 +212,6 @@ class CMBSWeak(AVModel):
     module docstring for the reference's double-sigmoid bug, ``official_gate_bug``).
     """
 
-    task = "ave"
-    default_loss = "cmbs_weak"
 
     @dataclass
     class Config(_CMBSCommon):
@@ -239,22 +223,21 @@ class CMBSWeak(AVModel):
         inter_heads: int = 2  # heads of the AV interaction blocks
         gate_threshold: float = 0.5  # av_gate (a probability) above this -> event segment
         official_gate_bug: bool = False  # reproduce the reference: threshold sigmoid(av_gate) (never bg)
-        escm_dropout: float = 0.5  # ESCM dropout (VSCG weak: 0.5)
+        escm: WeakESCMConfig | None = None  # weak ESCM (2 * escm.hidden must equal d_model); None: none
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
-        self.front = _CMBSFrontEnd(cfg, audio_in=cfg.audio_dim, visual_in=cfg.visual_dim, escm_mode="weak")
+        self.front = _CMBSFrontEnd(cfg, audio_in=cfg.audio_dim, visual_in=cfg.visual_dim)
+        self.escm = ESCM.from_config(d, cfg.escm, "weak")
         self.audio_cas = nn.Linear(d, cfg.num_classes)
         self.video_cas = nn.Linear(d, cfg.num_classes)
         self.cas = nn.Linear(d, cfg.num_classes, bias=False)
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def encode(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor, Tensors]:
         c = self.cfg
-        check_ave_inputs(batch, c.audio_dim, c.visual_dim, "cmbs_weak")
-        audio = batch["audio"]
-        visual = self.front.attend(audio, batch["visual"])  # (B, T, Dv)
+        visual = self.front.attend(audio, visual)  # (B, T, Dv)
         audio_kv, visual_kv, audio_q, visual_q = self.front.relate(audio, visual)
 
         a_gate = torch.sigmoid(self.front.audio_gate(visual_kv))  # (B, T, 1), crossed as in the reference
@@ -264,21 +247,21 @@ class CMBSWeak(AVModel):
         audio_q = audio_q * ((1.0 - c.alpha) + c.alpha * v_gate)
         video_cas, audio_cas = self.video_cas(visual_q), self.audio_cas(audio_q)  # (B, T, C)
         modality_gate = c.gamma * (torch.sigmoid(video_cas) + torch.sigmoid(audio_cas))
+        audio_q, visual_q = self.front.interact(audio_q, visual_q)  # (B, T, d) each
+        return audio_q, visual_q, {"av_gate": av_gate.squeeze(-1), "modality_gate": modality_gate}
 
-        fused = self.front.interact(audio_q, visual_q)  # (B, T, d)
-        raw_logits = topk_temporal_mean(self.cas(fused) * modality_gate, c.topk)  # (B, C)
-        video_logits = (av_gate * raw_logits.unsqueeze(1)).amax(dim=1)  # (B, C)
-        return {"video_logits": video_logits, "raw_logits": raw_logits, "av_gate": av_gate.squeeze(-1)}
+    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> Tensors:
+        fused = 0.5 * (audio + visual)  # (B, T, d)
+        raw_logits = topk_temporal_mean(self.cas(fused) * extras["modality_gate"], self.cfg.topk)  # (B, C)
+        av_gate = extras["av_gate"]  # (B, T)
+        video_logits = (av_gate.unsqueeze(-1) * raw_logits.unsqueeze(1)).amax(dim=1)  # (B, C)
+        return {"video_logits": video_logits, "raw_logits": raw_logits, "av_gate": av_gate}
 
-    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """(B, T): argmax(raw_logits) where the gate passes the threshold, background elsewhere."""
+    def class_scores(self, out: Mapping[str, Tensor]) -> Tensor:
+        return out["raw_logits"]
+
+    def event_gate(self, out: Mapping[str, Tensor]) -> Tensor:
         gate = out["av_gate"]
         if self.cfg.official_gate_bug:
             gate = torch.sigmoid(gate)  # the reference's second sigmoid: always > 0.5, so never background
-        is_event = gate > self.cfg.gate_threshold
-        cls = out["raw_logits"].argmax(dim=-1, keepdim=True).expand_as(is_event)
-        return torch.where(is_event, cls, torch.full_like(cls, self.cfg.num_classes - 1))
-
-    def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        c = self.cfg
-        return random_ave_batch(batch_size, generator, c.audio_dim, c.visual_dim, num_classes=c.num_classes)
+        return gate > self.cfg.gate_threshold

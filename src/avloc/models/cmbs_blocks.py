@@ -10,11 +10,12 @@ Shapes use B = batch, T = segments (10), R = spatial regions (7x7 = 49), D = fea
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avloc.models.dropout import Dropout
 
 
 def topk_temporal_mean(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -52,7 +53,7 @@ class CrossModalGatedAttention(nn.Module):
         self.query = nn.Linear(visual_dim, qk_dim)
         self.key = nn.Linear(visual_dim, qk_dim)
         self.value = nn.Linear(visual_dim, visual_dim)
-        self.self_dropout = Dropout(dropout)
+        self.self_dropout = nn.Dropout(dropout)
         self.self_norm = nn.LayerNorm(visual_dim)
         # step 2: average-guided spatial attention
         self.avg_proj = nn.Linear(visual_dim, hidden_dim)
@@ -100,17 +101,18 @@ class CrossModalGatedAttention(nn.Module):
 
 class TemporalRelationEncoder(nn.Module):
     """``InternalTemporalRelationModule``: Linear(in_dim -> d_model) then post-norm Transformer encoder
-    layers (self-attention over the T segments, ReLU FFN). (B, T, in_dim) -> (B, T, d_model)."""
+    layers (self-attention over the T segments, ReLU FFN). (B, T, in_dim) -> (B, T, d_model).
+
+    The layers start as identical copies of one initialised layer, as the official code's ``_get_clones``
+    (``copy.deepcopy``) makes them."""
 
     def __init__(
         self, in_dim: int, d_model: int, num_layers: int, num_heads: int, ffn_dim: int, dropout: float
     ) -> None:
         super().__init__()
         self.affine = nn.Linear(in_dim, d_model)
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(d_model, num_heads, ffn_dim, dropout, batch_first=True)
-            for _ in range(num_layers)
-        )
+        layer = nn.TransformerEncoderLayer(d_model, num_heads, ffn_dim, dropout, batch_first=True)
+        self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.affine(x)
@@ -128,12 +130,12 @@ class CrossModalDecoderLayer(nn.Module):
         super().__init__()
         self.cross_attn = nn.MultiheadAttention(d_model, num_heads, dropout=dropout, batch_first=True)
         self.ffn = nn.Sequential(
-            nn.Linear(d_model, ffn_dim), nn.ReLU(), Dropout(dropout), nn.Linear(ffn_dim, d_model)
+            nn.Linear(d_model, ffn_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn_dim, d_model)
         )
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
 
     def forward(self, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         memory = torch.cat([memory, query], dim=1)
@@ -144,16 +146,15 @@ class CrossModalDecoderLayer(nn.Module):
 class CrossModalRelationDecoder(nn.Module):
     """``CrossModalRelationAttModule``: Linear(in_dim -> d_model) on the query modality, then decoder
     layers attending to the other modality's encoder output. query (B, T, in_dim), memory (B, T, d_model)
-    -> (B, T, d_model)."""
+    -> (B, T, d_model). Its layers start as identical copies, like the encoder's."""
 
     def __init__(
         self, in_dim: int, d_model: int, num_layers: int, num_heads: int, ffn_dim: int, dropout: float
     ) -> None:
         super().__init__()
         self.affine = nn.Linear(in_dim, d_model)
-        self.layers = nn.ModuleList(
-            CrossModalDecoderLayer(d_model, num_heads, ffn_dim, dropout) for _ in range(num_layers)
-        )
+        layer = CrossModalDecoderLayer(d_model, num_heads, ffn_dim, dropout)
+        self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
 
     def forward(self, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         x = self.affine(query)
@@ -169,7 +170,7 @@ class AudioVideoInter(nn.Module):
     def __init__(self, d_model: int, num_heads: int, attn_dropout: float, dropout: float) -> None:
         super().__init__()
         self.attn = nn.MultiheadAttention(d_model, num_heads, dropout=attn_dropout, batch_first=True)
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from avloc.models.dropout import Dropout
 
 
 def check_dense_inputs(audio: torch.Tensor, visual: torch.Tensor, mask: torch.Tensor) -> None:
@@ -79,7 +78,7 @@ class TemporalEncoder(nn.Module):
         super().__init__()
         self.proj = nn.Linear(in_dim, hidden)
         self.convs = nn.ModuleList(MaskedConv1d(hidden, hidden, kernel) for _ in range(layers))
-        self.drop = Dropout(dropout)
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         m = mask.unsqueeze(-1).to(x.dtype)

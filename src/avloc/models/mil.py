@@ -21,7 +21,6 @@ from avloc.models.dense_blocks import (
     check_dense_inputs,
     masked_topk_mean,
 )
-from avloc.models.dropout import Dropout
 from avloc.registry import MODELS
 
 
@@ -55,7 +54,6 @@ class MILBaseline(AVModel):
     """
 
     task = "dense"
-    default_loss = "mil_bce"
 
     @dataclass
     class Config:
@@ -82,7 +80,7 @@ class MILBaseline(AVModel):
         self.fused_convs = nn.ModuleList(
             MaskedConv1d(cfg.hidden, cfg.hidden, cfg.kernel) for _ in range(cfg.fused_layers)
         )
-        self.drop = Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
         self.head = class_head(cfg.hidden, cfg.num_classes, cfg.prior_prob)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:

@@ -2,29 +2,33 @@
 
 Reads like the paper's method section: audio-guided visual attention picks the sounding regions, Bi-LSTMs
 model time, PSP lets each segment gather the similar segments of the other modality, a small head
-classifies every segment. Only layers on the forward path are built (the official ``fully_model.py``
-also registers ``SelfAttention``, ``linear_v``, ``v_classify``/``a_classify`` and ``L3``/``L4``, which its
-forward never uses), so the fully model has ~1.55 M parameters rather than the official 1.67 M.
+classifies every segment. Only layers on the forward path are built (the official ``psp_net`` also
+registers ``linear_v``, ``v_classify``/``a_classify`` and ``L3``/``L4``, which its forward never uses; the
+``SelfAttention`` class in ``fully_model.py`` is defined but never built), so the fully model has ~1.55 M
+parameters rather than the official 1.67 M.
 
-``escm=True`` appends VSCG's ESCM module after the encoder (VSCG paper, Table IV: ESCM as a plug-in).
+``escm: {}`` (an :class:`~avloc.models.blocks.ESCMConfig`) appends VSCG's ESCM module after the encoder
+(VSCG paper, Table IV: ESCM as a plug-in); ``escm: null`` (the default) leaves it out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from avloc.models.ave_io import check_ave_inputs, random_ave_batch
-from avloc.models.base import AVModel, Batch
+from avloc.models.ave_base import AVEModel, Tensors
 from avloc.models.blocks import (
     ESCM,
     AudioGuidedVisualAttention,
     BiLSTMPair,
+    ESCMConfig,
     PositiveSamplePropagation,
+    WeakESCMConfig,
     cosine_pairs,
     xavier_,
 )
@@ -113,19 +117,17 @@ class TemporalWeighting(nn.Module):
         return score * torch.sigmoid(F.relu(self.W3(score)))
 
 
-def weak_outputs(score: torch.Tensor, alpha: torch.Tensor) -> dict[str, torch.Tensor]:
+def weak_outputs(score: torch.Tensor, extras: Tensors) -> Tensors:
     """Video-level probabilities of the weak models: softmax of the time-average of the weighted scores."""
-    return {"segment_logits": score, "video_probs": torch.softmax(score.mean(1), dim=-1), "attention": alpha}
+    return {"segment_logits": score, "video_probs": torch.softmax(score.mean(1), dim=-1), **extras}
 
 
 @MODELS.register("psp")
-class PSP(AVModel):
+class PSP(AVEModel):
     """PSP, fully supervised. Outputs: ``logits`` (B, T, C) per segment, ``av_similarity`` (B, T) cosine of
     the final audio and visual features (for the AVPS loss), ``attention`` (B, T, R) AGVA weights.
     Prediction: argmax over the C = 29 classes (background = C-1)."""
 
-    task = "ave"
-    default_loss = "psp"
 
     @dataclass
     class Config:
@@ -141,44 +143,36 @@ class PSP(AVModel):
         threshold: float = 0.099  # PSP pruning threshold on the L1-normalised similarities
         dropout: float = 0.1  # PSP branch and fc dropout
         head_hidden: int = 64  # hidden width of the segment classifier
-        escm: bool = False  # append VSCG's ESCM after the encoder (VSCG paper Table IV)
-        escm_hidden: int = 128  # ESCM CERE channels / GRU hidden size
-        escm_dropout: float = 0.1  # ESCM dropout (VSCG fully)
+        escm: ESCMConfig | None = None  # VSCG's ESCM after the encoder (VSCG paper Table IV); None: none
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
         self.encoder = PSPFullyEncoder(cfg)
         dim = 2 * cfg.lstm_hidden
-        self.escm = ESCM(dim, cfg.escm_hidden, "fully", dropout=cfg.escm_dropout) if cfg.escm else None
+        self.escm = ESCM.from_config(dim, cfg.escm, "fully")
         self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        check_ave_inputs(batch, self.cfg.audio_dim, self.cfg.visual_dim, "psp")
-        a, v, alpha = self.encoder(batch["audio"], batch["visual"])
-        if self.escm is not None:
-            a, v = self.escm(a, v)
-        logits = self.head(0.5 * (a + v))
-        return {"logits": logits, "av_similarity": cosine_pairs(a, v), "attention": alpha}
+    def encode(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor, Tensors]:
+        a, v, alpha = self.encoder(audio, visual)  # (B, T, 2*lstm_hidden) x 2, (B, T, R)
+        return a, v, {"attention": alpha}
 
-    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return out["logits"].argmax(-1)
+    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> Tensors:
+        logits = self.head(0.5 * (audio + visual))  # (B, T, C)
+        return {"logits": logits, "av_similarity": cosine_pairs(audio, visual), **extras}
 
-    def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        c = self.cfg
-        return random_ave_batch(batch_size, generator, c.audio_dim, c.visual_dim, num_classes=c.num_classes)
+    def class_scores(self, out: Mapping[str, Tensor]) -> Tensor:
+        return out["logits"]
 
 
 @MODELS.register("psp_weak")
-class PSPWeak(AVModel):
+class PSPWeak(AVEModel):
     """PSP, weakly supervised (video-level labels only).
 
     Outputs: ``segment_logits`` (B, T, C) weighted per-segment scores (test-time argmax), ``video_probs``
     (B, C) = softmax(time-average of the weighted scores) for the BCE against ``prob_label``,
     ``attention`` (B, T, R)."""
 
-    task = "ave"
-    default_loss = "psp_weak_bce"
 
     @dataclass
     class Config:
@@ -193,29 +187,23 @@ class PSPWeak(AVModel):
         threshold: float = 0.095  # PSP pruning threshold (weak README command)
         dropout: float = 0.1  # PSP branch dropout
         head_hidden: int = 64  # hidden width of the segment classifier
-        escm: bool = False  # append VSCG's weak ESCM after the encoder (VSCG paper Table IV)
-        escm_hidden: int = 128  # ESCM CERE channels / GRU hidden size
-        escm_dropout: float = 0.5  # ESCM dropout (VSCG weak)
+        escm: WeakESCMConfig | None = None  # VSCG's weak ESCM after the encoder (Table IV); None: none
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
         self.encoder = PSPWeakEncoder(cfg, use_fc=False, fc_dropout=0.0)
         dim = 2 * cfg.lstm_hidden
-        self.escm = ESCM(dim, cfg.escm_hidden, "weak", dropout=cfg.escm_dropout) if cfg.escm else None
+        self.escm = ESCM.from_config(dim, cfg.escm, "weak")
         self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
         self.weighting = TemporalWeighting(cfg.num_classes)
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        check_ave_inputs(batch, self.cfg.audio_dim, self.cfg.visual_dim, "psp_weak")
-        a, v, alpha = self.encoder(batch["audio"], batch["visual"])
-        if self.escm is not None:
-            a, v = self.escm(a, v)
-        return weak_outputs(self.weighting(self.head(0.5 * (a + v))), alpha)
+    def encode(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor, Tensors]:
+        a, v, alpha = self.encoder(audio, visual)  # (B, T, 2*lstm_hidden) x 2, (B, T, R)
+        return a, v, {"attention": alpha}
 
-    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return out["segment_logits"].argmax(-1)
+    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> Tensors:
+        return weak_outputs(self.weighting(self.head(0.5 * (audio + visual))), extras)  # scores (B, T, C)
 
-    def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        c = self.cfg
-        return random_ave_batch(batch_size, generator, c.audio_dim, c.visual_dim, num_classes=c.num_classes)
+    def class_scores(self, out: Mapping[str, Tensor]) -> Tensor:
+        return out["segment_logits"]

@@ -23,40 +23,36 @@ so ``vscg`` has ~2.51 M parameters rather than the official 2.63 M.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from avloc.models.ave_io import check_ave_inputs, random_ave_batch
-from avloc.models.base import AVModel, Batch
-from avloc.models.blocks import ESCM, cosine_pairs, xavier_
+from avloc.models.ave_base import AVEModel, Tensors
+from avloc.models.blocks import ESCM, ESCMConfig, WeakESCMConfig, cosine_pairs, xavier_
 from avloc.models.psp import PSPFullyEncoder, PSPWeakEncoder, SegmentHead, TemporalWeighting, weak_outputs
 from avloc.registry import MODELS
 
 ABLATIONS = ("full", "no_escm", "no_isce", "isce_avg", "isce_max", "cere_unshared")
 
 
-def build_escm(ablation: str, dim: int, hidden: int, mode: str, dropout: float, kernel: int) -> ESCM | None:
+def build_escm(ablation: str, dim: int, cfg: ESCMConfig, mode: str) -> ESCM | None:
     """The ESCM of a Table III variant (None for ``no_escm``)."""
     if ablation not in ABLATIONS:
         raise ValueError(f"vscg: ablation must be one of {ABLATIONS}, got {ablation!r}")
     if ablation == "no_escm":
         return None
     init = {"no_isce": "zero", "isce_avg": "avg", "isce_max": "max"}.get(ablation, "cere")
-    return ESCM(dim, hidden, mode, init, cere_shared=ablation != "cere_unshared", dropout=dropout,
-                kernel_size=kernel)
+    return ESCM.from_config(dim, cfg, mode, init, cere_shared=ablation != "cere_unshared")
 
 
 @MODELS.register("vscg")
-class VSCG(AVModel):
+class VSCG(AVEModel):
     """VSCG, fully supervised. Outputs: ``relevance`` (B, T) event logits, ``category`` (B, C-1) video
     event logits, ``av_similarity`` (B, T) cosine of the final audio/visual features, ``attention``
     (B, T, R) AGVA weights."""
 
-    task = "ave"
-    default_loss = "vscg"
 
     @dataclass
     class Config:
@@ -71,9 +67,7 @@ class VSCG(AVModel):
         psp_hidden: int = 256  # PSP branch width
         threshold: float = 0.099  # PSP pruning threshold (hard-coded 0.099 in the official forward)
         dropout: float = 0.2  # PSP branch and fc dropout (VSCG uses 0.2, PSP 0.1)
-        escm_hidden: int = 128  # CERE channels / ISCE GRU hidden size
-        escm_dropout: float = 0.1  # dropout after the ISCE fc
-        escm_kernel: int = 5  # CERE Conv1d kernel size (padding kernel // 2)
+        escm: ESCMConfig = field(default_factory=ESCMConfig)  # ESCM (dropout after the ISCE fc)
         relevance_threshold: float = 0.7  # segment is an event when sigmoid(relevance) > this
         ablation: str = "full"  # Table III: full | no_escm | no_isce | isce_avg | isce_max | cere_unshared
 
@@ -82,42 +76,36 @@ class VSCG(AVModel):
         self.cfg = cfg
         self.encoder = PSPFullyEncoder(cfg)
         dim = 2 * cfg.lstm_hidden
-        self.escm = build_escm(cfg.ablation, dim, cfg.escm_hidden, "fully", cfg.escm_dropout, cfg.escm_kernel)
+        self.escm = build_escm(cfg.ablation, dim, cfg.escm, "fully")
         self.relevance = nn.Linear(dim, 1)
         self.category = nn.Linear(dim, cfg.num_classes - 1)
         xavier_(self.relevance, self.category)
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        check_ave_inputs(batch, self.cfg.audio_dim, self.cfg.visual_dim, "vscg")
-        a, v, alpha = self.encoder(batch["audio"], batch["visual"])
-        if self.escm is not None:
-            a, v = self.escm(a, v)
-        fused = 0.5 * (a + v)  # (B, T, dim)
+    def encode(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor, Tensors]:
+        a, v, alpha = self.encoder(audio, visual)  # (B, T, 2*lstm_hidden) x 2, (B, T, R)
+        return a, v, {"attention": alpha}
+
+    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> Tensors:
+        fused = 0.5 * (audio + visual)  # (B, T, dim)
         return {
-            "relevance": self.relevance(fused).squeeze(-1),
-            "category": self.category(fused.amax(1)),
-            "av_similarity": cosine_pairs(a, v),
-            "attention": alpha,
+            "relevance": self.relevance(fused).squeeze(-1),  # (B, T) event logits
+            "category": self.category(fused.amax(1)),  # (B, C-1) video event logits
+            "av_similarity": cosine_pairs(audio, visual),  # (B, T)
+            **extras,
         }
 
-    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Event class of the video where sigmoid(relevance) > threshold, background elsewhere."""
-        is_event = torch.sigmoid(out["relevance"]) > self.cfg.relevance_threshold
-        cls = out["category"].argmax(-1, keepdim=True).expand_as(is_event)
-        return torch.where(is_event, cls, torch.full_like(cls, self.cfg.num_classes - 1))
+    def class_scores(self, out: Mapping[str, Tensor]) -> Tensor:
+        return out["category"]
 
-    def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        c = self.cfg
-        return random_ave_batch(batch_size, generator, c.audio_dim, c.visual_dim, num_classes=c.num_classes)
+    def event_gate(self, out: Mapping[str, Tensor]) -> Tensor:
+        return torch.sigmoid(out["relevance"]) > self.cfg.relevance_threshold
 
 
 @MODELS.register("vscg_weak")
-class VSCGWeak(AVModel):
+class VSCGWeak(AVEModel):
     """VSCG, weakly supervised. Outputs: ``segment_logits`` (B, T, C) (test-time argmax), ``video_probs``
     (B, C), ``video_probs_smooth`` (B, C) = softmax(video_probs), ``attention`` (B, T, R)."""
 
-    task = "ave"
-    default_loss = "vscg_smooth"
 
     @dataclass
     class Config:
@@ -132,9 +120,7 @@ class VSCGWeak(AVModel):
         threshold: float = 0.099  # PSP pruning threshold (hard-coded 0.099 in the official weak forward)
         dropout: float = 0.1  # PSP branch dropout
         psp_fc_dropout: float = 0.2  # dropout after the PSP fc layers
-        escm_hidden: int = 128  # CERE channels / ISCE GRU hidden size
-        escm_dropout: float = 0.5  # dropout on the ISCE GRU outputs
-        escm_kernel: int = 5  # CERE Conv1d kernel size
+        escm: WeakESCMConfig = field(default_factory=WeakESCMConfig)  # ESCM (dropout on the GRU outputs)
         head_hidden: int = 64  # hidden width of the segment classifier
         ablation: str = "full"  # Table III variants, as for `vscg` (weak ESCM: cross-initialised GRUs)
 
@@ -143,22 +129,18 @@ class VSCGWeak(AVModel):
         self.cfg = cfg
         self.encoder = PSPWeakEncoder(cfg, use_fc=True, fc_dropout=cfg.psp_fc_dropout)
         dim = 2 * cfg.lstm_hidden
-        self.escm = build_escm(cfg.ablation, dim, cfg.escm_hidden, "weak", cfg.escm_dropout, cfg.escm_kernel)
+        self.escm = build_escm(cfg.ablation, dim, cfg.escm, "weak")
         self.head = SegmentHead(dim, cfg.head_hidden, cfg.num_classes)
         self.weighting = TemporalWeighting(cfg.num_classes)
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        check_ave_inputs(batch, self.cfg.audio_dim, self.cfg.visual_dim, "vscg_weak")
-        a, v, alpha = self.encoder(batch["audio"], batch["visual"])
-        if self.escm is not None:
-            a, v = self.escm(a, v)
-        out = weak_outputs(self.weighting(self.head(0.5 * (a + v))), alpha)
-        out["video_probs_smooth"] = torch.softmax(out["video_probs"], dim=-1)
+    def encode(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor, Tensors]:
+        a, v, alpha = self.encoder(audio, visual)  # (B, T, 2*lstm_hidden) x 2, (B, T, R)
+        return a, v, {"attention": alpha}
+
+    def outputs(self, audio: Tensor, visual: Tensor, extras: Tensors) -> Tensors:
+        out = weak_outputs(self.weighting(self.head(0.5 * (audio + visual))), extras)  # scores (B, T, C)
+        out["video_probs_smooth"] = torch.softmax(out["video_probs"], dim=-1)  # (B, C)
         return out
 
-    def segment_predictions(self, out: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return out["segment_logits"].argmax(-1)
-
-    def example_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        c = self.cfg
-        return random_ave_batch(batch_size, generator, c.audio_dim, c.visual_dim, num_classes=c.num_classes)
+    def class_scores(self, out: Mapping[str, Tensor]) -> Tensor:
+        return out["segment_logits"]

@@ -58,7 +58,7 @@ PLUGIN = Table(
     runs=[
         Run(row=m.upper(), config=f"ave/{m}_{s}.yaml",
             columns={f"{s}{' + ESCM' if escm else ''}": ACC},
-            overrides=[f"model.escm={'true' if escm else 'false'}"])
+            overrides=[f"model.escm={'{}' if escm else 'null'}"])
         for m in ("avel", "psp", "cmbs")
         for s in ("fully", "weak")
         for escm in (False, True)

@@ -1,5 +1,5 @@
-"""The one expensive piece of every AVE model, written as a single autograd function: audio-guided attention
-over the 7x7 regions of every segment (AGVA of AVEL, reused by PSP and VSCG).
+"""The fused kernel of audio-guided visual attention (AGVA of AVEL, reused by PSP and VSCG): the plain
+equations of :class:`avloc.models.blocks.AudioGuidedVisualAttention` as one blocked autograd function.
 
 For region features x (N segments x R regions, Dv), the audio guide g (N, R) and weights W1 (hidden, Dv),
 b1, W2 (R, hidden), w_h (R):
@@ -20,23 +20,14 @@ features never do). Without a gradient (evaluation) nothing is saved and no (N*R
 
 from __future__ import annotations
 
-import math
 import weakref
 
 import torch
-from torch.utils.flop_counter import register_flop_formula
 
 BLOCK_ROWS = 4096  # rows (segments x regions) per block: a (4096, 512) float32 block is 8 MB
 
 
 FUSED_LINEAR_RELU = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-
-if FUSED_LINEAR_RELU:  # so that torch.utils.flop_counter (and `avloc bench`) counts the fused GEMM
-
-    @register_flop_formula(torch.ops.mkldnn._linear_pointwise)
-    def _linear_pointwise_flops(x_shape, w_shape, *args, **kwargs) -> int:  # type: ignore[no-untyped-def]
-        return 2 * math.prod(x_shape[:-1]) * x_shape[-1] * w_shape[0]
-
 
 def _linear_relu(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``relu(x w^T + b)``. On CPU float32 it runs as oneDNN's fused linear + bias + ReLU when this torch
@@ -47,17 +38,16 @@ def _linear_relu(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Ten
 
 
 def _linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``x w^T`` for the thin (hidden -> regions) map: oneDNN's linear is ~1.5x faster than MKL's ``mm`` on
-    CPU float32 for the (M, 512) x (512, 49) shape (measured 6.6 ms vs 10.2 ms at M = 15,680)."""
+    """``x w^T`` for the thin (hidden -> regions) map: oneDNN's linear beats MKL's ``mm`` on CPU float32
+    for this (M, 512) x (512, 49) shape."""
     if FUSED_LINEAR_RELU and x.device.type == "cpu" and x.dtype == w.dtype == torch.float32:
         return torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
     return x @ w.t().to(x.dtype)
 
 
 def _tanh(u: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``tanh(u)`` into ``out`` (which may be ``u``); on CPU as ``2 sigmoid(2u) - 1``, ~2.5x faster than
-    ``torch.tanh`` there (measured on (83, 49, 49) float32: 0.10 vs 0.25 ms) with absolute error < 2e-7.
-    ``u`` is overwritten."""
+    """``tanh(u)`` into ``out`` (which may be ``u``); on CPU as ``2 sigmoid(2u) - 1``, faster than
+    ``torch.tanh`` there, with absolute error < 2e-7. ``u`` is overwritten."""
     if u.device.type != "cpu":
         return torch.tanh(u, out=out)
     return torch.sigmoid(u.mul_(2), out=out).mul_(2).sub_(1)
@@ -68,10 +58,11 @@ class ActivationBuffer:
     tanh output.
 
     A fresh 128 MB tensor every training step costs page faults on CPU (the allocator maps new memory for
-    anything that large; ~0.1 s per 128 MB on the 2-core VM of the README); reusing the memory removes them
+    anything that large); reusing the memory removes them
     without raising the peak, since the tensors exist during every step anyway. A forward takes the buffer
     only when no pending graph holds it (otherwise it allocates fresh tensors, e.g. for gradient
-    accumulation over several forwards); the backward hands it back, and a graph dropped without backward frees it when collected. Were it ever
+    accumulation over several forwards); the backward hands it back, and a graph dropped without backward
+    frees it when collected. Were it ever
     overwritten under a graph that still needs it (``retain_graph`` across a new forward), autograd's
     version check raises instead of returning wrong gradients.
     """

@@ -1,5 +1,5 @@
-"""The fused, blocked audio-guided attention equals the plain autograd formulation, block sizes and buffers
-notwithstanding: outputs, every gradient, FLOP count, evaluation path, buffer reuse rules."""
+"""The fused, blocked audio-guided attention kernel equals AGVA's plain PyTorch path, block sizes and buffers
+notwithstanding: outputs, every gradient, FLOP count, evaluation path, buffer reuse rules, the switch."""
 
 from __future__ import annotations
 
@@ -7,20 +7,18 @@ import gc
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from avloc.models import attention_kernel as kernel
-from avloc.models.attention_kernel import ActivationBuffer, _AttendRegions, attend_regions
+import avloc.bench  # noqa: F401  (registers the fused GEMM's FLOP formula)
+from avloc import kernels
+from avloc.kernels import region_attention as kernel
+from avloc.kernels.region_attention import ActivationBuffer, _AttendRegions, attend_regions
+from avloc.models import blocks
 from avloc.models.blocks import AudioGuidedVisualAttention
 
 
-def reference(x, guide, w1, b1, w2, wh):  # type: ignore[no-untyped-def]
-    """The official AGVA computation with plain autograd ops."""
-    n, r = guide.shape
-    content = F.linear(torch.relu(F.linear(x, w1, b1)), w2).view(n, r, -1)
-    z = F.linear(torch.tanh(content + guide.unsqueeze(2)), wh).squeeze(2)
-    alpha = torch.softmax(z, dim=-1)
-    return torch.bmm(alpha.unsqueeze(1), x.view(n, r, -1)).squeeze(1), alpha
+def _agva(fused: bool, dtype=torch.float64, seed=0):  # type: ignore[no-untyped-def]
+    torch.manual_seed(seed)
+    return AudioGuidedVisualAttention(audio_dim=3, visual_dim=6, hidden=7, regions=4, fused_attn=fused).to(dtype)
 
 
 def _inputs(n=5, r=4, dv=6, hidden=7, dtype=torch.float64, seed=0):  # type: ignore[no-untyped-def]
@@ -35,20 +33,40 @@ def _inputs(n=5, r=4, dv=6, hidden=7, dtype=torch.float64, seed=0):  # type: ign
     ]
 
 
-@pytest.mark.parametrize("block_rows", [4, 8, 12, 4096])  # 1, 2, 3 segments per block (5 = 2+2+1), all
-def test_outputs_and_all_gradients_equal_the_autograd_reference(block_rows, monkeypatch):
+@pytest.mark.parametrize("block_rows", [4, 8, 12, 4096])  # 1, 2, 3 segments per block (6 = 2+2+2), all
+def test_kernel_outputs_and_all_gradients_equal_the_plain_path(block_rows, monkeypatch):
+    """In float64 (the kernel is forced on: by default it runs only on CPU float32)."""
     monkeypatch.setattr(kernel, "BLOCK_ROWS", block_rows)
-    args = [t.requires_grad_() for t in _inputs()]
-    wa, walpha = torch.randn(5, 6, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
-    grads = []
-    for fn in (reference, lambda *a: attend_regions(*a, ActivationBuffer())):
-        att, alpha = fn(*args)
-        grads.append(((att, alpha), torch.autograd.grad((att * wa).sum() + (alpha * walpha).sum(), args)))
-    (ref_out, ref_g), (out, g) = grads
-    for a, b in zip(out, ref_out):
+    monkeypatch.setattr(blocks, "fused_attn_applies", lambda x: True)
+    g = torch.Generator().manual_seed(1)
+    audio = torch.randn(2, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    visual = torch.randn(2, 3, 2, 2, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    wa, walpha = torch.randn(2, 3, 6, dtype=torch.float64), torch.randn(2, 3, 4, dtype=torch.float64)
+    results = []
+    for fused in (False, True):
+        att = _agva(fused)
+        inputs = [audio, visual, *att.parameters()]
+        out, alpha = att(audio, visual)
+        grads = torch.autograd.grad((out * wa).sum() + (alpha * walpha).sum(), inputs)
+        results.append(((out, alpha), grads))
+    (plain_out, plain_g), (fused_out, fused_g) = results
+    for a, b in zip(fused_out, plain_out):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
-    for a, b in zip(g, ref_g):
+    for a, b in zip(fused_g, plain_g):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_switch_picks_the_kernel_only_where_it_applies(monkeypatch):
+    monkeypatch.setattr(kernels, "_FUSED_ATTN", True)
+    assert AudioGuidedVisualAttention().fused_attn
+    kernels.set_fused_attn(False)
+    assert not AudioGuidedVisualAttention().fused_attn and not kernels.use_fused_attn()
+    assert kernels.fused_attn_applies(torch.zeros(1)) and not kernels.fused_attn_applies(torch.zeros(1).double())
+    audio, visual = torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 6)
+    plain, fused = _agva(False, torch.float32), _agva(True, torch.float32)
+    for a, b in zip(fused(audio, visual), plain(audio, visual)):
+        torch.testing.assert_close(a, b)
+    assert fused.activations.tensors and not plain.activations.tensors  # only the kernel ran on float32
 
 
 def test_gradcheck_with_several_blocks_and_an_unused_output(monkeypatch):
@@ -106,7 +124,7 @@ def test_fused_linear_relu_matches_addmm(monkeypatch):
     if not kernel.FUSED_LINEAR_RELU:
         pytest.skip("this torch build has no fused oneDNN linear")
     torch.manual_seed(0)
-    att = AudioGuidedVisualAttention()
+    att = AudioGuidedVisualAttention(fused_attn=True)
     audio, visual = torch.rand(2, 10, 128), torch.rand(2, 10, 7, 7, 512)
     results = []
     for fused in (True, False):
@@ -138,7 +156,7 @@ def _agva_grads(att, batches):  # type: ignore[no-untyped-def]
 def test_activation_buffer_is_reused_and_never_shared_by_two_pending_graphs():
     """Two forwards before one backward (gradient accumulation) must not share the saved activation."""
     torch.manual_seed(6)
-    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
+    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4, fused_attn=True)
     batches = [(torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 8)) for _ in range(2)]
     accumulated = _agva_grads(att, batches)
     att.activations.clear()
@@ -153,7 +171,7 @@ def test_activation_buffer_is_reused_and_never_shared_by_two_pending_graphs():
 
 def test_activation_buffer_overwritten_under_a_retained_graph_is_caught_by_autograd():
     torch.manual_seed(7)
-    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
+    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4, fused_attn=True)
     a, v = torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 8)
     loss = att(a, v)[0].sum()
     loss.backward(retain_graph=True)
@@ -164,7 +182,7 @@ def test_activation_buffer_overwritten_under_a_retained_graph_is_caught_by_autog
 
 def test_activation_buffer_is_freed_by_a_graph_dropped_without_backward():
     torch.manual_seed(8)
-    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
+    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4, fused_attn=True)
     a, v = torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 8)
     out = att(a, v)[0]
     held = att.activations.tensors
@@ -175,7 +193,7 @@ def test_activation_buffer_is_freed_by_a_graph_dropped_without_backward():
 
 
 def test_eval_mode_frees_the_activation_buffer():
-    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4)
+    att = AudioGuidedVisualAttention(audio_dim=3, visual_dim=8, hidden=8, regions=4, fused_attn=True)
     att(torch.rand(2, 3, 3), torch.rand(2, 3, 2, 2, 8))[0].sum().backward()
     assert att.activations.tensors
     att.eval()
