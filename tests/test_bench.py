@@ -8,7 +8,7 @@ import torch
 
 
 def test_bench_ave_smoke(tmp_path):
-    from avloc.bench import bench_ave
+    from avloc.tools.bench import bench_ave
     from avloc.data.synth_ave import write_synthetic_ave
 
     write_synthetic_ave(tmp_path / "d", videos=40, seed=0, dtype="float32")
@@ -28,7 +28,7 @@ def test_flop_count_of_the_onednn_lstm_equals_the_op_by_op_lstm():
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    import avloc.bench  # noqa: F401  (registers the formulas)
+    import avloc.tools.bench  # noqa: F401  (registers the formulas)
 
     torch.manual_seed(0)
     lstm = torch.nn.LSTM(24, 16, 1, batch_first=True, bidirectional=True)

@@ -17,8 +17,8 @@ from avloc.config import (
     save_config,
     with_data_dims,
 )
-from avloc.paths import config_path, configs_dir
 from avloc.registry import ConfigError, Registry, build_dataclass
+from avloc.tools.paths import config_path, configs_dir
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from avloc.data.base import DataError
+from avloc.formats.activitynet import FormatError
 from avloc.data.unav import grid_to_seconds, resample
 from avloc.catalog import DATASETS
 from avloc.registry import ConfigError
@@ -185,32 +186,33 @@ def with_entry(vid: str, entry) -> dict:
 
 
 @pytest.mark.parametrize(
-    "db, fields, match",
+    "db, fields, error, match",
     [
         (
             with_entry("a", {"duration": 10.0, "subset": "train", "annotations": [ann(0, 11, "dog", 1)]}),
             {},
-            r"database\['a'\]\.annotations\[0\].*outside the video \[0, 10.0\]",
+            DataError, r"database\['a'\]\.annotations\[0\].*outside the video \[0, 10.0\]",
         ),
         (
-            with_entry("a", {"duration": 10.0, "subset": "train", "annotations": [ann(5, 5, "dog", 1)]}),
+            with_entry("a", {"duration": 10.0, "subset": "train", "annotations": [ann(5, 4, "dog", 1)]}),
             {},
-            "empty or reversed",
+            FormatError,
+            r"annotations\[0\]: segment \[5, 4\] must be finite with end >= start",
         ),
         (
             with_entry("a", {"duration": -1, "subset": "train", "annotations": []}),
             {},
-            "duration must be a positive",
+            FormatError, "duration must be a positive",
         ),
         (
             with_entry("a", {"duration": 10.0, "subset": "train", "annotations": [ann(0, 4, "bird", 2)]}),
             {"class_names": ["cat", "dog"]},
-            "unknown label 'bird'",
+            DataError, "unknown label 'bird'",
         ),
         (
             with_entry("a", {"duration": 10.0, "subset": "train", "annotations": [ann(0, 4, "dog", 7)]}),
             {},
-            "label 'dog' has label_id",
+            FormatError, "label 'dog' has label_id",
         ),
         (
             with_entry(
@@ -222,14 +224,21 @@ def with_entry(vid: str, entry) -> dict:
                 },
             ),
             {},
-            "two finite numbers",
+            FormatError, "two finite numbers",
         ),
-        (DB, {"test_subset": "testing"}, r"no video in subset 'testing' \(test split\)"),
+        (DB, {"test_subset": "testing"}, DataError, r"no video in subset 'testing' \(test split\)"),
     ],
 )
-def test_bad_annotations(tmp_path, db, fields, match):
-    with pytest.raises(DataError, match=match):
+def test_bad_annotations(tmp_path, db, fields, error, match):
+    with pytest.raises(error, match=match):
         build(make(tmp_path, db), **fields)
+
+
+def test_zero_length_event_is_kept_as_detect_eval_keeps_it(tmp_path):
+    db = with_entry("a", {"duration": 10.0, "subset": "train", "annotations": [ann(5, 5, "dog", 1)]})
+    d = build(make(tmp_path, db))
+    assert (d.gt_start[d.gt_video == 0].tolist(), d.gt_end[d.gt_video == 0].tolist()) == ([5.0], [5.0])
+    assert d.video_labels[0].tolist() == [0.0, 1.0]
 
 
 def test_annotation_within_tolerance_is_clipped(tmp_path):
@@ -241,10 +250,10 @@ def test_annotation_within_tolerance_is_clipped(tmp_path):
 def test_malformed_json_and_missing_file(tmp_path):
     root = make(tmp_path, DB)
     (root / "unav100_annotations.json").write_text("{oops")
-    with pytest.raises(DataError, match="unav100_annotations.json: not valid JSON"):
+    with pytest.raises(FormatError, match="unav100_annotations.json: not valid JSON"):
         build(root)
     (root / "unav100_annotations.json").write_text(json.dumps({"database": []}))
-    with pytest.raises(DataError, match="'database'"):
+    with pytest.raises(FormatError, match="'database'"):
         build(root)
-    with pytest.raises(DataError, match="annotation file not found"):
+    with pytest.raises(FormatError, match="annotation file not found"):
         build(root, annotations="nope.json")

@@ -10,7 +10,7 @@ pytest.importorskip("matplotlib")
 
 
 def test_demo_small(tmp_path, capsys):
-    from avloc.cli import main
+    from avloc.tools.cli import main
 
     assert main(["demo", "--out", str(tmp_path), "--videos", "40", "--epochs", "1"]) == 0
     out = capsys.readouterr().out

@@ -10,7 +10,8 @@ import torch
 
 from avloc.data.synth_unav import write_synthetic_unav
 from avloc.evaluation.dense_map import PREDICTIONS_FILE, metric_name
-from avloc.evaluation.detection import evaluate_detection, load_ground_truth, load_predictions
+from avloc.evaluation.detection import evaluate_detection
+from avloc.formats.activitynet import load_ground_truth, load_predictions
 from avloc.models.base import AVModel
 from avloc.catalog import DATASETS, EVALUATORS, MODELS
 

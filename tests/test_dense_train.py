@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from avloc.cli import main
+from avloc.tools.cli import main
 from avloc.config import load_config
 from avloc.data.synth_unav import SynthUnavConfig, write_synthetic_unav
 from avloc.engine.loop import fit
-from avloc.evaluation.detection import evaluate_detection, load_ground_truth, load_predictions
 from avloc.catalog import DATASETS
+from avloc.evaluation.detection import evaluate_detection
+from avloc.formats.activitynet import load_ground_truth, load_predictions
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "unav"
 SMALL = ["model.hidden=16", "train.batch_size=8", "train.eval_batch_size=16"]
@@ -71,7 +72,7 @@ def test_weak_training_learns_to_localize(easy_dir: Path, tmp_path: Path, method
 
 
 def test_bench_dense_reports_epoch_time_bound_and_rss(tiny_dir: Path, tmp_path: Path):
-    from avloc.bench_dense import bench_dense, unav_scale_features
+    from avloc.tools.bench_dense import bench_dense, unav_scale_features
 
     data = unav_scale_features(50, audio_dim=4, visual_dim=6, num_classes=3)
     assert data.model_dims() == {"audio_dim": 4, "visual_dim": 6, "num_classes": 3}

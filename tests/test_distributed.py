@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 
 from avloc.config import load_config
 from avloc.engine.loop import fit
-from avloc.paths import config_path
+from avloc.tools.paths import config_path
 
 pytestmark = pytest.mark.distributed
 

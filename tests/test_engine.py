@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from avloc.cli import main
+from avloc.tools.cli import main
 from avloc.config import load_config
 from avloc.engine.checkpoint import load_safe
 from avloc.engine.distributed import DistInfo
 from avloc.engine.loop import epoch_batches, fit, lr_at_epoch
-from avloc.paths import config_path
+from avloc.tools.paths import config_path
 from avloc.registry import ConfigError
 
 SMALL = ["train.batch_size=8", "train.eval_batch_size=16", "train.threads=1"]

@@ -12,8 +12,8 @@ import torch
 from avloc.config import load_config
 from avloc.engine.loop import fit
 from avloc.engine.workers import _worker_device
-from avloc.paths import config_path
-from avloc.registry import MODELS
+from avloc.tools.paths import config_path
+from avloc.catalog import MODELS
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

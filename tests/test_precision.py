@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from avloc.engine.precision import CPU_BF16_FLAGS, bf16_matmul_support
-from avloc.registry import MODELS
+from avloc.catalog import MODELS
 
 
 @pytest.mark.parametrize("name", MODELS.names())

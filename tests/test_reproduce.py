@@ -6,15 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from avloc.cli import main
+from avloc.tools.cli import main
 from avloc.config import load_config
-from avloc.paths import config_path
-from avloc.reproduce import Run, Table, all_tables, format_table
+from avloc.tools.paths import config_path
+from avloc.tools.reproduce import TABLES, format_table
+from avloc.tools.tables.table import Run, Table
 
 
-@pytest.mark.parametrize("name", sorted(all_tables()))
+@pytest.mark.parametrize("name", sorted(TABLES))
 def test_every_cell_config_resolves(name):
-    table = all_tables()[name]
+    table = TABLES[name]
     assert table.runs
     for run in table.runs:
         assert set(run.columns) <= set(table.columns)
@@ -68,7 +69,7 @@ def test_tables_share_cells_with_equal_configs(tmp_path: Path, capsys):
 
 
 def test_cell_folder_ignores_keys_that_do_not_change_the_numbers(tmp_path: Path):
-    from avloc.reproduce import cell_dir
+    from avloc.tools.reproduce import cell_dir
 
     run = Run("r", "ave/psp_fully.yaml", {"a": "test_acc"})
 

@@ -10,8 +10,8 @@ import torch
 
 from avloc.config import load_config
 from avloc.engine.loop import fit
-from avloc.paths import config_path
-from avloc.registry import DATASETS
+from avloc.tools.paths import config_path
+from avloc.catalog import DATASETS
 
 from test_data_unav import DB, make
 

@@ -9,7 +9,7 @@ pytest.importorskip("matplotlib")
 
 
 def test_timeline_png(tmp_path):
-    from avloc.viz import plot_ave_timelines
+    from avloc.tools.viz import plot_ave_timelines
 
     truth = np.array([[28, 1, 1, 1, 28, 28, 28, 28, 28, 28], [2] * 10])
     pred = np.array([[28, 1, 1, 28, 28, 28, 28, 28, 28, 28], [2] * 9 + [5]])

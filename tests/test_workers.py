@@ -12,8 +12,8 @@ import pytest
 
 from avloc.config import load_config
 from avloc.engine.workers import FAILED, Cell, claim, run_workers
-from avloc.paths import config_path
-from avloc.reproduce import CellsFailed, run_table
+from avloc.tools.paths import config_path
+from avloc.tools.reproduce import CellsFailed, run_table
 
 QUICK = ["train.epochs=1", "train.threads=1", "train.batch_size=16", "train.lr_decay_epochs=[]"]
 

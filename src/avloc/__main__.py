@@ -1,5 +1,5 @@
 """``python -m avloc`` (and ``torchrun -m avloc``) run the command line."""
 
-from avloc.cli import main
+from avloc.tools.cli import main
 
 raise SystemExit(main())

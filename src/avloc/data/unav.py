@@ -26,8 +26,6 @@ that video's step, which is kept per video in ``step_sec`` so predictions still 
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ import numpy as np
 import torch
 
 from avloc.data.base import DataError, InMemoryDataset
-from avloc.evaluation.detection import Segments
+from avloc.formats.activitynet import GroundTruth, Segments, read_ground_truth
 from avloc.registry import DATASETS
 
 
@@ -126,30 +124,29 @@ class UnAVDataset(InMemoryDataset):
     def __init__(self, cfg: Config, root: str | Path) -> None:
         super().__init__(cfg, root)
         ann_path = self._path(cfg.annotations)
-        db = read_database(ann_path)
-        self.class_names = class_list(db, ann_path, cfg.class_names)
-        cls_index = {n: i for i, n in enumerate(self.class_names)}
+        gt = read_ground_truth(ann_path)
+        self.class_names = given_classes(cfg.class_names) or gt.class_names()
+        events = checked_events(gt, self.class_names, cfg.duration_tolerance)  # video = index into gt
         wanted = {"train": cfg.train_subset, "val": cfg.val_subset, "test": cfg.test_subset}
         chosen: dict[str, list[str]] = {}
         for split, subset in wanted.items():
-            ids = [v for v, e in db.items() if e.get("subset") == subset]
+            ids = [v for v, s in zip(gt.video_ids, gt.subsets) if s == subset]
             if not ids:
-                found = sorted({str(e.get("subset")) for e in db.values()})
+                found = sorted({str(s) for s in gt.subsets})
                 raise DataError(
                     f"{ann_path}: no video in subset {subset!r} ({split} split); subsets: {found}"
                 )
             chosen[split] = ids[: cfg.limit] if cfg.limit > 0 else ids
         order = list(dict.fromkeys(v for ids in chosen.values() for v in ids))  # val == test shares videos
+        index_of = {v: i for i, v in enumerate(gt.video_ids)}
         self.num_missing = 0
         self._seen_dims: dict[str, tuple[int, str]] = {}  # modality -> (dim, where it was first seen)
         videos: list[str] = []
         audio, visual, steps, lengths = [], [], [], []
-        seg_rows: list[tuple[int, float, float, int]] = []
         step0 = cfg.feat_stride / cfg.fps
+        kept: list[int] = []  # gt index of each loaded video
         for vid in order:
-            entry = db[vid]
-            dur = check_duration(entry, vid, ann_path)
-            anns = check_annotations(entry, vid, dur, ann_path, cls_index, cfg.duration_tolerance)
+            dur = float(gt.durations[index_of[vid]])
             streams = self._load_streams(vid)
             if streams is None:
                 self.num_missing += 1
@@ -163,10 +160,8 @@ class UnAVDataset(InMemoryDataset):
                 else:
                     step = step0 * (t - 1) / (cfg.max_seq_len - 1) if cfg.max_seq_len > 1 else step0
                     v, a = resample(v, cfg.max_seq_len), resample(a, cfg.max_seq_len)
-            n = len(videos)
-            videos.append(vid)
+            videos.append(vid), kept.append(index_of[vid])
             visual.append(v), audio.append(a), steps.append(step), lengths.append(v.shape[0])
-            seg_rows.extend((n, s, e, c) for s, e, c in anns)
         if not videos:
             raise DataError(
                 f"no video of {ann_path} has its feature files (looked in {self._path(cfg.visual_dir)})"
@@ -179,17 +174,19 @@ class UnAVDataset(InMemoryDataset):
             if idx.numel() == 0:
                 raise DataError(f"split {s} ({wanted[s]}) has no video with feature files")
         self.video_ids = videos
-        self.durations = np.array([float(db[v]["duration"]) for v in videos], dtype=np.float64)
+        self.durations = gt.durations[kept]
         self.lengths = torch.tensor(lengths, dtype=torch.long)
         self.step_sec = np.array(steps, dtype=np.float64)
         self.offset_sec = np.full(len(videos), 0.5 * cfg.num_frames / cfg.fps, dtype=np.float64)
         self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), self.lengths.cumsum(0)])
         self.audio = torch.from_numpy(np.concatenate(audio))  # (sum T, Da) float32
         self.visual = torch.from_numpy(np.concatenate(visual))  # (sum T, Dv)
-        rows = np.array(seg_rows, dtype=np.float64).reshape(-1, 4)
-        self.gt_video = rows[:, 0].astype(np.int64)
-        self.gt_start, self.gt_end = rows[:, 1], rows[:, 2]
-        self.gt_label = rows[:, 3].astype(np.int64)
+        position = np.full(len(gt.video_ids), -1, dtype=np.int64)
+        position[kept] = np.arange(len(kept))
+        mine = events.take(position[events.video] >= 0)  # events of loaded videos, in file order
+        self.gt_video = position[mine.video]
+        self.gt_start, self.gt_end = mine.start, mine.end
+        self.gt_label = mine.label.astype(np.int64)
         labels = torch.zeros(len(videos), len(self.class_names))
         labels[torch.from_numpy(self.gt_video), torch.from_numpy(self.gt_label)] = 1.0
         self.video_labels = labels  # (N, C) multi-hot
@@ -332,82 +329,41 @@ class ActivityNetDataset(UnAVDataset):
         test_subset: str = "validation"  # reported numbers (test labels are not public)
 
 
-# -------------------------------------------------------------------- annotation checks (shared helpers)
+# -------------------------------------------------------------------- annotation checks of the dataset
 
 
-def read_database(path: Path) -> dict[str, dict[str, Any]]:
-    """The ``database`` mapping of an ActivityNet/UnAV JSON, with clear errors."""
-    if not path.is_file():
-        raise DataError(f"{path}: annotation file not found")
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from exc
-    db = raw.get("database") if isinstance(raw, dict) else None
-    if not isinstance(db, dict) or not db:
-        raise DataError(f"{path}: needs a non-empty 'database' mapping of video id -> entry")
-    for vid, e in db.items():
-        if not isinstance(e, dict):
-            raise DataError(f"{path}: database[{vid!r}] must be a mapping, got {type(e).__name__}")
-        if not isinstance(e.get("annotations", []), list):
-            raise DataError(f"{path}: database[{vid!r}].annotations must be a list")
-    return db
+def given_classes(names: list[str]) -> list[str]:
+    """The config's fixed class list ([] = derive it from the annotations)."""
+    if len(set(names)) != len(names):
+        raise DataError(f"class_names has duplicates: {sorted({n for n in names if names.count(n) > 1})}")
+    return list(names)
 
 
-def class_list(db: dict[str, dict[str, Any]], path: Path, given: list[str]) -> list[str]:
-    """Class names: ``given`` if set, else from the annotations by label_id (by name without ids)."""
-    if given:
-        if len(set(given)) != len(given):
-            raise DataError(f"class_names has duplicates: {sorted({n for n in given if given.count(n) > 1})}")
-        return list(given)
-    by_id: dict[str, Any] = {}
-    for vid, e in db.items():
-        for i, a in enumerate(e.get("annotations", [])):
-            if not isinstance(a, dict) or "label" not in a:
-                raise DataError(f"{path}: database[{vid!r}].annotations[{i}] has no 'label'")
-            name, lid = str(a["label"]), a.get("label_id")
-            if by_id.setdefault(name, lid) != lid:
-                raise DataError(f"{path}: label {name!r} has label_id {by_id[name]} and {lid} (video {vid})")
-    if not by_id:
-        raise DataError(f"{path}: no annotation at all; cannot derive the class list")
-    ids = list(by_id.values())
-    if all(i is None for i in ids):
-        return sorted(by_id)
-    if any(i is None for i in ids) or len(set(ids)) != len(ids):
-        raise DataError(f"{path}: label_id must be given for every label and be unique per label")
-    return sorted(by_id, key=lambda n: by_id[n])
+def checked_events(gt: GroundTruth, class_names: list[str], tol: float) -> Segments:
+    """Events with label = class index, clipped to [0, duration] when within ``tol`` seconds of it.
 
-
-def check_duration(entry: dict[str, Any], vid: str, path: Path) -> float:
-    dur = entry.get("duration")
-    if isinstance(dur, bool) or not isinstance(dur, (int, float)) or not math.isfinite(dur) or dur <= 0:
-        raise DataError(f"{path}: database[{vid!r}].duration must be a positive number, got {dur!r}")
-    return float(dur)
-
-
-def check_annotations(
-    entry: dict[str, Any], vid: str, dur: float, path: Path, cls_index: dict[str, int], tol: float
-) -> list[tuple[float, float, int]]:
-    """(start, end, class index) per annotation, clipped to [0, duration] when within ``tol`` seconds."""
-    out = []
-    for i, a in enumerate(entry.get("annotations", [])):
-        where = f"{path}: database[{vid!r}].annotations[{i}]"
-        seg = a.get("segment") if isinstance(a, dict) else None
-        if (
-            not isinstance(seg, (list, tuple))
-            or len(seg) != 2
-            or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in seg
-            )
-        ):
-            raise DataError(f"{where}: 'segment' must be two finite numbers, got {seg!r}")
-        s, e = float(seg[0]), float(seg[1])
-        if e <= s:
-            raise DataError(f"{where}: segment {seg!r} is empty or reversed")
-        if s < -tol or e > dur + tol:
-            raise DataError(f"{where}: segment {seg!r} is outside the video [0, {dur}] by more than {tol} s")
-        name = str(a.get("label"))
-        if name not in cls_index:
-            raise DataError(f"{where}: unknown label {name!r} (not in class_names)")
-        out.append((max(s, 0.0), min(e, dur), cls_index[name]))
-    return out
+    The file format is checked by the reader; this adds what training needs: every video has a duration,
+    every label is a known class and no event lies outside its video by more than ``tol``."""
+    bad = ~(gt.durations > 0)
+    if bad.any():
+        vid = gt.video_ids[int(np.argmax(bad))]
+        raise DataError(f"{gt.path}: database[{vid!r}].duration must be a positive number (missing)")
+    ev = gt.events
+    names = np.asarray(class_names, dtype=str)
+    order = np.argsort(names)
+    slot = np.minimum(np.searchsorted(names[order], ev.label), len(names) - 1)
+    known = names[order][slot] == ev.label
+    dur = gt.durations[ev.video]
+    outside = (ev.start < -tol) | (ev.end > dur + tol)
+    if (~known).any() or outside.any():
+        k = int(np.argmax(~known | outside))
+        pos = k - int(np.searchsorted(ev.video, ev.video[k]))
+        where = f"{gt.path}: database[{gt.video_ids[ev.video[k]]!r}].annotations[{pos}]"
+        if not known[k]:
+            raise DataError(f"{where}: unknown label {str(ev.label[k])!r} (not in class_names)")
+        raise DataError(
+            f"{where}: segment [{ev.start[k]}, {ev.end[k]}] is outside the video [0, {dur[k]}] "
+            f"by more than {tol} s"
+        )
+    start, end = np.clip(ev.start, 0.0, dur), np.clip(ev.end, 0.0, dur)
+    return Segments(ev.video, start, end, order[slot])

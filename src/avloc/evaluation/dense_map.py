@@ -17,15 +17,9 @@ import torch
 
 from avloc.data.base import InMemoryDataset
 from avloc.evaluation.base import Evaluator
-from avloc.evaluation.detection import (
-    DetectionResult,
-    Segments,
-    evaluate_detection,
-    format_table,
-    resolve_tious,
-    save_predictions,
-)
+from avloc.evaluation.detection import DetectionResult, evaluate_detection, format_table, resolve_tious
 from avloc.evaluation.proposals import ProposalConfig, generate_proposals
+from avloc.formats.activitynet import Segments, save_predictions
 from avloc.models.base import AVModel
 from avloc.registry import EVALUATORS
 

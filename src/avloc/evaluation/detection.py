@@ -11,7 +11,11 @@ pandas/joblib and calls ``np.float`` (gone since NumPy 1.24). The rules reproduc
 3. Per class, predictions are ranked by ``np.argsort(score)[::-1]`` over that class's predictions in input
    order (the reference code's tie order). Each prediction, at each threshold, takes the highest-tIoU
    still-unmatched GT of its video and class with tIoU >= threshold (TP), else it is a FP; a GT is matched
-   at most once. Among GTs with equal tIoU the later one is taken (the reference's reversed argsort).
+   at most once. Among GTs with equal tIoU the one visited first by the reference is taken: it visits the
+   GTs of the video and class (in file order) as ``np.argsort(tiou)[::-1]`` with NumPy's default, not
+   stable, sort, so the same NumPy build gives the same tie order here as there. One difference is left:
+   a zero-length prediction against a zero-length GT has tIoU 0 here and NaN (0/0, then a TP at every
+   threshold) in the reference.
 4. AP = VOC-2011 interpolated area (precision envelope, summed over recall changes); mAP(thr) = mean AP
    over the GT classes; average mAP = mean of mAP over the thresholds.
 
@@ -22,13 +26,14 @@ the rank of a prediction inside its (class, video) group (bounded by predictions
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from avloc.formats.activitynet import Segments, load_ground_truth, load_predictions
 
 # tIoU presets: UnAV code `np.linspace(0.1, 0.9, 9)`, ActivityNet toolkit `np.linspace(0.5, 0.95, 10)`.
 TIOU_PRESETS: dict[str, np.ndarray] = {
@@ -39,50 +44,8 @@ DUPLICATE_TOL = 1e-3  # seconds; UnAV `remove_duplicate_annotations(tol=1e-3)`
 
 
 class DetectionError(ValueError):
-    """Bad ground-truth or prediction input; the message names the file, video and entry."""
-
-
-@dataclass
-class Segments:
-    """Temporal segments, one row per (video, segment, class): ground truth or scored predictions.
-
-    video: (N,) video ids (str) or indices (int); start, end: (N,) float64 seconds; label: (N,) class
-    names (str) or indices (int); score: (N,) float64 or None (ground truth).
-    """
-
-    video: np.ndarray
-    start: np.ndarray
-    end: np.ndarray
-    label: np.ndarray
-    score: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        self.video = np.asarray(self.video)
-        self.label = np.asarray(self.label)
-        self.start = np.asarray(self.start, dtype=np.float64).reshape(-1)
-        self.end = np.asarray(self.end, dtype=np.float64).reshape(-1)
-        if self.score is not None:
-            self.score = np.asarray(self.score, dtype=np.float64).reshape(-1)
-        n = self.start.shape[0]
-        cols = {"video": self.video, "end": self.end, "label": self.label}
-        if self.score is not None:
-            cols["score"] = self.score
-        for name, col in cols.items():
-            if col.ndim != 1 or col.shape[0] != n:
-                raise DetectionError(f"Segments.{name} has shape {col.shape}, expected ({n},) like start")
-
-    def __len__(self) -> int:
-        return int(self.start.shape[0])
-
-    def take(self, idx: np.ndarray) -> Segments:
-        """Rows ``idx`` (an index array or boolean mask) as new Segments."""
-        return Segments(
-            self.video[idx],
-            self.start[idx],
-            self.end[idx],
-            self.label[idx],
-            None if self.score is None else self.score[idx],
-        )
+    """Inputs that cannot be scored together (tIoU spec, label kinds, missing scores); errors in a file
+    are ``FormatError``s of its reader."""
 
 
 @dataclass
@@ -285,6 +248,14 @@ def _greedy_match(
     lg = p_grp[live_idx]
     ov = tiou(pred.start[live_idx, None], pred.end[live_idx, None], tab_s[lg], tab_e[lg])  # (live, G)
     ov[np.isnan(tab_s[lg])] = -1.0  # padding never matches
+    # Position of each GT in the reference's visiting order: the default argsort of each unpadded row, so one
+    # argsort per distinct group size (rows of a 2-D argsort sort exactly as the 1-D argsort of each row).
+    visit = np.full(ov.shape, width, dtype=np.int64)  # (live, G); padding is visited last
+    size = g_size[lg]
+    for w in np.unique(size):
+        rows = np.nonzero(size == w)[0]
+        order = np.argsort(ov[rows, :w], axis=1)[:, ::-1]  # (n, w) GT slots, highest tIoU first
+        visit[rows[:, None], order] = np.arange(w)
     # Rank of each prediction inside its (class, video) group, keeping the score order.
     within = np.argsort(p_key, kind="stable")
     sk = p_key[within]
@@ -303,122 +274,12 @@ def _greedy_match(
         grp = p_grp[sel]
         o = ov[row_of[sel]]  # (n, G)
         elig = (o[None] >= thr[:, None, None]) & ~matched[:, grp, :]  # (K, n, G)
-        val = np.where(elig, o[None], -2.0)
-        j = width - 1 - np.argmax(val[..., ::-1], axis=2)  # highest tIoU, ties -> later GT
+        j = np.argmin(np.where(elig, visit[row_of[sel]][None], width + 1), axis=2)  # (K, n) first visited
         has = elig.any(axis=2)
         tp[:, sel] = has
         kk, nn = np.nonzero(has)
         matched[kk, grp[nn], j[kk, nn]] = True
     return tp
-
-
-# --------------------------------------------------------------------------------------------------------
-# JSON I/O: ActivityNet/UnAV ground truth and the ActivityNet results format.
-
-
-def _read_json(path: str | Path, what: str) -> Any:
-    p = Path(path)
-    if not p.is_file():
-        raise DetectionError(f"{what} file not found: {p}")
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise DetectionError(f"{p}: not valid JSON ({exc})") from exc
-
-
-def _segment(entry: Any, where: str) -> tuple[float, float]:
-    seg = entry.get("segment") if isinstance(entry, dict) else None
-    if not isinstance(seg, (list, tuple)) or len(seg) != 2:
-        raise DetectionError(f"{where}: 'segment' must be [start, end], got {seg!r}")
-    try:
-        s, e = float(seg[0]), float(seg[1])
-    except (TypeError, ValueError):
-        raise DetectionError(f"{where}: segment {seg!r} is not two numbers") from None
-    if not (math.isfinite(s) and math.isfinite(e)) or e < s:
-        raise DetectionError(f"{where}: segment {seg!r} must be finite with end >= start")
-    return s, e
-
-
-def load_ground_truth(path: str | Path, subset: str) -> Segments:
-    """GT of one subset from an ActivityNet/UnAV JSON (``database[id] = {subset, annotations: [...]}``)."""
-    raw = _read_json(path, "annotation")
-    db = raw.get("database") if isinstance(raw, dict) else None
-    if not isinstance(db, dict):
-        raise DetectionError(f"{path}: top level needs a 'database' mapping of video id -> entry")
-    vids, starts, ends, labels = [], [], [], []
-    subsets: set[str] = set()
-    for vid, entry in db.items():
-        if not isinstance(entry, dict):
-            raise DetectionError(f"{path}: database[{vid!r}] must be a mapping")
-        subsets.add(str(entry.get("subset")))
-        if entry.get("subset") != subset:
-            continue
-        for i, ann in enumerate(entry.get("annotations") or []):
-            where = f"{path}: database[{vid!r}].annotations[{i}]"
-            s, e = _segment(ann, where)
-            if "label" not in ann:
-                raise DetectionError(f"{where}: no 'label'")
-            vids.append(vid), starts.append(s), ends.append(e), labels.append(str(ann["label"]))
-    if not vids:
-        raise DetectionError(
-            f"{path}: no annotated video in subset {subset!r}; subsets present: {sorted(subsets)}"
-        )
-    return Segments(np.array(vids), np.array(starts), np.array(ends), np.array(labels))
-
-
-def load_predictions(path: str | Path) -> Segments:
-    """Predictions in the ActivityNet results format ``{"results": {vid: [{segment, label, score}]}}``."""
-    raw = _read_json(path, "prediction")
-    res = raw.get("results") if isinstance(raw, dict) else None
-    if not isinstance(res, dict):
-        raise DetectionError(
-            f"{path}: top level needs a 'results' mapping of video id -> list of predictions"
-        )
-    vids, starts, ends, labels, scores = [], [], [], [], []
-    for vid, items in res.items():
-        if not isinstance(items, list):
-            raise DetectionError(f"{path}: results[{vid!r}] must be a list, got {type(items).__name__}")
-        for i, it in enumerate(items):
-            where = f"{path}: results[{vid!r}][{i}]"
-            s, e = _segment(it, where)
-            if "label" not in it or "score" not in it:
-                raise DetectionError(f"{where}: needs 'label' and 'score'")
-            sc = it["score"]
-            if isinstance(sc, bool) or not isinstance(sc, (int, float)) or not math.isfinite(sc):
-                raise DetectionError(f"{where}: score {sc!r} is not a finite number")
-            (
-                vids.append(vid),
-                starts.append(s),
-                ends.append(e),
-                labels.append(str(it["label"])),
-                scores.append(sc),
-            )
-    return Segments(
-        np.array(vids, dtype=str),
-        np.array(starts),
-        np.array(ends),
-        np.array(labels, dtype=str),
-        np.array(scores),
-    )
-
-
-def save_predictions(
-    path: str | Path,
-    pred: Segments,
-    video_ids: Sequence[str] | None = None,
-    class_names: Sequence[str] | None = None,
-) -> None:
-    """Write ``pred`` as ActivityNet results JSON; int video/label columns index the given lists."""
-    if pred.score is None:
-        raise DetectionError("predictions need scores")
-    vids = np.asarray(video_ids)[pred.video] if video_ids is not None else pred.video.astype(str)
-    labs = np.asarray(class_names)[pred.label] if class_names is not None else pred.label.astype(str)
-    results: dict[str, list[dict[str, Any]]] = {str(v): [] for v in dict.fromkeys(vids.tolist())}
-    for v, s, e, lab, sc in zip(
-        vids.tolist(), pred.start.tolist(), pred.end.tolist(), labs.tolist(), pred.score.tolist()
-    ):
-        results[str(v)].append({"segment": [s, e], "label": str(lab), "score": sc})
-    Path(path).write_text(json.dumps({"version": "avloc", "results": results, "external_data": {}}))
 
 
 def format_table(res: DetectionResult) -> str:

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from avloc.evaluation.detection import Segments, tiou
+from avloc.evaluation.detection import tiou
+from avloc.formats.activitynet import Segments
 
 
 @dataclass

@@ -25,7 +25,7 @@ from avloc.engine import distributed as dist_utils
 from avloc.engine.loop import (build_evaluator, build_loss, build_model, build_optimizer, load_data,
                                resolve_device, train_one_epoch)
 from avloc.engine.memory import peak_rss_mb, reset_peak_rss
-from avloc.paths import config_path
+from avloc.tools.paths import config_path
 
 AVE_MODELS = ("vscg", "psp")
 SETTINGS = ("fully", "weak")
@@ -136,7 +136,7 @@ def _ave_runs(setting: str, device: torch.device, quick: bool) -> list[tuple[str
 
 def bench_clasp(device: torch.device, quick: bool, extra: list[str]) -> dict[str, Any]:
     """One CLASP epoch over UnAV-100-size random features, then the validation split scored."""
-    from avloc.bench_dense import UNAV_TRAIN_VIDEOS, UNAV_VAL_VIDEOS, unav_scale_features
+    from avloc.tools.bench_dense import UNAV_TRAIN_VIDEOS, UNAV_VAL_VIDEOS, unav_scale_features
 
     data = unav_scale_features(*((16, 8) if quick else (UNAV_TRAIN_VIDEOS, UNAV_VAL_VIDEOS)))
     cfg = load_config(config_path("unav/clasp.yaml"), [*extra, *(["train.batch_size=8"] if quick else [])])

@@ -26,7 +26,7 @@ from avloc.engine.loop import (build_evaluator, build_loss, build_model, build_o
 from avloc.engine.memory import peak_rss_mb, reset_peak_rss
 from avloc.engine.precision import bf16_matmul_support
 from avloc.kernels.region_attention import FUSED_LINEAR_RELU
-from avloc.paths import config_path
+from avloc.tools.paths import config_path
 
 BENCH_CONFIGS = {"vscg": "ave/vscg_fully.yaml", "psp": "ave/psp_fully.yaml"}
 

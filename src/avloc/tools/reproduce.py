@@ -12,55 +12,21 @@ one (:mod:`avloc.engine.workers`); rank 0 prints the table once every cell is do
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import re
 import statistics
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from avloc.config import Config, load_config
 from avloc.engine.loop import RESUME_FREE_KEYS
 from avloc.engine.workers import Cell, launch_from_env, run_workers
-from avloc.paths import config_path
 from avloc.registry import ConfigError
+from avloc.tools.paths import config_path
+from avloc.tools.tables import ave, dense
+from avloc.tools.tables.table import Run, Table
 
-# Modules that define tables; each exposes TABLES: dict[str, Table].
-TABLE_MODULES = ("avloc.tables.ave", "avloc.tables.dense")
-
-
-@dataclass
-class Run:
-    """One training configuration of a table, filling ``columns`` (name -> report key) of ``row``."""
-
-    row: str
-    config: str
-    columns: dict[str, str]
-    overrides: list[str] = field(default_factory=list)
-    paper: dict[str, float] = field(default_factory=dict)  # column -> the paper's number
-
-
-@dataclass
-class Table:
-    name: str
-    title: str
-    columns: list[str]
-    runs: list[Run]
-    quick_overrides: list[str] = field(default_factory=list)  # applied with --quick
-    scale: float = 100.0  # report values are fractions; printed as percent
-    paper_source: str = ""
-
-
-def all_tables() -> dict[str, Table]:
-    tables: dict[str, Table] = {}
-    for mod in TABLE_MODULES:
-        try:
-            tables.update(importlib.import_module(mod).TABLES)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
-    return tables
+TABLES: dict[str, Table] = {**ave.TABLES, **dense.TABLES}
 
 
 def _slug(text: str) -> str:
@@ -86,10 +52,9 @@ def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs
     ``rows`` restricts the table to those row names (case-insensitive); the others print as "–".
     ``workers`` local processes train the cells (per rank under torchrun / srun); only rank 0 prints.
     """
-    tables = all_tables()
-    if name not in tables:
-        raise ConfigError(f"unknown table {name!r}; known: {', '.join(sorted(tables))}")
-    table = tables[name]
+    if name not in TABLES:
+        raise ConfigError(f"unknown table {name!r}; known: {', '.join(sorted(TABLES))}")
+    table = TABLES[name]
     out = Path(out)
     results: dict[tuple[str, str], list[float]] = {}
     jobs = []

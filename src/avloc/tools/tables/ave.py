@@ -7,7 +7,7 @@ ablation, plug-in and loss tables show ours alone.
 
 from __future__ import annotations
 
-from avloc.reproduce import Run, Table
+from avloc.tools.tables.table import Run, Table
 
 ACC = "test_acc"
 QUICK = ["train.epochs=2", "train.batch_size=16", "train.lr_decay_epochs=[]", "data.max_videos=120"]

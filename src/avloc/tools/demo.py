@@ -15,7 +15,7 @@ import numpy as np
 
 from avloc.config import load_config
 from avloc.engine.loop import fit, load_data
-from avloc.paths import config_path
+from avloc.tools.paths import config_path
 
 DEMO_BATCH = 32  # a small set: smaller batches give enough steps per epoch
 DEMO_MODELS = (("PSP", "ave/psp_fully.yaml"), ("VSCG", "ave/vscg_fully.yaml"))
@@ -68,7 +68,7 @@ def _table(reports: dict[str, dict]) -> str:
 
 
 def _timeline(preds: dict[str, dict], path: Path, n: int = 4) -> Path:
-    from avloc.viz import plot_ave_timelines
+    from avloc.tools.viz import plot_ave_timelines
 
     first = next(iter(preds.values()))
     vids = list(first["videos"])[:n]

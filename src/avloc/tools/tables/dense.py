@@ -14,7 +14,7 @@ features are not reachable offline) pass ``SYNTHETIC_OVERRIDES`` on the command 
 
 from __future__ import annotations
 
-from avloc.reproduce import Run, Table
+from avloc.tools.tables.table import Run, Table
 
 TIOUS = [f"0.{i}" for i in range(1, 10)]
 COLUMNS = {**{t: f"test.mAP@{t}" for t in TIOUS}, "Avg": "test_mAP_avg"}

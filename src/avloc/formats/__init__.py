@@ -1,0 +1,1 @@
+"""File formats read and written by avloc (NumPy only: no torch below this package)."""
