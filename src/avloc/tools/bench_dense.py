@@ -140,7 +140,7 @@ def bench_dense(data_dir: Path | None, videos: int = UNAV_TRAIN_VIDEOS, epochs: 
     result: dict[str, Any] = {
         "data": source, "train_videos": int(len(lengths)), "val_videos": int(len(data.splits["val"])),
         "mean_steps": float(lengths.float().mean()), "feature_gib": feature_bytes / 2**30,
-        "data_seconds": data_seconds, "rss_after_data_mib": peak_rss_mb(), "threads": torch.get_num_threads(),
+        "data_seconds": data_seconds, "rss_after_data_mb": peak_rss_mb(), "threads": torch.get_num_threads(),
         "models": {},
     }
     rate = matmul_rate(rows=32 * 131)
@@ -184,9 +184,9 @@ def bench_dense(data_dir: Path | None, videos: int = UNAV_TRAIN_VIDEOS, epochs: 
             "cpu_seconds_per_epoch": float(np.mean(cpu)), "flops_per_epoch": flops_epoch,
             "bound_seconds": flops_epoch / rate, "ratio_to_bound": per_epoch / max(flops_epoch / rate, 1e-12),
             "eval_val_seconds": eval_seconds, "val_mAP_avg_random_features": metrics[evaluator.primary],
-            "peak_rss_mib_so_far": peak_rss_mb(),
+            "peak_rss_mb_so_far": peak_rss_mb(),
         }
-    result["peak_rss_mib"] = peak_rss_mb()
+    result["peak_rss_mb"] = peak_rss_mb()
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=2) + "\n")
     return result
