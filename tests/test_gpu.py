@@ -1,6 +1,6 @@
 """On CUDA (``pytest -m gpu``, run by ``scripts/gpu_check.sh``; skipped without a GPU): every registered model
 gives on the GPU what it gives on the CPU, a run trains and resumes there in float32 and bf16, and local
-``reproduce`` workers get one GPU each."""
+``reproduce`` workers get one GPU each; CUDA runs the plain attention path."""
 
 from __future__ import annotations
 
@@ -62,3 +62,9 @@ def test_local_workers_get_one_gpu_each():
     n = torch.cuda.device_count()
     assert [_worker_device(i) for i in range(n)] == [f"cuda:{i}" for i in range(n)]
     assert _worker_device(n) == "cuda:0"  # more workers than GPUs: round-robin
+
+
+def test_cuda_runs_the_plain_attention_path():
+    from avloc.kernels import fused_attn_applies
+
+    assert not fused_attn_applies(torch.zeros(2, 3, device="cuda"))  # the kernel is measured faster on CPU only

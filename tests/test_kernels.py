@@ -8,7 +8,7 @@ import gc
 import pytest
 import torch
 
-import avloc.bench  # noqa: F401  (registers the fused GEMM's FLOP formula)
+import avloc.tools.bench  # noqa: F401  (registers the fused GEMM's FLOP formula)
 from avloc import kernels
 from avloc.kernels import region_attention as kernel
 from avloc.kernels.region_attention import ActivationBuffer, _AttendRegions, attend_regions
