@@ -112,9 +112,9 @@ def test_chunked_and_subset_reads_equal_whole_reads(tmp_path: Path, monkeypatch:
     src = write_tiny(tmp_path)
     monkeypatch.setattr(ave_files, "CHUNK_BYTES", 3 * 10 * 128 * 8)  # 3 rows per read
     rows = np.array([0, 1, 2, 3, 7, 9, 10])
-    part = ave_files.load_float32(tmp_path / "audio_feature.h5", KEY, (10, 128), rows=rows)
+    part = ave_files.load_features(tmp_path / "audio_feature.h5", KEY, (10, 128), rows=rows)
     assert torch.equal(part, torch.from_numpy(src["audio"][rows].astype(np.float32)))
-    whole = ave_files.load_float32(tmp_path / "audio_feature.h5", KEY, (10, 128))
+    whole = ave_files.load_features(tmp_path / "audio_feature.h5", KEY, (10, 128))
     assert torch.equal(whole, torch.from_numpy(src["audio"].astype(np.float32)))
 
 
@@ -338,7 +338,7 @@ def test_float64_too_large_for_float32_is_reported(tmp_path: Path) -> None:
     src = write_tiny(tmp_path)
     src["audio"][2, 0, 0] = 1e300
     _h5(tmp_path / "audio_feature.h5", src["audio"])
-    with pytest.raises(DataError, match="NaN or inf in row 2"):
+    with pytest.raises(DataError, match="row 2 holds a value beyond float32's range"):
         load(tmp_path)
 
 

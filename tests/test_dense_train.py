@@ -79,15 +79,19 @@ def test_weak_training_learns_to_localize(easy_dir: Path, tmp_path: Path, method
 def test_bench_dense_reports_epoch_time_bound_and_rss(tiny_dir: Path, tmp_path: Path):
     from avloc.tools.bench_dense import bench_dense, unav_scale_features
 
-    data = unav_scale_features(50, audio_dim=4, visual_dim=6, num_classes=3)
+    data = unav_scale_features(50, 10, audio_dim=4, visual_dim=6, num_classes=3)
     assert data.model_dims() == {"audio_dim": 4, "visual_dim": 6, "num_classes": 3}
-    assert 10 <= int(data.lengths.min()) and int(data.lengths.max()) <= 60
-    assert torch.all(data.video_labels.sum(1) >= 1)
-    res = bench_dense(None, videos=6, epochs=1, models=("mil",), json_out=str(tmp_path / "b.json"))
+    assert data.visual.dtype == torch.float16 and data.batch(torch.tensor([0, 1]))["visual"].dtype == torch.float32
+    assert 10 / 0.32 - 1 <= int(data.lengths.min()) and int(data.lengths.max()) <= 60 / 0.32 + 1  # 0.32 s grid
+    assert torch.all(data.video_labels.sum(1) >= 1) and len(data.splits["val"]) == 10
+    assert set(data.ground_truth("val").video.tolist()) <= set(range(50, 60))
+    res = bench_dense(None, videos=6, val_videos=3, epochs=1, models=("mil",), json_out=str(tmp_path / "b.json"))
     m = res["models"]["mil"]
-    assert res["train_videos"] == 6 and m["steps_per_epoch"] == 1
-    for key in ("seconds_per_epoch", "flops_per_epoch", "bound_seconds", "ratio_to_bound"):
+    assert res["train_videos"] == 6 and res["val_videos"] == 3 and m["steps_per_epoch"] == 1
+    for key in ("seconds_per_epoch", "flops_per_epoch", "bound_seconds", "ratio_to_bound", "eval_val_seconds"):
         assert m[key] > 0, key
+    steps = bench_dense(None, videos=70, val_videos=2, epochs=1, models=("mil",), steps=1)["models"]["mil"]
+    assert steps["timed_steps"] == 1 and steps["steps_per_epoch"] == 3 and steps["extrapolated"]
     assert res["peak_rss_mb"] > 0 and json.loads((tmp_path / "b.json").read_text())["models"]["mil"]["params"] > 0
     on_disk = bench_dense(tiny_dir, epochs=1, models=("clasp",))
     assert on_disk["train_videos"] == len(DATASETS.create({"name": "unav"}, tiny_dir).splits["train"])

@@ -39,7 +39,7 @@ class TrainConfig:
     eval_every: int = 1  # evaluate val and test every this many epochs (and always after the last)
     eval_batch_size: int = 32  # videos per evaluation forward pass (small batches: fast on CPU, low peak RSS)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"  # fp32 | bf16 (autocast; losses stay fp32)
+    precision: str = "fp32"  # fp32 | bf16 autocast (losses fp32); slow on CPUs without avx512_bf16/AMX
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     progress: bool = True  # progress bar when stdout is a terminal (never in CI)
 

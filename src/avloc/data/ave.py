@@ -4,7 +4,8 @@ Files (folder ``root``; names configurable), all h5 datasets under key ``avadata
 
 * ``Annotations.txt``: ``Category&VideoID&Quality&Start&End``, line i = row i of every h5 (required).
 * ``audio_feature.h5`` (N, 10, 128) VGGish, ``visual_feature.h5`` (N, 10, 7, 7, 512) VGG-19 pool5
-  (float64 on disk, float32 here, loaded once in row chunks: 7.7 GB on disk -> 4.16 GB in RAM).
+  (float64 on disk, float32 here, loaded once in row chunks: 7.7 GB on disk -> 4.16 GB in RAM; with
+  ``storage: float16`` half that, converted back to float32 batch by batch).
 * ``{train,val,test}_order.h5`` key ``order``: int64 row indices (official 3339/402/402, disjoint).
 * optional, rebuilt from the annotations when absent: ``labels.h5`` (N, 10, 29), ``labels_closs.h5``
   (N, 10), ``mil_labels.h5`` (N, 29), ``prob_label.h5`` (N, 29) (PSP's Drive-only weak target). A present
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from avloc.data import ave_labels as L
-from avloc.data.ave_files import h5_shape, load_float32, read_array, read_order
+from avloc.data.ave_files import FEATURE_DTYPES, h5_shape, load_features, read_array, read_order
 from avloc.data.base import DataError, InMemoryDataset
 from avloc.registry import DATASETS
 
@@ -93,10 +94,13 @@ class AVEDataset(InMemoryDataset):
         visual_noisy_file: str = "visual_feature_noisy.h5"  # (M, 10, 7, 7, 512)
         labels_noisy_file: str = "labels_noisy.h5"  # (M, 29), background column set
         max_videos: int = 0  # 0 = all; else keep the first split-proportional subset (quick runs)
+        storage: str = "float32"  # features in RAM: float32 | float16 (half the RAM; float32 per batch)
 
         def __post_init__(self) -> None:
             if self.setting not in ("fully", "weak"):
                 raise ValueError(f"setting must be 'fully' or 'weak', got {self.setting!r}")
+            if self.storage not in FEATURE_DTYPES:
+                raise ValueError(f"storage must be one of {sorted(FEATURE_DTYPES)}, got {self.storage!r}")
             if self.max_videos < 0:
                 raise ValueError(f"max_videos must be >= 0, got {self.max_videos}")
 
@@ -127,6 +131,7 @@ class AVEDataset(InMemoryDataset):
             self.splits["train"] = torch.cat([self.splits["train"], len(rows) + torch.arange(noisy)])
         self.tensors: dict[str, torch.Tensor] = {"audio": self.audio, "visual": self.visual, **labels}
         self._scratch: dict[str, torch.Tensor] = {}  # see batches()
+        self._half: dict[str, torch.Tensor] = {}  # float16 storage: gather buffers, see _gather()
         log.info(
             "AVE %s: %d videos (%s), audio %s, visual %s",
             cfg.setting, len(self.video_ids), ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()),
@@ -156,17 +161,32 @@ class AVEDataset(InMemoryDataset):
             yield out
 
     def _gather(self, idx: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """index_select every key into the leading rows of ``out``'s tensors where they are large enough."""
+        """index_select every key into the leading rows of ``out``'s tensors where they are large enough.
+        Features held as float16 (``storage``) are gathered into a reused half-size buffer, then converted
+        into the float32 batch: the models always see float32."""
         idx = torch.as_tensor(idx, dtype=torch.long)
         n = len(idx)
         batch = {}
         for k, v in self.tensors.items():
+            want = torch.float32 if v.dtype == torch.float16 else v.dtype
             buf = out.get(k)
-            if buf is not None and buf.shape[0] >= n and buf.shape[1:] == v.shape[1:] and buf.dtype == v.dtype:
+            fits = buf is not None and buf.shape[0] >= n and buf.shape[1:] == v.shape[1:] and buf.dtype == want
+            if v.dtype == torch.float16:
+                rows = torch.index_select(v, 0, idx, out=self._half_rows(k, n))  # (B, ...) float16
+                batch[k] = buf[:n].copy_(rows) if fits else rows.float()
+            elif fits:
                 batch[k] = torch.index_select(v, 0, idx, out=buf[:n])
             else:
                 batch[k] = v.index_select(0, idx)
         return batch
+
+    def _half_rows(self, key: str, n: int) -> torch.Tensor:
+        """The leading ``n`` rows of a float16 gather buffer for ``key``, grown (or remade outside
+        inference_mode, where inference tensors cannot be written) when needed."""
+        v, buf = self.tensors[key], self._half.get(key)
+        if buf is None or buf.shape[0] < n or (buf.is_inference() and not torch.is_inference_mode_enabled()):
+            buf = self._half[key] = torch.empty((n, *v.shape[1:]), dtype=v.dtype)
+        return buf[:n]
 
     def model_dims(self) -> dict[str, int]:
         return {
@@ -294,7 +314,8 @@ class AVEDataset(InMemoryDataset):
         return counts[names[0]]
 
     def _load_features(self, n: int, rows: np.ndarray, noisy: int) -> None:
-        """Fill self.audio / self.visual, (len(rows) + noisy, ...) float32: allocated once, read in chunks."""
+        """Fill self.audio / self.visual, (len(rows) + noisy, ...) in the storage dtype: allocated once, read in
+        chunks."""
         cfg = self.cfg
         a_path, v_path = self._p(cfg.audio_file), self._p(cfg.visual_file)
         a_shape, v_shape = h5_shape(a_path, H5_KEY), h5_shape(v_path, H5_KEY)
@@ -311,15 +332,16 @@ class AVEDataset(InMemoryDataset):
                     raise DataError(f"{self._p(name)}['{H5_KEY}']: shape {shape} does not match "
                                     f"{main.name} {want} (same segments and feature dims needed)")
         total = len(rows) + noisy
-        self.audio = torch.empty((total, *a_shape[1:]), dtype=torch.float32)
-        self.visual = torch.empty((total, *v_shape[1:]), dtype=torch.float32)
+        dtype = FEATURE_DTYPES[cfg.storage]
+        self.audio = torch.empty((total, *a_shape[1:]), dtype=dtype)
+        self.visual = torch.empty((total, *v_shape[1:]), dtype=dtype)
         m = len(rows)
-        load_float32(a_path, H5_KEY, a_shape[1:], rows=rows, expect_rows=n, out=self.audio[:m])
-        load_float32(v_path, H5_KEY, v_shape[1:], rows=rows, expect_rows=n, out=self.visual[:m])
+        load_features(a_path, H5_KEY, a_shape[1:], rows=rows, expect_rows=n, out=self.audio[:m])
+        load_features(v_path, H5_KEY, v_shape[1:], rows=rows, expect_rows=n, out=self.visual[:m])
         if noisy:
             keep = np.arange(noisy)
-            load_float32(self._p(cfg.audio_noisy_file), H5_KEY, a_shape[1:], rows=keep, out=self.audio[m:])
-            load_float32(self._p(cfg.visual_noisy_file), H5_KEY, v_shape[1:], rows=keep, out=self.visual[m:])
+            load_features(self._p(cfg.audio_noisy_file), H5_KEY, a_shape[1:], rows=keep, out=self.audio[m:])
+            load_features(self._p(cfg.visual_noisy_file), H5_KEY, v_shape[1:], rows=keep, out=self.visual[m:])
 
     def _append_noisy(self, labels: dict[str, torch.Tensor], noisy: int) -> dict[str, torch.Tensor]:
         """Noisy videos: every segment background, video_class 28, video/prob label = labels_noisy row."""

@@ -1,8 +1,9 @@
 """Checked h5 reads for the AVE files: every failure is a ``DataError`` naming the file, key and problem.
 
 The big feature files are float64 on disk (the official ``visual_feature.h5`` is 7.7 GB). They are read
-row-chunk by row-chunk into one preallocated float32 tensor (converted on the way in through one small
-reused buffer), so the peak memory is the float32 size plus one chunk, and NaN/inf are checked per chunk.
+row-chunk by row-chunk into one preallocated float32 (or float16) tensor (converted on the way in through
+one small reused buffer), so the peak memory is the in-RAM size plus one chunk, and NaN/inf are checked per
+chunk.
 """
 
 from __future__ import annotations
@@ -88,19 +89,24 @@ def _runs(rows: np.ndarray, max_rows: int) -> list[tuple[int, int, int]]:
     return runs
 
 
-def load_float32(
+FEATURE_DTYPES = {"float32": torch.float32, "float16": torch.float16}  # data.storage: features held in RAM
+
+
+def load_features(
     path: str | Path,
     key: str,
     tail: Sequence[int | None],
     rows: np.ndarray | None = None,
     expect_rows: int | None = None,
     out: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Load ``path[key]`` (N, *tail) as one float32 tensor, reading ``CHUNK_BYTES`` of rows at a time.
+    """Load ``path[key]`` (N, *tail) as one ``dtype`` tensor, reading ``CHUNK_BYTES`` of rows at a time.
 
     rows: sorted row indices to keep (None = all). expect_rows: the N the other files fix (checked).
-    out: a preallocated float32 (len(rows), *shape[1:]) tensor (view) to fill, e.g. part of a bigger one.
-    Peak extra memory is one ``CHUNK_BYTES`` buffer; float64 on disk is converted chunk by chunk.
+    out: a preallocated (len(rows), *shape[1:]) tensor (view) to fill, e.g. part of a bigger one; its dtype
+    (float32 or float16) wins over ``dtype``. Peak extra memory is one ``CHUNK_BYTES`` buffer; other float
+    types on disk are converted chunk by chunk.
     """
     path = Path(path)
     with _open(path) as f:
@@ -115,16 +121,16 @@ def load_float32(
             raise DataError(f"{path}['{key}']: requested row {int(rows.max())} but the file has {n} rows")
         want = (len(rows), *dset.shape[1:])
         if out is None:
-            out = torch.empty(want, dtype=torch.float32)
-        elif tuple(out.shape) != want or out.dtype != torch.float32 or not out.is_contiguous():
-            raise ValueError(f"out must be a contiguous float32 tensor of shape {want}, "
-                             f"got {tuple(out.shape)}")
+            out = torch.empty(want, dtype=dtype)
+        elif tuple(out.shape) != want or out.dtype not in FEATURE_DTYPES.values() or not out.is_contiguous():
+            raise ValueError(f"out must be a contiguous float32/float16 tensor of shape {want}, "
+                             f"got {out.dtype} {tuple(out.shape)}")
         dest = out.numpy()
         row_bytes = max(1, int(np.prod(dset.shape[1:])) * dset.dtype.itemsize)
         chunk = max(1, min(len(rows), CHUNK_BYTES // row_bytes))
-        # float32 on disk reads straight into the tensor; other floats go through one reused buffer
+        # The in-RAM dtype on disk reads straight into the tensor; others go through one reused buffer
         # (faster and leaner than letting HDF5 convert: measured 1.6 vs 0.9 GiB/s, +0 vs +150 MiB).
-        buf = None if dset.dtype == np.float32 else np.empty((chunk, *dset.shape[1:]), dtype=dset.dtype)
+        buf = None if dset.dtype == dest.dtype else np.empty((chunk, *dset.shape[1:]), dtype=dset.dtype)
         for d0, s0, k in _runs(rows, chunk):
             if buf is None:
                 dset.read_direct(dest, np.s_[s0 : s0 + k], np.s_[d0 : d0 + k])
@@ -132,9 +138,15 @@ def load_float32(
                 dset.read_direct(buf, np.s_[s0 : s0 + k], np.s_[0:k])
                 out[d0 : d0 + k] = torch.from_numpy(buf[:k])
             part = out[d0 : d0 + k]
-            # A finite sum proves every value finite in one cheap pass (3x faster than isfinite);
-            # only a non-finite sum (NaN/inf, or a rare overflow) pays for the exact element test.
-            if not torch.isfinite(part.sum()) and not torch.isfinite(part).all():
-                bad = d0 + int((~torch.isfinite(part)).flatten(1).any(1).nonzero()[0, 0])
-                raise DataError(f"{path}['{key}']: NaN or inf in row {int(rows[bad])}")
+            # A finite sum proves every value finite in one cheap pass (3x faster than isfinite); only a
+            # non-finite sum (NaN/inf, a value beyond the in-RAM dtype, or a rare overflow of the sum itself)
+            # pays for the exact test.
+            if not torch.isfinite(part.sum(dtype=torch.float32)) and not torch.isfinite(part).all():
+                bad = int((~torch.isfinite(part)).flatten(1).any(1).nonzero()[0, 0])
+                if buf is not None and np.isfinite(buf[bad]).all():  # finite on disk: out of range in RAM
+                    half = out.dtype == torch.float16
+                    raise DataError(f"{path}['{key}']: row {int(rows[d0 + bad])} holds a value beyond "
+                                    + ("float16's range (65504); use data.storage: float32" if half
+                                       else "float32's range (3.4e38)"))
+                raise DataError(f"{path}['{key}']: NaN or inf in row {int(rows[d0 + bad])}")
     return out

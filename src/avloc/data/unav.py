@@ -26,6 +26,7 @@ that video's step, which is kept per video in ``step_sec`` so predictions still 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,42 @@ def resample(x: np.ndarray, length: int) -> np.ndarray:
     return (x[lo] * (1 - w) + x[hi] * w).astype(np.float32)
 
 
+STORAGE = {"float32": torch.float32, "float16": torch.float16}  # data.storage: features held in RAM
+
+
+class Rows:
+    """A growing (rows, D) tensor in the storage dtype, reserved up front for ``capacity`` rows. Pages never
+    written cost no RAM, so the features are held once (plus one video) instead of as per-video arrays and
+    then their concatenation; outgrowing the reservation (a bound that did not hold) doubles it, copying once."""
+
+    def __init__(self, capacity: int, dtype: torch.dtype) -> None:
+        self.capacity, self.dtype, self.used = max(1, capacity), dtype, 0
+        self.data: torch.Tensor | None = None
+
+    def append(self, x: np.ndarray) -> None:
+        """Copy (T, D) ``x`` in, converted to the storage dtype."""
+        if self.data is None:
+            self.data = torch.empty((self.capacity, x.shape[1]), dtype=self.dtype)
+        if self.used + len(x) > len(self.data):
+            grown = torch.empty((max(2 * len(self.data), self.used + len(x)), x.shape[1]), dtype=self.dtype)
+            grown[: self.used] = self.data[: self.used]
+            self.data = grown
+        self.data[self.used : self.used + len(x)] = torch.from_numpy(x)
+        self.used += len(x)
+
+    def tensor(self) -> torch.Tensor:
+        """The (used, D) rows written so far."""
+        if self.data is None:
+            raise DataError("no features were read")
+        return self.data[: self.used]
+
+
 @DATASETS.register("unav")
 class UnAVDataset(InMemoryDataset):
     """Untrimmed videos with audio (B, T, Da) and visual (B, T, Dv) features and multi-hot video labels.
 
-    Everything is read and checked once into RAM (float32, one flat (sum T, D) array per modality); every
+    Everything is read and checked once into RAM (one flat (sum T, D) tensor per modality, in the ``storage``
+    dtype, converted to float32 per batch); every
     problem is a DataError naming the file. ``splits`` maps train/val/test to the videos of
     train_subset/val_subset/test_subset. Per-video metadata for the evaluator: ``video_ids``,
     ``durations`` (N,), ``lengths`` (N,) steps, ``step_sec`` (N,) and ``offset_sec`` (N,) (time of step
@@ -112,10 +144,13 @@ class UnAVDataset(InMemoryDataset):
         )
         skip_missing: bool = False  # drop videos whose feature files are missing (counted) instead of failing
         limit: int = 0  # keep only the first N videos of each split (0 = all): smoke tests and quick runs
+        storage: str = "float32"  # features in RAM: float32 | float16 (half the RAM; float32 per batch)
 
         def __post_init__(self) -> None:
             if self.long_policy not in ("resample", "truncate"):
                 raise ValueError(f"long_policy must be resample or truncate, got {self.long_policy!r}")
+            if self.storage not in STORAGE:
+                raise ValueError(f"storage must be one of {sorted(STORAGE)}, got {self.storage!r}")
             if not self.visual_suffixes or not self.audio_suffixes:
                 raise ValueError("visual_suffixes and audio_suffixes need at least one file suffix each")
             if self.feat_stride <= 0 or self.fps <= 0 or self.num_frames < 0:
@@ -142,8 +177,10 @@ class UnAVDataset(InMemoryDataset):
         self.num_missing = 0
         self._seen_dims: dict[str, tuple[int, str]] = {}  # modality -> (dim, where it was first seen)
         videos: list[str] = []
-        audio, visual, steps, lengths = [], [], [], []
+        steps, lengths = [], []
         step0 = cfg.feat_stride / cfg.fps
+        capacity = sum(self._max_steps(float(gt.durations[index_of[v]]), step0) for v in order)
+        audio, visual = Rows(capacity, STORAGE[cfg.storage]), Rows(capacity, STORAGE[cfg.storage])
         kept: list[int] = []  # gt index of each loaded video
         for vid in order:
             dur = float(gt.durations[index_of[vid]])
@@ -179,8 +216,8 @@ class UnAVDataset(InMemoryDataset):
         self.step_sec = np.array(steps, dtype=np.float64)
         self.offset_sec = np.full(len(videos), 0.5 * cfg.num_frames / cfg.fps, dtype=np.float64)
         self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), self.lengths.cumsum(0)])
-        self.audio = torch.from_numpy(np.concatenate(audio))  # (sum T, Da) float32
-        self.visual = torch.from_numpy(np.concatenate(visual))  # (sum T, Dv)
+        self.audio = audio.tensor()  # (sum T, Da) in the storage dtype
+        self.visual = visual.tensor()  # (sum T, Dv)
         position = np.full(len(gt.video_ids), -1, dtype=np.int64)
         position[kept] = np.arange(len(kept))
         mine = events.take(position[events.video] >= 0)  # events of loaded videos, in file order
@@ -190,6 +227,13 @@ class UnAVDataset(InMemoryDataset):
         labels = torch.zeros(len(videos), len(self.class_names))
         labels[torch.from_numpy(self.gt_video), torch.from_numpy(self.gt_label)] = 1.0
         self.video_labels = labels  # (N, C) multi-hot
+
+    def _max_steps(self, duration: float, step0: float) -> int:
+        """An upper bound of the steps a video of ``duration`` keeps (what the grid check lets through, or
+        max_seq_len), to reserve the feature rows before reading: a wrong bound only costs one copy."""
+        cfg = self.cfg
+        bound = math.ceil(duration * (1 + max(cfg.grid_tolerance, 0.2)) / step0) + 3
+        return min(bound, cfg.max_seq_len) if cfg.max_seq_len > 0 else bound
 
     # ---------------------------------------------------------------- files
     def _path(self, p: str) -> Path:
@@ -270,7 +314,7 @@ class UnAVDataset(InMemoryDataset):
         steps = torch.arange(t)
         mask = steps[None, :] < lens[:, None]  # (B, T)
         rows = self.offsets[idx][:, None] + torch.minimum(steps[None, :], (lens - 1)[:, None])
-        m = mask[..., None].to(torch.float32)
+        m = mask[..., None].to(torch.float32)  # (B, T, 1): float16 storage * m promotes to float32
         return {
             "audio": self.audio[rows] * m,
             "visual": self.visual[rows] * m,

@@ -32,6 +32,7 @@ from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
 from avloc.engine.checkpoint import load_safe, save_atomic
 from avloc.engine.memory import peak_rss_mb, reset_peak_rss
+from avloc.engine.precision import bf16_matmul_support
 from avloc.engine.run_folder import (
     RunLock,
     append_metrics,
@@ -408,6 +409,11 @@ def start_run_folder(run: Run, log: Any) -> None:
     log(f"model {run.cfg.name('model')}: {run.model.num_parameters():,} parameters; "  # type: ignore[union-attr]
         f"data {run.cfg.name('data')}: {len(run.data.splits['train'])} train videos; "  # type: ignore[union-attr]
         f"device {run.device}; world size {run.info.world_size}")
+    if run.cfg.train.precision == "bf16":
+        fast, reason = bf16_matmul_support(run.device)
+        if not fast:  # still bf16, as the config asks: the results are what the user asked for
+            log(f"warning: train.precision=bf16 without fast bf16 matmuls ({reason}): expect it to be slower "
+                "than fp32 (`avloc bench ave --precisions fp32 bf16` measures both)")
 
 
 def train_epochs(run: Run, stop_after: int | None, log: Any) -> None:

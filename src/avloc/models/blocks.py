@@ -98,7 +98,19 @@ class BiLSTMPair(nn.Module):
 
     def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """audio: (B, T, Da), visual: (B, T, Dv) -> (audio (B, T, 2*hidden), visual (B, T, 2*hidden))."""
+        audio, visual = lstm_inputs(audio, visual)
         return self.lstm_audio(audio)[0], self.lstm_video(visual)[0]
+
+
+def lstm_inputs(*xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """LSTM inputs in the autocast dtype while autocast is on (else unchanged): under bf16 autocast the CPU
+    LSTM (oneDNN) casts its weights but not a float32 input (raw features, as the weak models feed it) and
+    fails on the mix."""
+    kind = xs[0].device.type
+    if not torch.is_autocast_enabled(kind):
+        return xs
+    dtype = torch.get_autocast_dtype(kind)
+    return tuple(x.to(dtype) for x in xs)
 
 
 class PositiveSamplePropagation(nn.Module):

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avloc.models.ave_base import AVEModel, Tensors
-from avloc.models.blocks import ESCM, ESCMConfig, WeakESCMConfig
+from avloc.models.blocks import ESCM, ESCMConfig, WeakESCMConfig, lstm_inputs
 from avloc.models.cmbs_blocks import (
     AudioVideoInter,
     CrossModalGatedAttention,
@@ -162,7 +162,8 @@ class CMBS(AVEModel):
     def encode(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor, Tensors]:
         c = self.cfg
         visual = self.front.attend(audio, visual)  # (B, T, Dv)
-        audio_seq, visual_seq = self.audio_rnn(audio)[0], self.visual_rnn(visual)[0]
+        audio_in, visual_in = lstm_inputs(audio, visual)
+        audio_seq, visual_seq = self.audio_rnn(audio_in)[0], self.visual_rnn(visual_in)[0]
         audio_kv, visual_kv, audio_q, visual_q = self.front.relate(audio_seq, visual_seq)
 
         a_gate_logit = self.front.audio_gate(audio_kv)  # (B, T, 1)

@@ -8,34 +8,44 @@ x batch). A ratio near 1 means the epoch costs little beyond its unavoidable ari
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
-from avloc.config import load_config
+from avloc.config import Config, TrainConfig, load_config
+from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
 from avloc.engine.loop import (batches_per_epoch, build_evaluator, build_loss, build_model, build_optimizer,
                                load_data, train_one_epoch)
 from avloc.engine.memory import peak_rss_mb, reset_peak_rss
+from avloc.engine.precision import bf16_matmul_support
 from avloc.kernels.region_attention import FUSED_LINEAR_RELU
 from avloc.tools.paths import config_path
 
 BENCH_CONFIGS = {"vscg": "ave/vscg_fully.yaml", "psp": "ave/psp_fully.yaml"}
 
 
-def matmul_rate(rows: int, dim: int = 512, repeats: int = 5) -> float:
-    """Measured float32 FLOP/s of ``torch.mm`` (rows, dim) @ (dim, dim) into a preallocated output, best of
-    ``repeats``: the arithmetic rate alone (a fresh 128 MB output per call would add page faults and
+def matmul_rate(rows: int, dim: int = 512, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Measured FLOP/s of ``torch.mm`` (rows, dim) @ (dim, dim) in ``dtype`` into a preallocated output, best
+    of ``repeats``: the arithmetic rate alone (a fresh 128 MB output per call would add page faults and
     understate it, which would flatter every ratio to the bound)."""
-    a = torch.randn(rows, dim)
-    w = torch.randn(dim, dim)
-    out = torch.empty(rows, dim)
+    a = torch.randn(rows, dim).to(dtype)
+    w = torch.randn(dim, dim).to(dtype)
+    out = torch.empty(rows, dim, dtype=dtype)
     return _best_rate(lambda: torch.mm(a, w, out=out), 2.0 * rows * dim * dim, repeats)
+
+
+def linear_rate(rows: int, dim: int = 512, repeats: int = 3, dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of ``F.linear`` (the op nn.Linear, and so autocast, runs) on (rows, dim) x (dim, dim) in ``dtype``."""
+    a = torch.randn(rows, dim).to(dtype)
+    w = torch.randn(dim, dim).to(dtype)
+    return _best_rate(lambda: torch.nn.functional.linear(a, w), 2.0 * rows * dim * dim, repeats)
 
 
 def onednn_linear_rate(rows: int, dim: int = 512, repeats: int = 5) -> float | None:
@@ -98,16 +108,43 @@ def step_flops(model: torch.nn.Module, loss_fn: torch.nn.Module, batch: dict[str
     return counter.get_total_flops()
 
 
-def bench_ave(data_dir: Path, models: list[str] | None = None, epochs: int = 2, json_out: str | None = None,
-              log: Any = print, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Time ``epochs`` training epochs (the fastest counts) and one test evaluation per model.
+BF16_PROBE_ROWS = 2048  # bf16 matmul probe: small, since without bf16 instructions it runs ~50x slower
 
+
+@contextlib.contextmanager
+def timed_share(data: InMemoryDataset, train: TrainConfig, steps: int) -> Iterator[float]:
+    """Restrict the training split to ``steps`` whole batches of a fixed random subset (0 = the whole split)
+    and yield the factor that scales the time of that shorter epoch to a full one."""
+    full = data.splits["train"]
+    n = len(full)
+    epoch_steps = batches_per_epoch(n, train)
+    if not steps or steps >= epoch_steps:
+        yield 1.0
+        return
+    pick = torch.randperm(n, generator=torch.Generator().manual_seed(0))[: steps * train.batch_size]
+    data.splits["train"] = full[pick.sort().values]
+    try:
+        yield epoch_steps / steps
+    finally:
+        data.splits["train"] = full
+
+
+def bench_ave(data_dir: Path, models: list[str] | None = None, epochs: int = 2, json_out: str | None = None,
+              log: Any = print, overrides: list[str] | None = None, precisions: list[str] | None = None,
+              steps: int = 0) -> dict[str, Any]:
+    """Time ``epochs`` training epochs (the fastest counts) and one test evaluation per model and precision.
+
+    ``steps`` > 0 times that many batches of a fixed random subset per epoch and scales the time to the
+    full epoch (for runs too slow to time whole, e.g. bf16 on a CPU without bf16 instructions).
     The matmul rates are measured before the first model and after each one, and the best is kept: a
     measurement taken while the shared host briefly slowed down would understate the rate and flatter the
     ratio, so the bound is the strictest one seen.
     """
     models = models or list(BENCH_CONFIGS)
-    results: dict[str, Any] = {"threads": torch.get_num_threads(), "models": {}}
+    precisions = precisions or ["fp32"]
+    bf16_ok, bf16_reason = bf16_matmul_support(torch.device("cpu"))
+    results: dict[str, Any] = {"threads": torch.get_num_threads(), "models": {}, "steps": steps,
+                               "bf16_matmul_support": bf16_ok, "bf16_support_detail": bf16_reason}
     data = None
     rates: dict[str, float] = {}
 
@@ -116,64 +153,46 @@ def bench_ave(data_dir: Path, models: list[str] | None = None, epochs: int = 2, 
         onednn = onednn_linear_rate(rows)
         if onednn is not None:
             rates["onednn"] = max(rates.get("onednn", 0.0), onednn / 1e9)
+        if "bf16" in precisions:  # small shapes, each beside its float32 twin: the ratios are what count
+            probes = {"bf16_mm": lambda: matmul_rate(BF16_PROBE_ROWS, repeats=3, dtype=torch.bfloat16),
+                      "fp32_mm_small": lambda: matmul_rate(BF16_PROBE_ROWS, repeats=3),
+                      "bf16": lambda: linear_rate(BF16_PROBE_ROWS, dtype=torch.bfloat16),
+                      "fp32_linear_small": lambda: linear_rate(BF16_PROBE_ROWS)}
+            for key, probe in probes.items():
+                rates[key] = max(rates.get(key, 0.0), probe() / 1e9)
 
     for name in models:
-        cfg = load_config(config_path(BENCH_CONFIGS.get(name, name)), [f"train.epochs={epochs}", *(overrides or [])])
-        cfg.train.progress = False
-        rows = cfg.train.batch_size * 10 * 49  # the dominant GEMM: 49 regions x 10 segments x batch
-        if data is None:
-            t0 = time.perf_counter()
-            data = load_data(cfg, data_dir)
-            results["load_seconds"] = time.perf_counter() - t0
-            results["rss_after_load_mb"] = peak_rss_mb()
-            results["train_videos"] = len(data.splits["train"])
+        for precision in precisions:
+            cfg = load_config(config_path(BENCH_CONFIGS.get(name, name)),
+                              [f"train.epochs={epochs}", f"train.precision={precision}", *(overrides or [])])
+            cfg.train.progress = False
+            rows = cfg.train.batch_size * 10 * 49  # the dominant GEMM: 49 regions x 10 segments x batch
+            if data is None:
+                t0 = time.perf_counter()
+                data = load_data(cfg, data_dir)
+                results["load_seconds"] = time.perf_counter() - t0
+                results["rss_after_load_mb"] = peak_rss_mb()
+                results["train_videos"] = len(data.splits["train"])
+                measure_rates(rows)
+            key = name if precision == "fp32" else f"{name} {precision}"
+            results["models"][key] = _bench_model(cfg, data, epochs, steps)
+            results["models"][key]["precision"] = precision
             measure_rates(rows)
-        reset_peak_rss()  # this model's peak (with the data resident), not the previous model's
-        torch.manual_seed(0)
-        model = build_model(cfg, data)
-        loss_fn = build_loss(cfg)
-        evaluator = build_evaluator(cfg)
-        opt = build_optimizer(cfg, model, torch.device("cpu"))
-        n_train = len(data.splits["train"])
-        n_batches = batches_per_epoch(n_train, cfg.train)
-        model.train()
-        flops = step_flops(model, loss_fn, data.batch(data.splits["train"][: cfg.train.batch_size]))
-        epoch_flops = flops * n_batches
-        info = dist_utils.DistInfo()
-        times = []
-        for e in range(epochs):
-            t0 = time.perf_counter()
-            train_one_epoch(model, loss_fn, opt, data, cfg, e, torch.device("cpu"), info)
-            times.append(time.perf_counter() - t0)
-        eval_times = []
-        for _ in range(3):  # the first also warms up
-            t0 = time.perf_counter()
-            metrics = evaluator(model, data, "test", torch.device("cpu"), cfg.train.eval_batch_size)
-            eval_times.append(time.perf_counter() - t0)
-        peak = peak_rss_mb()  # before the rate measurement below allocates its own 256 MB
-        measure_rates(rows)
-        sec = min(times)
-        results["models"][name] = {
-            "params": model.num_parameters(),
-            "epoch_seconds": times,
-            "seconds_per_epoch": sec,
-            "videos_per_second": n_train / sec,
-            "epoch_gflop": epoch_flops / 1e9,
-            "eval_test_seconds": min(eval_times[1:]),
-            "eval_test_seconds_all": eval_times,
-            "test_videos": len(data.splits["test"]),
-            "test_acc_after_bench": metrics[evaluator.primary],
-            "peak_rss_mb": peak,
-        }
     # the loading peak came before the first reset; each model's own peak after its reset
     results["peak_rss_mb"] = max(results["rss_after_load_mb"], *(m["peak_rss_mb"] for m in results["models"].values()))
     results["matmul_gflops"] = rates["mm"]
     if "onednn" in rates:
         results["onednn_linear_gflops"] = rates["onednn"]
+    if "bf16" in rates:
+        results["bf16_linear_gflops"] = rates["bf16"]
+        results["fp32_linear_gflops_same_shape"] = rates["fp32_linear_small"]
+        results["bf16_mm_gflops"] = rates["bf16_mm"]
+        results["fp32_mm_gflops_same_shape"] = rates["fp32_mm_small"]
     for name, m in results["models"].items():  # one rate (the best measured) for every model's bound
-        m["bound_seconds"] = m["epoch_gflop"] / rates["mm"]
+        rate = rates["bf16"] if m["precision"] == "bf16" else rates["mm"]
+        m["bound_seconds"] = m["epoch_gflop"] / rate
         m["ratio_to_bound"] = m["seconds_per_epoch"] / m["bound_seconds"]
-        if "onednn" in rates:
+        if "onednn" in rates and m["precision"] == "fp32":
             m["ratio_to_onednn_bound"] = m["seconds_per_epoch"] * rates["onednn"] / m["epoch_gflop"]
         log(f"{name}: {m['seconds_per_epoch']:.2f} s/epoch ({m['videos_per_second']:.0f} videos/s), bound "
             f"{m['bound_seconds']:.2f} s (ratio {m['ratio_to_bound']:.2f}), test eval {m['eval_test_seconds']:.3f} s")
@@ -183,16 +202,64 @@ def bench_ave(data_dir: Path, models: list[str] | None = None, epochs: int = 2, 
     return results
 
 
+def _bench_model(cfg: Config, data: InMemoryDataset, epochs: int, steps: int) -> dict[str, Any]:
+    """One model in one precision: epoch time (the fastest; scaled up from ``steps`` batches when given),
+    FLOPs, test evaluation time and this run's peak RSS."""
+    reset_peak_rss()  # this model's peak (with the data resident), not the previous model's
+    torch.manual_seed(0)
+    model = build_model(cfg, data)
+    loss_fn = build_loss(cfg)
+    evaluator = build_evaluator(cfg)
+    opt = build_optimizer(cfg, model, torch.device("cpu"))
+    n_train = len(data.splits["train"])
+    n_batches = batches_per_epoch(n_train, cfg.train)
+    model.train()
+    flops = step_flops(model, loss_fn, data.batch(data.splits["train"][: cfg.train.batch_size]))
+    info = dist_utils.DistInfo()
+    times = []
+    with timed_share(data, cfg.train, steps) as scale:
+        for e in range(epochs):
+            t0 = time.perf_counter()
+            train_one_epoch(model, loss_fn, opt, data, cfg, e, torch.device("cpu"), info)
+            times.append((time.perf_counter() - t0) * scale)
+    eval_times = []
+    for _ in range(3):  # the first also warms up
+        t0 = time.perf_counter()
+        metrics = evaluator(model, data, "test", torch.device("cpu"), cfg.train.eval_batch_size)
+        eval_times.append(time.perf_counter() - t0)
+    sec = min(times)
+    return {
+        "params": model.num_parameters(),
+        "epoch_seconds": times,
+        "seconds_per_epoch": sec,
+        "extrapolated_from_steps": steps if scale > 1 else 0,
+        "videos_per_second": n_train / sec,
+        "epoch_gflop": flops * n_batches / 1e9,
+        "eval_test_seconds": min(eval_times[1:]),
+        "eval_test_seconds_all": eval_times,
+        "test_videos": len(data.splits["test"]),
+        "test_acc_after_bench": metrics[evaluator.primary],
+        "peak_rss_mb": peak_rss_mb(),  # before the rate measurement that follows allocates its own 256 MB
+    }
+
+
 def _markdown(r: dict[str, Any]) -> str:
     onednn = r.get("onednn_linear_gflops")
     lines = [f"data load {r['load_seconds']:.1f} s, {r['train_videos']} train videos, fp32 matmul (torch.mm) "
              f"{r['matmul_gflops']:.0f} GFLOP/s" + (f", oneDNN linear {onednn:.0f} GFLOP/s" if onednn else "")
-             + f" on {r['threads']} threads, peak RSS {r['peak_rss_mb']:.0f} MB", "",
-             "| model | params | s/epoch | videos/s | bound s | ratio | ratio (oneDNN rate) | eval test (s) "
-             "| peak RSS (MB) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             + f" on {r['threads']} threads, peak RSS {r['peak_rss_mb']:.0f} MB"]
+    if "bf16_linear_gflops" in r:
+        lines.append(f"bf16 on ({BF16_PROBE_ROWS} x 512) x (512 x 512), GFLOP/s: F.linear (what autocast runs) "
+                     f"{r['bf16_linear_gflops']:.1f} vs fp32 {r['fp32_linear_gflops_same_shape']:.1f}, torch.mm "
+                     f"{r['bf16_mm_gflops']:.1f} vs fp32 {r['fp32_mm_gflops_same_shape']:.1f}; "
+                     f"{r['bf16_support_detail']}; bf16 bounds use the bf16 F.linear rate")
+    if r["steps"]:
+        lines.append(f"s/epoch of runs marked * scaled up from {r['steps']} timed batches of a fixed random subset")
+    lines += ["", "| model | params | s/epoch | videos/s | bound s | ratio | ratio (oneDNN rate) | eval test (s) "
+              "| peak RSS (MB) |", "|---|---|---|---|---|---|---|---|---|"]
     for name, m in r["models"].items():
-        lines.append(f"| {name} | {m['params']:,} | {m['seconds_per_epoch']:.2f} | {m['videos_per_second']:.0f} | "
+        star = "*" if m["extrapolated_from_steps"] else ""
+        lines.append(f"| {name} | {m['params']:,} | {m['seconds_per_epoch']:.2f}{star} | {m['videos_per_second']:.0f} | "
                      f"{m['bound_seconds']:.2f} | {m['ratio_to_bound']:.2f} | "
                      f"{m.get('ratio_to_onednn_bound', float('nan')):.2f} | {m['eval_test_seconds']:.3f} | "
                      f"{m['peak_rss_mb']:.0f} |")

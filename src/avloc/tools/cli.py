@@ -80,20 +80,26 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.kind == "ave":
         from avloc.tools.bench import bench_ave
 
-        bench_ave(Path(args.data), models=args.models, epochs=args.epochs or 2, json_out=args.json)
+        bench_ave(Path(args.data), models=args.models, epochs=args.epochs or 2, json_out=args.json,
+                  overrides=args.overrides, precisions=args.precisions, steps=args.steps)
     else:
         from avloc.tools.bench_dense import bench_dense
 
-        res = bench_dense(Path(args.data) if args.data else None, videos=args.videos, epochs=args.epochs or 1)
+        res = bench_dense(Path(args.data) if args.data else None, videos=args.videos, epochs=args.epochs or 1,
+                          json_out=args.json, val_videos=args.val_videos, storage=args.storage, steps=args.steps)
         print(json.dumps(res, indent=2))
     return 0
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from avloc.tools.reproduce import run_table
+    from avloc.tools.reproduce import CellsFailed, run_table
 
-    run_table(args.table, Path(args.data), seeds=args.seeds, out=Path(args.out), quick=args.quick,
-              overrides=args.overrides, rows=args.rows.split(",") if args.rows else None)
+    try:
+        run_table(args.table, Path(args.data), seeds=args.seeds, out=Path(args.out), quick=args.quick,
+                  overrides=args.overrides, rows=args.rows.split(",") if args.rows else None, workers=args.workers)
+    except CellsFailed as exc:
+        print(f"avloc: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -173,7 +179,14 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", nargs="+", default=["vscg", "psp"], help="ave: registered models to time")
     p.add_argument("--epochs", type=int, default=None, help="epochs to time, the fastest counts (ave: 2, dense: 1)")
     p.add_argument("--videos", type=int, default=6489, help="dense: training videos (UnAV-100 scale)")
+    p.add_argument("--val-videos", type=int, default=2134, help="dense: validation videos scored after training")
+    p.add_argument("--storage", default="float16", choices=["float16", "float32"], help="dense: features in RAM")
+    p.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
+                   help="ave: train.precision values timed side by side")
+    p.add_argument("--steps", type=int, default=0,
+                   help="time N batches per epoch of a fixed random subset and scale to the epoch (0: whole epochs)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("overrides", nargs="*", help="ave: section.key=value for every model, e.g. data.storage=float16")
     p.set_defaults(func=_cmd_bench)
 
 
@@ -185,6 +198,8 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/reproduce")
     p.add_argument("--quick", action="store_true", help="few epochs (and videos): a smoke run of the table")
     p.add_argument("--rows", default=None, help="comma-separated rows of the table to run (default: all)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="local worker processes sharing the cells (each: its share of the threads, or one GPU)")
     p.add_argument("overrides", nargs="*", help="section.key=value applied to every cell")
     p.set_defaults(func=_cmd_reproduce)
 

@@ -5,6 +5,8 @@ from keys of its ``report.json``. Every training run lives in ``OUT/cells/<confi
 hash of its fully resolved config, so a cell that two tables share (the plain baselines of Tables I and IV, the
 full VSCG of Tables I, III and V) trains once; finished cells are skipped and interrupted ones resumed, so the
 command can be re-run after a kill. Data sets are loaded once and shared by all runs that use them.
+``--workers N`` (and ``torchrun`` / ``srun`` ranks) spread the cells over processes that claim them one by
+one (:mod:`avloc.engine.workers`); rank 0 prints the table once every cell is done.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from avloc.config import Config, load_config
-from avloc.data.base import InMemoryDataset
-from avloc.engine.loop import RESUME_FREE_KEYS, fit, load_data
+from avloc.engine.loop import RESUME_FREE_KEYS
 from avloc.engine.run_folder import data_fingerprint
+from avloc.engine.workers import Cell, launch_from_env, run_workers
 from avloc.registry import ConfigError
 from avloc.tools.paths import config_path
 from avloc.tools.tables import ave, dense
@@ -46,16 +48,16 @@ def cell_dir(out: Path, run: Run, cfg: Config, data_digest: str) -> Path:
 
 def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs/reproduce"),
               quick: bool = False, overrides: list[str] | None = None, log: Any = print,
-              rows: list[str] | None = None) -> str:
+              rows: list[str] | None = None, workers: int = 1) -> str:
     """Train (or resume / skip) every run x seed under ``out/cells``, then print and write ``out/<name>.md``.
 
     ``rows`` restricts the table to those row names (case-insensitive); the others print as "–".
+    ``workers`` local processes train the cells (per rank under torchrun / srun); only rank 0 prints.
     """
     if name not in TABLES:
         raise ConfigError(f"unknown table {name!r}; known: {', '.join(sorted(TABLES))}")
     table = TABLES[name]
     out = Path(out)
-    data_cache: dict[str, InMemoryDataset] = {}
     results: dict[tuple[str, str], list[float]] = {}
     jobs = []
     wanted = {r.lower() for r in rows} if rows else None
@@ -70,16 +72,17 @@ def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs
                      f"train.seed={seed}"]
             cfg = load_config(config_path(run.config), extra)
             cfg.train.progress = False
-            jobs.append((json.dumps(cfg.to_dict()["data"], sort_keys=True), run, cell_dir(out, run, cfg, data_digest), cfg))
+            rdir = cell_dir(out, run, cfg, data_digest)
+            jobs.append((json.dumps(cfg.to_dict()["data"], sort_keys=True), run, rdir, cfg))
     # Train grouped by data config (stable), so each data set is read once; results keep table order.
-    for key, run, rdir, cfg in sorted(jobs, key=lambda job: job[0]):
-        if (rdir / "report.json").exists():
-            continue
-        if key not in data_cache:
-            data_cache.clear()  # keep one data set in RAM at a time
-            data_cache[key] = load_data(cfg, data_root)
-        log(f"[{name}] {run.row} seed {cfg.train.seed}: training -> {rdir}")
-        fit(cfg, data_root, rdir, resume=True, data=data_cache[key], log=lambda *_: None)  # resumes a killed cell
+    cells = list({rdir: Cell(rdir, cfg, f"[{name}] {run.row} seed {cfg.train.seed}")
+                  for key, run, rdir, cfg in sorted(jobs, key=lambda job: job[0])}.values())
+    failed = run_workers([c for c in cells if not c.done], data_root, workers=workers, log=log)
+    if launch_from_env().rank != 0:
+        return ""
+    if failed:
+        raise CellsFailed("cells failed (the others are kept; re-run to retry them): "
+                          + ", ".join(str(c.run_dir / "failed.txt") for c in failed))
     train_seconds: dict[Path, float] = {}  # per distinct cell (shared cells count once)
     for _, run, rdir, _ in jobs:
         report_path = rdir / "report.json"
@@ -94,6 +97,10 @@ def run_table(name: str, data_root: Path, seeds: int = 3, out: Path = Path("runs
     (out / f"{name}.md").write_text(md)
     log(md)
     return md
+
+
+class CellsFailed(RuntimeError):
+    """Some cells of a table raised while training; each one's traceback is in its ``failed.txt``."""
 
 
 def _lookup(report: dict[str, Any], key: str) -> float:

@@ -1,0 +1,39 @@
+"""Whether bf16 autocast can pay off on a device: bf16 matrix instructions on CPUs, bf16 tensor cores on GPUs.
+
+On a CPU without avx512_bf16 / AMX (PyTorch's oneDNN reports no bf16 support) bf16 matrix products fall back
+to slow reference kernels: ``train.precision: bf16`` then costs time instead of saving it (``avloc bench ave``
+measures both precisions and the matmul rates side by side). ``fit`` says so in its log rather than silently
+switching precision: the run is still what its config asks for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of bf16 matrix instructions
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags of /proc/cpuinfo (empty where it is not there)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def bf16_matmul_support(device: torch.device) -> tuple[bool, str]:
+    """(has fast bf16 matmuls, a one-line reason naming what was checked)."""
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return ok, f"{torch.cuda.get_device_name(device)}: bf16 {'supported' if ok else 'not supported'}"
+    flags = sorted(set(CPU_BF16_FLAGS) & cpu_flags())
+    ok = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return ok, (f"CPU bf16 matmul in oneDNN: {'yes' if ok else 'no'} "
+                f"(cpu flags {', '.join(flags) if flags else 'without ' + ' / '.join(CPU_BF16_FLAGS)}, "
+                f"torch CPU capability {torch.backends.cpu.get_cpu_capability()})")
