@@ -198,3 +198,21 @@ def test_predict_without_data_uses_the_folder_the_run_recorded(trained, tmp_path
     a = json.loads((explicit / "held_out" / "events.json").read_text())["results"]
     b = json.loads((recorded / "held_out" / "events.json").read_text())["results"]
     assert a == b
+
+
+def test_features_without_a_sidecar_need_the_backbones_named(trained, tmp_path, capsys):
+    """Features made elsewhere (no features.json): --visual/--audio name the backbones; a wrong one is refused."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(trained["data"], data)
+    (data / "features.json").unlink()
+    base = ["predict", str(trained["video"]), "--run", str(trained["run"]), "--data", str(data)]
+    assert main([*base, "--out", str(tmp_path / "none")]) == 2
+    assert "features.json is missing" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    assert main([*base, "--visual", "efficientnet_lite0", "--audio", "aisfx", "--out", str(tmp_path / "bad")]) == 2
+    assert "audio_dim 1024" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    out = tmp_path / "named"
+    assert main([*base, "--visual", "efficientnet_lite0", "--audio", "soundnet8", "--out", str(out)]) == 0
+    doc = json.loads((out / "held_out" / "events.json").read_text())
+    assert set(doc["results"]) == {"held_out"}

@@ -45,8 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     how.add_argument("--zero-shot", action="store_true",
                      help="training-free: SoundNet-8 (sound) x EfficientNet-Lite0 (frames) agreement on ImageNet groups")
     how.add_argument("--run", default=None, help="run folder of avloc train (its best.pt and config.yaml)")
-    p.add_argument("--data", default=None, help="--run: the feature folder the run was trained on (default: the one its data.json records; avloc extract "
-                                                "output with features.json): the same backbones are used")
+    p.add_argument("--data", default=None, help="--run: the feature folder the run was trained on (default: the one its "
+                   "data.json records); its features.json names the backbones, else pass --visual and --audio")
+    p.add_argument("--visual", default=None, help="--run on features without features.json: the visual backbone "
+                                                  "that made them (e.g. vgg19)")
+    p.add_argument("--audio", default=None, help="--run on features without features.json: the audio backbone "
+                                                 "(e.g. vggish)")
     p.add_argument("--out", default="predictions", help="output folder (one sub-folder per video)")
     p.add_argument("--annotations", default=None, help="ActivityNet/UnAV JSON: ground truth and a score per video")
     p.add_argument("--min-score", type=float, default=0.0, help="drop events scored below this (default 0: keep)")
@@ -118,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
         data = args.data or recorded_data_folder(Path(args.run))
         if not data:
             raise PredictError(f"{args.run}: no data.json records the run's feature folder; pass --data")
-        detect = run_detector(Path(args.run), Path(data), args.device)
+        if (args.visual is None) != (args.audio is None):
+            raise PredictError("--visual and --audio go together: the two backbones that made the run's features")
+        detect = run_detector(Path(args.run), Path(data), args.device,
+                              (args.visual, args.audio) if args.visual else None)
     # 3. per video
     out = Path(args.out)
     preds = []

@@ -76,20 +76,40 @@ def _ave_features(extractor, path: Path, wave: np.ndarray | None, start: float) 
     return audio.numpy(), visual.numpy()
 
 
-def run_detector(run_dir: Path, data_dir: Path, device: str) -> Callable[[Path], VideoPrediction]:
+def feature_meta(data_dir: Path, cfg, backbones: tuple[str, str] | None):
+    """How the run's features were made: ``data_dir/features.json`` (written by ``avloc extract``), else the
+    backbones named by ``--visual/--audio`` on the grid of the run's data config."""
+    from avloc.media.extract import META_FILE, ExtractConfig, Extractor, read_feature_meta
+
+    if (data_dir / META_FILE).is_file():
+        return read_feature_meta(data_dir)
+    if backbones is None:
+        raise PredictError(f"{data_dir / META_FILE} is missing (the features were not made by avloc extract): "
+                           "name the backbones that made them with --visual NAME --audio NAME")
+    if cfg.name("data") == "ave":
+        made = ExtractConfig(format="ave", visual=backbones[0], audio=backbones[1])
+    else:  # the dense grid of the run's data config: step i covers [i * stride, i * stride + window) s
+        d = cfg.data
+        made = ExtractConfig(format="unav", visual=backbones[0], audio=backbones[1], fps=d.fps,
+                             stride=d.feat_stride / d.fps, window=d.num_frames / d.fps)
+    return Extractor(made).meta()
+
+
+def run_detector(run_dir: Path, data_dir: Path, device: str,
+                 backbones: tuple[str, str] | None = None) -> Callable[[Path], VideoPrediction]:
     """Load the run once; return video path -> VideoPrediction."""
     from avloc.config import load_config
     from avloc.engine.checkpoint import CheckpointError, load_safe
     from avloc.engine.loop import build_model, load_data, resolve_device
-    from avloc.media.extract import Extractor, read_feature_meta
+    from avloc.media.extract import Extractor
 
     cfg_path, ckpt_path = run_dir / "config.yaml", run_dir / "best.pt"
     if not cfg_path.is_file():
         raise PredictError(f"{run_dir} is not a run folder: {cfg_path} is missing")
     if not ckpt_path.is_file():
         raise PredictError(f"{ckpt_path}: no val-selected checkpoint in the run folder (has training finished?)")
-    meta = read_feature_meta(data_dir)
     cfg = load_config(cfg_path)
+    meta = feature_meta(data_dir, cfg, backbones)
     trained = {k: getattr(cfg.model, k, None) for k in ("audio_dim", "visual_dim")}  # filled in from the data at training
     made = {"audio_dim": meta.audio_dim, "visual_dim": meta.visual_dim}
     wrong = [k for k in made if trained[k] not in (None, 0, made[k])]
