@@ -7,49 +7,27 @@ event covers its centre, predicted vs true).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from avloc.evaluation.detection import evaluate_detection
-from avloc.formats.activitynet import Segments
+from avloc.formats.activitynet import GroundTruth, Segments
 from avloc.media.events import Events
 
 BACKGROUND = "background"
 
 
 class AnnotationError(ValueError):
-    """The annotation file is unreadable or has no entry for a video; the message names both."""
+    """The annotation file has no entry for a video; the message names both."""
 
 
-def read_database(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise AnnotationError(f"annotation file not found: {path}")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(f"{path}: not valid JSON ({exc})") from None
-    db = raw.get("database") if isinstance(raw, dict) else None
-    if not isinstance(db, dict):
-        raise AnnotationError(f"{path}: top level needs a 'database' mapping of video id -> entry")
-    return db
-
-
-def ground_truth(db: dict[str, Any], video_id: str, path: str | Path) -> Events:
-    """The annotated segments of ``video_id`` as Events (track "gt", score 1)."""
-    if video_id not in db:
-        some = ", ".join(sorted(db)[:5])
-        raise AnnotationError(f"{path}: no video '{video_id}' in the annotations (it has {len(db)}: {some}, ...)")
-    anns = db[video_id].get("annotations") or []
-    try:
-        seg = np.array([[float(a["segment"][0]), float(a["segment"][1])] for a in anns]).reshape(-1, 2)
-        labels = [str(a["label"]) for a in anns]
-    except (KeyError, TypeError, IndexError, ValueError) as exc:
-        raise AnnotationError(f"{path}: database[{video_id!r}] has a malformed annotation ({exc})") from None
-    return Events(labels, seg[:, 0], seg[:, 1], np.ones(len(labels)), np.full(len(labels), "gt"))
+def ground_truth(gt: GroundTruth, video_id: str) -> Events:
+    """The annotated segments of ``video_id`` in a checked annotation file as Events (track "gt", score 1)."""
+    if video_id not in gt.video_ids:
+        some = ", ".join(sorted(gt.video_ids)[:5])
+        raise AnnotationError(f"{gt.path}: no video '{video_id}' in the annotations "
+                              f"(it has {len(gt.video_ids)}: {some}, ...)")
+    rows = gt.events.take(gt.events.video == gt.video_ids.index(video_id))
+    return Events(list(rows.label), rows.start, rows.end, np.ones(len(rows)), np.full(len(rows), "gt"))
 
 
 def per_second_labels(events: Events, seconds: int) -> np.ndarray:

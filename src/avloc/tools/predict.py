@@ -95,7 +95,8 @@ def zero_shot_detector(device: str) -> Callable[[Path], VideoPrediction]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avloc.media.video_score import ground_truth, read_database, score_video
+    from avloc.formats.activitynet import read_ground_truth
+    from avloc.media.video_score import ground_truth, score_video
     from avloc.tools.report.table import events_table
     from avloc.tools.report.write import write_run_files, write_video_report
 
@@ -110,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
         raise PredictError(f"two inputs share a video id (file name without extension): {sorted(ids)}")
     truth = {}
     if args.annotations:
-        db = read_database(args.annotations)
-        truth = {vid: ground_truth(db, vid, args.annotations) for vid in ids}
+        db = read_ground_truth(args.annotations)
+        truth = {vid: ground_truth(db, vid) for vid in ids}
     pp = PostProcess(args.min_score, args.min_duration, args.merge_gap)
     # 2. detector
     if args.zero_shot:
