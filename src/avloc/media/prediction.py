@@ -10,6 +10,11 @@ import numpy as np
 from avloc.media.events import Events
 
 
+
+class PredictError(ValueError):
+    """Bad input to ``avloc predict`` (a video, run folder, feature folder or annotation file); the message
+    names the file."""
+
 @dataclass
 class ScoreTrack:
     """Per-step scores of one track: ``scores`` (T, C) over ``labels`` (C,), step t covering

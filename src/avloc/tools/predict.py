@@ -18,11 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from avloc.media.events import Events, PostProcess, postprocess
-from avloc.media.prediction import VideoPrediction
-
-
-class PredictError(ValueError):
-    """Bad input to ``avloc predict``; the message names the file."""
+from avloc.media.prediction import PredictError, VideoPrediction
 
 
 def recorded_data_folder(run_dir: Path) -> str | None:

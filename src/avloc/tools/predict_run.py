@@ -23,8 +23,7 @@ import numpy as np
 import torch
 
 from avloc.media.events import Events, runs_to_events
-from avloc.media.prediction import ScoreTrack, VideoPrediction
-from avloc.tools.predict import PredictError
+from avloc.media.prediction import PredictError, ScoreTrack, VideoPrediction
 
 AVE_WINDOW = 10
 
