@@ -75,19 +75,28 @@ def test_a_failing_cell_is_recorded_and_the_others_train(tmp_path: Path, tiny_av
     assert "missing.h5" in (bad.run_dir / FAILED).read_text()
 
 
-def test_a_failed_table_cell_raises_and_a_rerun_retries_it(tmp_path: Path, tiny_ave_dir: Path):
-    data = tmp_path / "data"  # the tiny set without its audio file, as links
-    data.mkdir()
-    for f in tiny_ave_dir.iterdir():
-        if f.name != "audio_feature.h5":
-            (data / f.name).symlink_to(f)
+def test_a_failed_table_cell_raises_and_a_rerun_retries_it(tmp_path: Path, tiny_ave_dir: Path,
+                                                           monkeypatch: pytest.MonkeyPatch):
+    """A cell whose training raises is recorded (failed.txt), the command fails naming it, and the same command
+    again retries that cell (same data, so the same cell folder)."""
+    import avloc.engine.workers as workers
+
+    real_fit = workers.fit
+
+    def fit_that_fails_once(*a, **kw):
+        monkeypatch.setattr(workers, "fit", real_fit)
+        raise RuntimeError("disk hiccup")
+
+    monkeypatch.setattr(workers, "fit", fit_that_fails_once)
     args = dict(seeds=1, quick=True, rows=["CE only"], overrides=["train.epochs=1", "train.threads=1"],
                 out=tmp_path / "rep", log=lambda *_: None)
     with pytest.raises(CellsFailed, match=FAILED):
-        run_table("losses", data, **args)
-    (data / "audio_feature.h5").symlink_to(tiny_ave_dir / "audio_feature.h5")
-    md = run_table("losses", data, **args)  # the same command again: the failed cell is retried
+        run_table("losses", tiny_ave_dir, **args)
+    failed = list((tmp_path / "rep").rglob(FAILED))
+    assert len(failed) == 1 and "disk hiccup" in failed[0].read_text()
+    md = run_table("losses", tiny_ave_dir, **args)  # the same command again: the failed cell is retried
     assert "| CE only |" in md and not list((tmp_path / "rep").rglob(FAILED))
+    assert (failed[0].parent / "report.json").is_file()
 
 
 def test_a_torchrun_rank_trains_alone_and_only_rank_0_prints(tmp_path: Path, tiny_ave_dir: Path,
