@@ -10,8 +10,6 @@ t = 0, 96 HTK-mel unit-sum bands of the power spectrum over 0-22.05 kHz, ``log10
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pathlib import Path
 
 import torch
@@ -60,10 +58,6 @@ class EmbeddingNet(nn.Module):
 @BACKBONES.register("aisfx")
 class AiSFX(AudioBackbone):
     """44.1 kHz waveform windows -> (T, 512); any window of at least 8 mel frames (~0.19 s)."""
-
-    @dataclass
-    class Config(AudioBackbone.Config):
-        """No fields: the network is fixed by its weights (a class of its own, as the registry asks)."""
 
     sample_rate = 44100
     out_dim = 512

@@ -45,6 +45,12 @@ class Backbone(nn.Module):
     class Config:
         pass
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Give every backbone a Config class of its own (the registry refuses two names sharing one)."""
+        super().__init_subclass__(**kwargs)
+        if "Config" not in cls.__dict__:
+            cls.Config = dataclass(type("Config", (cls.Config,), {"__doc__": f"{cls.__name__}: no fields."}))
+
     def __init__(self, cfg: Config | None = None) -> None:
         super().__init__()
         self.cfg = cfg if cfg is not None else self.Config()

@@ -8,8 +8,6 @@ At 224 px the last map is 1280 x 7 x 7: the grid of AVE's VGG-19 pool5, so the a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
 from pathlib import Path
 
@@ -65,10 +63,6 @@ class MBConv(nn.Module):
 @BACKBONES.register("efficientnet_lite0")
 class EfficientNetLite0(VisualBackbone):
     """224 px RGB scaled to [-1, 1] -> (N, 1280, 7, 7); ``classify`` gives the 1000 ImageNet logits."""
-
-    @dataclass
-    class Config(VisualBackbone.Config):
-        """No fields: the network is fixed by its weights (a class of its own, as the registry asks)."""
 
     input_size = 224
     out_dim = 1280

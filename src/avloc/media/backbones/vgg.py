@@ -12,8 +12,6 @@ No package ships these weights; put the files in the weights folder or pass ``--
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pathlib import Path
 from typing import ClassVar
 
@@ -47,10 +45,6 @@ def _vgg_features(cfg: tuple, cin: int) -> nn.Sequential:
 @BACKBONES.register("vgg19")
 class VGG19(VisualBackbone):
     """224 x 224 frames -> pool5 (N, 512, 7, 7)."""
-
-    @dataclass
-    class Config(VisualBackbone.Config):
-        """No fields: the network is fixed by its weights (a class of its own, as the registry asks)."""
 
     input_size = 224
     out_dim = 512
@@ -88,10 +82,6 @@ VGGISH_RATE, WIN, HOP, FFT, MELS, PATCH = 16000, 400, 160, 512, 64, 96  # 25 ms 
 @BACKBONES.register("vggish")
 class VGGish(AudioBackbone):
     """16 kHz windows -> (T, 128): each window's first 0.96 s as a 96 x 64 log-mel patch."""
-
-    @dataclass
-    class Config(AudioBackbone.Config):
-        """No fields: the network is fixed by its weights (a class of its own, as the registry asks)."""
 
     sample_rate = VGGISH_RATE
     out_dim = 128
