@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from dataclasses import dataclass, field
 
@@ -214,3 +215,26 @@ def test_a_partial_nested_group_keeps_the_models_own_group_defaults():
     weak = MODELS.config_of({"name": "psp_weak", "backbone": {"dropout": 0.3}})
     assert (weak.backbone.threshold, weak.backbone.dropout) == (0.095, 0.3)
     assert MODELS.config_of({"name": "vscg", "escm": {"kernel": 3}}).escm.dropout == 0.1
+
+
+def test_a_feature_folders_data_section_sits_between_the_file_and_the_overrides(tmp_path):
+    """features.json's data section replaces the file's data keys it names; overrides still win; another
+    dataset's sidecar is refused naming the sidecar, the config and both datasets."""
+    from avloc.formats.feature_sidecar import sidecar_data_section
+
+    folder = tmp_path / "feats"
+    folder.mkdir()
+    assert sidecar_data_section(folder) is None
+    layer = {"name": "unav", "visual_suffixes": ["_efficientnet_lite0.npy"], "visual_dim": 1280,
+             "feat_stride": 4, "num_frames": 12, "fps": 12.5}
+    (folder / "features.json").write_text(json.dumps({"config": {}, "data": layer}))
+    got = sidecar_data_section(folder)
+    cfg = load_config(config_path("unav/mil.yaml"), ["data.fps=25"], data_layer=got, data_layer_from="F")
+    assert cfg.data.visual_suffixes == ["_efficientnet_lite0.npy"] and cfg.data.feat_stride == 4
+    assert cfg.data.num_frames == 12 and cfg.data.fps == 25.0  # the override wins
+    assert cfg.data.annotations == "unav100_annotations.json"  # a key the sidecar does not name stays
+    with pytest.raises(ConfigError, match=r"F describes 'unav' features, but .*psp_fully.yaml trains on data 'ave'"):
+        load_config(config_path("ave/psp_fully.yaml"), data_layer=got, data_layer_from="F")
+    (folder / "features.json").write_text(json.dumps({"config": {}}))
+    with pytest.raises(ValueError, match="features.json: the feature sidecar has no 'data' section"):
+        sidecar_data_section(folder)

@@ -168,8 +168,14 @@ def resolve(raw: Mapping[str, Any], where: str = "config") -> Config:
     return Config(train=train, **sections)
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config (or start from defaults when ``path`` is None) and apply overrides."""
+def load_config(path: str | Path | None, overrides: list[str] | None = None,
+                data_layer: Mapping[str, Any] | None = None, data_layer_from: str = "") -> Config:
+    """Read a YAML config (or start from defaults when ``path`` is None) and apply overrides.
+
+    ``data_layer`` (the data section a feature folder describes itself with, read from ``data_layer_from``)
+    sits between the file and the overrides: it replaces the file's data keys it names, the overrides still
+    win, and a layer for another dataset than the file's is an error naming both.
+    """
     raw: dict[str, Any] = {}
     where = "defaults"
     if path is not None:
@@ -185,6 +191,12 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not isinstance(raw, dict):
             raise ConfigError(f"{p}: top level must be a mapping of sections")
         where = str(p)
+    if data_layer:
+        own = (raw.get("data") or {}).get("name", DEFAULT_SECTIONS["data"]["name"])
+        if own != data_layer["name"]:
+            raise ConfigError(f"{data_layer_from} describes '{data_layer['name']}' features, but {where} trains "
+                              f"on data '{own}'; use a {data_layer['name']} config")
+        raw = merge(raw, {"data": dict(data_layer)})
     raw = merge(raw, parse_overrides(overrides))
     return resolve(raw, where=where)
 

@@ -29,6 +29,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from avloc.formats.feature_sidecar import META_FILE
 from avloc.media.backbones import BACKBONES, AudioBackbone, VisualBackbone, create_backbone
 from avloc.media.backbones.vgg import ave_audio_starts
 from avloc.media.decode import SILENCE, MediaError, decode_audio, iter_frames, probe
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".flv", ".m4v", ".mpg", ".mpeg", ".ts", ".3gp",
                     ".ogv", ".wmv"}
-META_FILE = "features.json"
 PARTS_DIR = ".parts"  # per-video results: the resumable unit; the AVE h5 files are assembled from them
 AVE_SEGMENTS = 10
 H5_KEY = "avadataset"

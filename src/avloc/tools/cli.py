@@ -16,9 +16,12 @@ from typing import Callable
 def _cmd_train(args: argparse.Namespace) -> int:
     from avloc.config import load_config
     from avloc.engine.loop import fit
+    from avloc.formats.feature_sidecar import META_FILE, sidecar_data_section
     from avloc.tools.paths import config_path
 
-    cfg = load_config(config_path(args.config), args.overrides)
+    sidecar = sidecar_data_section(args.data)  # features made by avloc extract carry their own data section
+    cfg = load_config(config_path(args.config), args.overrides, data_layer=sidecar,
+                      data_layer_from=str(Path(args.data) / META_FILE))
     report = fit(cfg, args.data, args.out, resume=args.resume, stop_after=args.stop_after, overwrite=args.overwrite)
     if report.get("finished") is False:
         print(f"stopped after epoch {report['epoch']}; continue with --resume")
@@ -106,7 +109,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one config; writes a run folder")
     p.add_argument("config", help="YAML file, or a shipped name such as ave/vscg_fully.yaml")
-    p.add_argument("--data", required=True, help="dataset folder (official file layout)")
+    p.add_argument("--data", required=True, help="dataset folder (official file layout); a folder written by "
+                   "avloc extract also sets the data section (suffixes, dims, grid) from its features.json")
     p.add_argument("--out", required=True, help="run folder to create")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (same config and data; "

@@ -1,0 +1,30 @@
+"""The ``features.json`` sidecar that ``avloc extract`` writes beside the features it makes.
+
+Its ``data`` section is the data-config section that reads the folder (for UnAV: file suffixes, dims and the
+time grid ``feat_stride`` / ``num_frames`` / ``fps``). ``avloc train`` layers it over the config file, so that
+training on extracted features needs no hand-copied grid: the grid the features were made on is the grid the
+dataset maps back to seconds. JSON only (no torch, no PyAV), so reading it costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+META_FILE = "features.json"
+
+
+def sidecar_data_section(folder: str | Path) -> dict[str, Any] | None:
+    """The ``data`` section of ``folder/features.json``; None when the folder has no sidecar."""
+    path = Path(folder) / META_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: unreadable feature sidecar ({exc})") from None
+    section = raw.get("data") if isinstance(raw, dict) else None
+    if not isinstance(section, dict) or not isinstance(section.get("name"), str):
+        raise ValueError(f"{path}: the feature sidecar has no 'data' section with a dataset 'name'")
+    return section
