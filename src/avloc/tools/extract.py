@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=12.5, help="unav: visual frames per second (stride x fps whole)")
     p.add_argument("--frames-per-segment", type=int, default=16, help="ave: frames averaged per second (16)")
     p.add_argument("--resize", default="squash", choices=["squash", "center_crop"])
-    p.add_argument("--batch", type=int, default=32, help="frames per backbone call")
+    p.add_argument("--batch", type=int, default=0,
+                   help="frames per visual backbone call (0: 2 on CPU, where small batches stay in cache; 64 on GPU)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)

@@ -10,6 +10,7 @@ t = 0, 96 HTK-mel unit-sum bands of the power spectrum over 0-22.05 kHz, ``log10
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -78,6 +79,11 @@ class AiSFX(AudioBackbone):
         if not isinstance(state, dict):
             raise WeightsError(f"{path}: expected an aiSFX state dict, got {type(state).__name__}")
         self.load_strict({k: v for k, v in state.items() if k.startswith("embedding_net.")}, path)
+
+    def conv_bn_pairs(self) -> Iterator[tuple[str, str]]:
+        for b in range(1, 5):
+            for i in (1, 2):
+                yield f"embedding_net.conv_block{b}.conv{i}", f"embedding_net.conv_block{b}.bn{i}"
 
     def log_mel(self, windows: torch.Tensor) -> torch.Tensor:
         """(T, L) waveform -> (T, F, 96) normalised log-mel, F = 1 + L // 1024."""

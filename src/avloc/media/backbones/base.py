@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import ClassVar, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from avloc.media.weights import WeightsError, package_file
 from avloc.registry import Registry
@@ -103,6 +105,25 @@ class Backbone(nn.Module):
         if not cached.is_file():
             raise WeightsError(f"backbone '{cls.registered_name}': weights file not found; {cls.missing_message()}")
         return cls.from_file(cached)
+
+    def conv_bn_pairs(self) -> Iterator[tuple[str, str]]:
+        """(conv, batch norm) submodule paths for every BatchNorm that directly follows a conv."""
+        return iter(())
+
+    def fold_batchnorm(self: B) -> B:
+        """Fold every ``conv_bn_pairs`` BatchNorm into its conv's weights (inference only: eval-mode statistics).
+
+        Same function, one pass fewer over every activation map; the weights must be loaded first."""
+        if self.training:
+            raise RuntimeError(f"{self.registered_name}: fold_batchnorm needs eval mode (running statistics)")
+        for conv, norm in list(self.conv_bn_pairs()):
+            self._replace(conv, fuse_conv_bn_eval(self.get_submodule(conv), self.get_submodule(norm)))
+            self._replace(norm, nn.Identity())
+        return self
+
+    def _replace(self, path: str, module: nn.Module) -> None:
+        parent, _, name = path.rpartition(".")
+        setattr(self.get_submodule(parent) if parent else self, name, module)
 
     @property
     def device(self) -> torch.device:

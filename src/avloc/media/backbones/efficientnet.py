@@ -9,6 +9,7 @@ At 224 px the last map is 1280 x 7 x 7: the grid of AVE's VGG-19 pool5, so the a
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -86,6 +87,15 @@ class EfficientNetLite0(VisualBackbone):
 
     def load_weights(self, path: Path) -> None:
         self.load_strict(load_state_dict(path), path)
+
+    def conv_bn_pairs(self) -> Iterator[tuple[str, str]]:
+        yield "_conv_stem", "_bn0"
+        for i, block in enumerate(self._blocks):
+            if hasattr(block, "_expand_conv"):
+                yield f"_blocks.{i}._expand_conv", f"_blocks.{i}._bn0"
+            yield f"_blocks.{i}._depthwise_conv", f"_blocks.{i}._bn1"
+            yield f"_blocks.{i}._project_conv", f"_blocks.{i}._bn2"
+        yield "_conv_head", "_bn1"
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return x / 127.5 - 1.0  # (N, 3, S, S): (x/255 - 0.5) / 0.5, RGB

@@ -17,6 +17,7 @@ Time: conv7 hops 32,768 samples (1.49 s); conv8 hops 65,536 (2.97 s) with a 14.5
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,9 @@ class SoundNet8(AudioBackbone):
                     norm.bias.copy_(torch.from_numpy(np.asarray(src["beta"], np.float32)))
                     norm.running_mean.copy_(torch.from_numpy(np.asarray(src["mean"], np.float32)))
                     norm.running_var.copy_(torch.from_numpy(np.asarray(src["var"], np.float32)))
+
+    def conv_bn_pairs(self) -> Iterator[tuple[str, str]]:
+        return ((f"convs.{i}", f"norms.{i}") for i in range(len(self.convs)))
 
     # --- the network --------------------------------------------------------------------------------------------
     def conv7(self, wave: torch.Tensor, drop_border: bool = True) -> torch.Tensor:
