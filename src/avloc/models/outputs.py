@@ -47,6 +47,8 @@ class DenseOutput:
     anchor_index: Tensor | None = None  # (B, K) CLASP: steps chosen as anchors
     anchor_valid: Tensor | None = None  # (B, K) bool: which anchors are real (not padding)
     anchor_attention: Tensor | None = None  # (B, T, K) CLASP: audio attention of every step over the anchors
+    anchor_positive: Tensor | None = None  # (B, T, C) bool CLASP: per-class anchor steps (pseudo-positives)
+    anchor_negative: Tensor | None = None  # (B, T, C) bool CLASP: per-class background steps (pseudo-negatives)
 
 
 def present_fields(out: AVEOutput | DenseOutput) -> list[str]:

@@ -2,7 +2,8 @@
 
 Rows: the ``linear_mil`` floor under the issue-13 row-3 (naive) and row-4 (smoothing + OIC) post-processing
 and under the shipped one, the MIL baseline, CLASP (our design of MEAE + CSAI + ATP; the paper's equations
-and numbers are not public, so there is no paper column) and CLASP with one module switched off at a time.
+and numbers are not public, so there is no paper column) and CLASP with one module switched off at a time
+(and without the anchors' pseudo-label loss, which is how CSAI's anchors supervise the event CAS).
 Every cell is the test score of the val-selected checkpoint.
 
 On real UnAV-100 features the shipped configs are used as they are. On the synthetic stand-in (the real
@@ -35,8 +36,9 @@ _ROWS = [
     ("CLASP w/o MEAE (anchors by confidence)", "unav/clasp.yaml", ["model.meae=false"]),
     ("CLASP w/o global anchors", "unav/clasp.yaml", ["model.global_anchors=false"]),
     ("CLASP w/o local anchors", "unav/clasp.yaml", ["model.local_anchors=false"]),
-    ("CLASP w/o ATP (no anchors)", "unav/clasp.yaml", ["model.atp=false"]),
+    ("CLASP w/o ATP (anchor labels not spread, no feature propagation)", "unav/clasp.yaml", ["model.atp=false"]),
     ("CLASP w/o A/V agreement CAS (fused branch)", "unav/clasp.yaml", ["model.localize=fused"]),
+    ("CLASP w/o anchor pseudo-labels (MIL losses only)", "unav/clasp.yaml", ["loss.pseudo_weight=0.0"]),
 ]
 
 DENSE = Table(
