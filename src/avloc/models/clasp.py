@@ -197,8 +197,9 @@ class CLASP(AVModel):
     Inputs: audio (B, T, Da), visual (B, T, Dv), mask (B, T) bool.
     Outputs: ``cas`` (B, T, C) fused per-timestep class probabilities (sigmoid, 0 at padding),
     ``cas_logits``, ``video_logits`` (B, C) (fused branch), ``audio_logits`` / ``visual_logits`` (B, T, C)
-    and ``audio_video_logits`` / ``visual_video_logits`` (B, C) (unimodal branches), ``salience`` (B, T);
-    with ATP on also ``anchor_index`` / ``anchor_valid`` (B, K) and ``anchor_attention`` (B, T, K).
+    and ``audio_video_logits`` / ``visual_video_logits`` (B, C) (unimodal branches), ``salience`` (B, T, C),
+    ``anchor_positive`` / ``anchor_negative`` (B, T, C) bool (per-class anchors after ATP, background); with
+    feature propagation on also ``anchor_index`` / ``anchor_valid`` (B, K) and ``anchor_attention`` (B, T, K).
     """
 
     task = "dense"
