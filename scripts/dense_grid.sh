@@ -17,14 +17,15 @@ LIN="linear_mil + row-3 post-processing,linear_mil + row-4 post-processing,linea
 CLASP="CLASP,CLASP w/o MEAE (anchors by confidence),CLASP w/o global anchors,CLASP w/o local anchors"
 CLASP="$CLASP,CLASP w/o ATP (anchor labels not spread, no feature propagation)"
 CLASP="$CLASP,CLASP w/o A/V agreement CAS (fused branch),CLASP w/o anchor pseudo-labels (MIL losses only)"
+OWN="CLASP, own post-processing (no min-max; shipped config)"
 # 1 s grid: every row.
 avloc reproduce dense --data "$out/syn1s" --seeds "$seeds1" --out "$out/runs_1s" --workers 2 $G1 train.threads=1 \
     > "$out/log_1s.txt" 2>&1
 # 0.32 s grid (the original I3D grid, ~3x the steps): the floor, MIL and CLASP.
-avloc reproduce dense --data "$out/syn032" --seeds "$seeds032" --out "$out/runs_032" --rows "$LIN,CLASP" \
+avloc reproduce dense --data "$out/syn032" --seeds "$seeds032" --out "$out/runs_032" --rows "$LIN,CLASP,$OWN" \
     --workers 2 train.threads=1 > "$out/log_032.txt" 2>&1
 # 1 s grid: more seeds for CLASP and its ablations (their differences are what the error of the mean limits).
-avloc reproduce dense --data "$out/syn1s" --seeds "$seeds_clasp" --out "$out/runs_1s" --rows "$CLASP" \
+avloc reproduce dense --data "$out/syn1s" --seeds "$seeds_clasp" --out "$out/runs_1s" --rows "$CLASP,$OWN" \
     --workers 2 $G1 train.threads=1 > "$out/log_1s_clasp.txt" 2>&1
 # Post-processing audit of the linear_mil / MIL / CLASP cells (trained with the shipped post-processing).
 python scripts/dense_postproc.py --data "$out/syn1s" --out "$out/postproc_1s.json" --reproduce-out "$out/runs_1s" \

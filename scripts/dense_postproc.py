@@ -86,7 +86,7 @@ def score(scores: Any, data: Any, split: str, settings: dict[str, Any]) -> dict[
 
 def audit_run(run: Path, data_root: Path, cache: dict[str, Any]) -> dict[str, Any]:
     cfg = load_config(run / "config.yaml")
-    key = json.dumps(cfg.data, sort_keys=True)
+    key = json.dumps(cfg.to_dict()["data"], sort_keys=True)
     if key not in cache:
         cache.clear()
         cache[key] = load_data(cfg, data_root)
@@ -95,7 +95,7 @@ def audit_run(run: Path, data_root: Path, cache: dict[str, Any]) -> dict[str, An
     model.load_state_dict(load_safe(run / "best.pt")["model"])
     shipped = {f.name: getattr(cfg.eval, f.name) for f in dataclasses.fields(ProposalConfig)}
     variants = [(f"ladder {n}", s) for n, s in LADDER] + one_knob(shipped)
-    result: dict[str, Any] = {"model": cfg.model["name"], "seed": cfg.train.seed, "variants": {}}
+    result: dict[str, Any] = {"model": cfg.name("model"), "seed": cfg.train.seed, "variants": {}}
     split_scores = {s: predict_scores(model, data, s, torch.device("cpu"), 128) for s in ("val", "test")}
     for name, settings in variants:
         result["variants"][name] = {s: score(split_scores[s], data, s, settings) for s in ("val", "test")}
