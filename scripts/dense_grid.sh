@@ -15,9 +15,9 @@ mkdir -p "$out"
     --out "$out/syn032"
 LIN="linear_mil + row-3 post-processing,linear_mil + row-4 post-processing,linear_mil,MIL baseline"
 CLASP="CLASP,CLASP w/o MEAE (anchors by confidence),CLASP w/o global anchors,CLASP w/o local anchors"
-CLASP="$CLASP,CLASP w/o ATP (anchor labels not spread, no feature propagation)"
+CLASP="$CLASP,CLASP w/o ATP (no label spreading and no feature propagation)"
 CLASP="$CLASP,CLASP w/o A/V agreement CAS (fused branch),CLASP w/o anchor pseudo-labels (MIL losses only)"
-OWN="CLASP, own post-processing (no min-max; shipped config)"
+OWN="CLASP with its own post-processing (no min-max; shipped config)"  # row names hold no comma (--rows splits on it)
 # 1 s grid: every row.
 avloc reproduce dense --data "$out/syn1s" --seeds "$seeds1" --out "$out/runs_1s" --workers 2 $G1 train.threads=1 \
     > "$out/log_1s.txt" 2>&1

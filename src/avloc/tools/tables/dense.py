@@ -29,7 +29,7 @@ ROW4_EVAL = [*ROW3_EVAL, "eval.smooth=3", "eval.score=oic"]
 
 # Every model row compares under one post-processing: the shipped one of linear_mil / mil (min-max CAS
 # normalisation on). CLASP's own config ships min-max off (its calibrated CAS scores better without, on val);
-# its row "own post-processing" uses it as shipped.
+# its row "with its own post-processing" uses it as shipped.
 COMMON_EVAL = ["eval.minmax=true"]
 
 _ROWS = [
@@ -41,11 +41,11 @@ _ROWS = [
     ("CLASP w/o MEAE (anchors by confidence)", "unav/clasp.yaml", [*COMMON_EVAL, "model.meae=false"]),
     ("CLASP w/o global anchors", "unav/clasp.yaml", [*COMMON_EVAL, "model.global_anchors=false"]),
     ("CLASP w/o local anchors", "unav/clasp.yaml", [*COMMON_EVAL, "model.local_anchors=false"]),
-    ("CLASP w/o ATP (anchor labels not spread, no feature propagation)", "unav/clasp.yaml",
+    ("CLASP w/o ATP (no label spreading and no feature propagation)", "unav/clasp.yaml",
      [*COMMON_EVAL, "model.atp=false"]),
     ("CLASP w/o A/V agreement CAS (fused branch)", "unav/clasp.yaml", [*COMMON_EVAL, "model.localize=fused"]),
     ("CLASP w/o anchor pseudo-labels (MIL losses only)", "unav/clasp.yaml", [*COMMON_EVAL, "loss.pseudo_weight=0.0"]),
-    ("CLASP, own post-processing (no min-max; shipped config)", "unav/clasp.yaml", []),
+    ("CLASP with its own post-processing (no min-max; shipped config)", "unav/clasp.yaml", []),
 ]
 
 DENSE = Table(
