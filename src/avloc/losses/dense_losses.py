@@ -55,7 +55,7 @@ class CLASPLoss(Loss):
         fused_weight: float = 1.0  # BCE on the fused branch (the one used at inference)
         audio_weight: float = 1.0  # BCE on the audio branch (its CAS feeds MEAE)
         visual_weight: float = 1.0  # BCE on the visual branch
-        anchor_weight: float = 0.1  # anchor A/V consistency (needs ATP on; ignored without anchors)
+        anchor_weight: float = 0.1  # A/V consistency at the feature anchors (needs ATP feature propagation; else ignored)
         pseudo_weight: float = 1.0  # per-step BCE of the CAS on labelled classes: anchors -> 1, background -> 0 (balanced)
 
     def forward(self, out: DenseOutput, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
