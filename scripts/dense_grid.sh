@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The experiment grid of docs/dense.md (issue 13): synthetic UnAV-100 stand-ins from the real annotations at
 # the 1 s and the 0.32 s grid, every row of `avloc reproduce dense`, then the post-processing audit.
-# Usage: scripts/dense_grid.sh ANNOTATIONS_JSON OUT [SEEDS_1S] [SEEDS_032]
-# Runs two trainings at a time with one thread each (a shared 2-core machine); re-running resumes.
+# Usage: scripts/dense_grid.sh ANNOTATIONS_JSON OUT [SEEDS_1S] [SEEDS_032] [SEEDS_CLASP_1S]
+# Two worker processes with one thread each (a shared 2-core machine); re-running resumes (finished cells
+# are kept), so an interrupted grid still has every row at the seeds done.
 set -euo pipefail
-ann=$1; out=$2; seeds1=${3:-3}; seeds032=${4:-1}
+ann=$1; out=$2; seeds1=${3:-3}; seeds032=${4:-3}; seeds_clasp=${5:-5}
 export OMP_NUM_THREADS=1
 G1="data.feat_stride=25 data.num_frames=25 data.fps=25"
 mkdir -p "$out"
@@ -13,24 +14,20 @@ mkdir -p "$out"
 [ -f "$out/syn032/unav100_annotations.json" ] || avloc synth unav --annotations "$ann" --videos 1500 --seed 0 \
     --out "$out/syn032"
 LIN="linear_mil + row-3 post-processing,linear_mil + row-4 post-processing,linear_mil,MIL baseline"
-ABL="CLASP w/o MEAE (anchors by confidence),CLASP w/o global anchors,CLASP w/o local anchors,CLASP w/o ATP (no anchors)"
-FUSED="CLASP w/o A/V agreement CAS (fused branch)"
-# 1 s grid: every row; two processes split the rows (cells are separate folders); seed by seed, so an
-# interrupted grid still has every row at the seeds done; then one pass prints the whole table.
-A="$LIN,CLASP,CLASP w/o MEAE (anchors by confidence)"
-B="CLASP w/o global anchors,CLASP w/o local anchors,CLASP w/o ATP (no anchors),$FUSED"
-for s in $(seq 1 "$seeds1"); do
-    avloc reproduce dense --data "$out/syn1s" --seeds "$s" --out "$out/runs_1s" --rows "$A" \
-        $G1 train.threads=1 > "$out/log_1s_a.txt" 2>&1 &
-    avloc reproduce dense --data "$out/syn1s" --seeds "$s" --out "$out/runs_1s" --rows "$B" \
-        $G1 train.threads=1 > "$out/log_1s_b.txt" 2>&1
-    wait
-done
-avloc reproduce dense --data "$out/syn1s" --seeds "$seeds1" --out "$out/runs_1s" $G1 train.threads=1
+CLASP="CLASP,CLASP w/o MEAE (anchors by confidence),CLASP w/o global anchors,CLASP w/o local anchors"
+CLASP="$CLASP,CLASP w/o ATP (no label spreading and no feature propagation)"
+CLASP="$CLASP,CLASP w/o A/V agreement CAS (fused branch),CLASP w/o anchor pseudo-labels (MIL losses only)"
+OWN="CLASP with its own post-processing (no min-max; shipped config)"  # row names hold no comma (--rows splits on it)
+# 1 s grid: every row.
+avloc reproduce dense --data "$out/syn1s" --seeds "$seeds1" --out "$out/runs_1s" --workers 2 $G1 train.threads=1 \
+    > "$out/log_1s.txt" 2>&1
 # 0.32 s grid (the original I3D grid, ~3x the steps): the floor, MIL and CLASP.
-avloc reproduce dense --data "$out/syn032" --seeds "$seeds032" --out "$out/runs_032" --rows "$LIN,CLASP" \
-    train.threads=1
+avloc reproduce dense --data "$out/syn032" --seeds "$seeds032" --out "$out/runs_032" --rows "$LIN,CLASP,$OWN" \
+    --workers 2 train.threads=1 > "$out/log_032.txt" 2>&1
+# 1 s grid: more seeds for CLASP and its ablations (their differences are what the error of the mean limits).
+avloc reproduce dense --data "$out/syn1s" --seeds "$seeds_clasp" --out "$out/runs_1s" --rows "$CLASP,$OWN" \
+    --workers 2 $G1 train.threads=1 > "$out/log_1s_clasp.txt" 2>&1
 # Post-processing audit of the linear_mil / MIL / CLASP cells (trained with the shipped post-processing).
 python scripts/dense_postproc.py --data "$out/syn1s" --out "$out/postproc_1s.json" --reproduce-out "$out/runs_1s" \
     --seeds "$seeds1" $G1 train.threads=1
-python scripts/dense_tables.py "$out/postproc_1s.json" > "$out/postproc_1s.md"
+python scripts/dense_tables.py --combined "$out/postproc_1s.json" > "$out/postproc_1s.md"

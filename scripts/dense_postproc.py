@@ -29,9 +29,10 @@ from avloc.engine.loop import build_model, load_data
 from avloc.evaluation.dense_map import metric_name, predict_scores, segments_from_scores
 from avloc.evaluation.detection import evaluate_detection
 from avloc.evaluation.proposals import ProposalConfig
-from avloc.paths import config_path
-from avloc.reproduce import cell_dir
-from avloc.tables.dense import DENSE
+from avloc.engine.run_folder import data_fingerprint
+from avloc.tools.paths import config_path
+from avloc.tools.reproduce import cell_dir
+from avloc.tools.tables.dense import DENSE
 
 AUDITED_ROWS = ("linear_mil", "MIL baseline", "CLASP")  # the rows trained with the shipped post-processing
 
@@ -85,16 +86,16 @@ def score(scores: Any, data: Any, split: str, settings: dict[str, Any]) -> dict[
 
 def audit_run(run: Path, data_root: Path, cache: dict[str, Any]) -> dict[str, Any]:
     cfg = load_config(run / "config.yaml")
-    key = json.dumps(cfg.data, sort_keys=True)
+    key = json.dumps(cfg.to_dict()["data"], sort_keys=True)
     if key not in cache:
         cache.clear()
         cache[key] = load_data(cfg, data_root)
     data = cache[key]
     model = build_model(cfg, data)
     model.load_state_dict(load_safe(run / "best.pt")["model"])
-    shipped = {f.name: cfg.eval[f.name] for f in dataclasses.fields(ProposalConfig)}
+    shipped = {f.name: getattr(cfg.eval, f.name) for f in dataclasses.fields(ProposalConfig)}
     variants = [(f"ladder {n}", s) for n, s in LADDER] + one_knob(shipped)
-    result: dict[str, Any] = {"model": cfg.model["name"], "seed": cfg.train.seed, "variants": {}}
+    result: dict[str, Any] = {"model": cfg.name("model"), "seed": cfg.train.seed, "variants": {}}
     split_scores = {s: predict_scores(model, data, s, torch.device("cpu"), 128) for s in ("val", "test")}
     for name, settings in variants:
         result["variants"][name] = {s: score(split_scores[s], data, s, settings) for s in ("val", "test")}
@@ -102,13 +103,14 @@ def audit_run(run: Path, data_root: Path, cache: dict[str, Any]) -> dict[str, An
     return result
 
 
-def reproduce_cells(out: Path, seeds: int, overrides: list[str]) -> list[Path]:
-    """The cell folders `avloc reproduce dense --out OUT --seeds N OVERRIDES` trains for AUDITED_ROWS."""
+def reproduce_cells(out: Path, data: Path, seeds: int, overrides: list[str]) -> list[Path]:
+    """The cell folders `avloc reproduce dense --data DATA --out OUT --seeds N OVERRIDES` trains for AUDITED_ROWS."""
+    digest = data_fingerprint(data, exclude=out)["digest"]
     cells = []
     for run in (r for r in DENSE.runs if r.row in AUDITED_ROWS):
         for seed in range(seeds):
             cfg = load_config(config_path(run.config), [*overrides, *run.overrides, f"train.seed={seed}"])
-            cells.append(cell_dir(out, run, cfg))
+            cells.append(cell_dir(out, run, cfg, digest))
     return cells
 
 
@@ -122,7 +124,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.reproduce_out is not None:
-        args.runs = reproduce_cells(args.reproduce_out, args.seeds, args.items)
+        args.runs = reproduce_cells(args.reproduce_out, args.data, args.seeds, args.items)
     else:
         args.runs = [Path(x) for x in args.items]
     done = json.loads(args.out.read_text()) if args.out.exists() else {}

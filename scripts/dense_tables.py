@@ -21,9 +21,12 @@ def main() -> None:
                     help="instead: the main table from the finished cells under this `reproduce dense --out`; "
                          "the audits arguments are then the reproduce overrides")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--data", type=Path, default=None, help="with --main: the data folder the cells trained on")
     args = ap.parse_args()
     if args.main is not None:
-        main_table(args.main, args.seeds, [str(a) for a in args.audits])
+        if args.data is None:
+            ap.error("--main needs --data (cell folders carry the data's fingerprint)")
+        main_table(args.main, args.data, args.seeds, [str(a) for a in args.audits])
         return
     runs = [r for path in args.audits for r in json.loads(path.read_text()).values()]
     if args.combined:
@@ -63,13 +66,15 @@ def combined(runs: list[dict]) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
-def main_table(out: Path, seeds: int, overrides: list[str]) -> None:
+def main_table(out: Path, data: Path, seeds: int, overrides: list[str]) -> None:
     """Every row of the dense table from the finished cells (seeds not yet trained are left out, counted)."""
     from avloc.config import load_config
-    from avloc.paths import config_path
-    from avloc.reproduce import cell_dir
-    from avloc.tables.dense import DENSE, TIOUS
+    from avloc.engine.run_folder import data_fingerprint
+    from avloc.tools.paths import config_path
+    from avloc.tools.reproduce import cell_dir
+    from avloc.tools.tables.dense import DENSE, TIOUS
 
+    digest = data_fingerprint(data, exclude=out)["digest"]
     keys = [f"mAP@{t}" for t in TIOUS] + ["mAP_avg"]
     print("| model | " + " | ".join([*TIOUS, "Avg"]) + " | seeds |")
     print("|---" * (len(keys) + 2) + "|")
@@ -77,7 +82,7 @@ def main_table(out: Path, seeds: int, overrides: list[str]) -> None:
         reports = []
         for seed in range(seeds):
             cfg = load_config(config_path(run.config), [*overrides, *run.overrides, f"train.seed={seed}"])
-            path = cell_dir(out, run, cfg) / "report.json"
+            path = cell_dir(out, run, cfg, digest) / "report.json"
             if path.exists():
                 reports.append(json.loads(path.read_text()))
         if not reports:

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from avloc.models.clasp import global_anchors, local_anchors, meae_salience
-from avloc.models.dense_blocks import js_agreement, l1_agreement, masked_topk_mean
+from avloc.models.clasp import (
+    class_anchor_masks,
+    confidence_salience,
+    global_anchors,
+    grow_anchors,
+    local_anchors,
+    meae_salience,
+)
+from avloc.models.dense_blocks import js_agreement, masked_topk_mean
 from avloc.catalog import LOSSES, MODELS
 
 DIMS = {"audio_dim": 6, "visual_dim": 10, "num_classes": 4, "hidden": 16, "window": 4, "global_ratio": 4.0}
@@ -16,7 +23,8 @@ SWITCHES = [
     {"global_anchors": False},
     {"local_anchors": False},
     {"atp": False},
-    {"agreement": "l1", "anchor_fusion": "mean", "fusion": "sum"},
+    {"propagate_features": False},
+    {"anchor_fusion": "mean", "fusion": "sum"},
     {"localize": "agreement", "linear_skip": True},
 ]
 
@@ -26,8 +34,8 @@ def make(**kw):
     return MODELS.create({"name": "clasp", **DIMS, **kw}).eval()
 
 
-@pytest.mark.parametrize("fn", [js_agreement, l1_agreement])
-def test_agreement_is_one_for_equal_and_low_for_disjoint_predictions(fn):
+def test_agreement_is_one_for_equal_and_low_for_disjoint_predictions():
+    fn = js_agreement
     a = torch.tensor([[[8.0, -8.0, -8.0], [8.0, -8.0, -8.0]]])
     v = torch.tensor([[[8.0, -8.0, -8.0], [-8.0, 8.0, -8.0]]])
     s = fn(a, v)
@@ -36,12 +44,64 @@ def test_agreement_is_one_for_equal_and_low_for_disjoint_predictions(fn):
     assert float(s[0, 1]) < 0.01
 
 
-def test_meae_salience_needs_agreement_and_confidence():
-    confident_same = torch.tensor([[[5.0, -5.0]]])
-    unsure = torch.tensor([[[-5.0, -5.0]]])  # both modalities agree there is nothing: low salience
-    assert float(meae_salience(confident_same, confident_same, "js")) > 0.9
-    assert float(meae_salience(unsure, unsure, "js")) < 0.01
-    assert float(meae_salience(confident_same, torch.tensor([[[-5.0, 5.0]]]), "js")) < 0.1
+def test_meae_salience_is_per_class_and_needs_both_modalities():
+    logit = lambda p: torch.logit(torch.tensor(p))
+    # step 0: both modalities say class 0; step 1: audio alone says class 0 very loudly (a distractor);
+    # step 2: both say class 1
+    la = torch.stack([logit([0.45, 0.01]), logit([0.99, 0.01]), logit([0.01, 0.7])])[None]  # (1, 3, 2)
+    lv = torch.stack([logit([0.45, 0.01]), logit([0.02, 0.01]), logit([0.01, 0.7])])[None]
+    s = meae_salience(la, lv)
+    assert s.shape == (1, 3, 2)
+    assert float(s[0, 0, 0]) == pytest.approx(0.45, abs=1e-5)  # agreed: sqrt(0.45 * 0.45) * (1 - 0)
+    assert float(s[0, 1, 0]) < 0.01  # the distractor: low joint confidence and low agreement
+    assert float(s[0, 2, 1]) > 10 * float(s[0, 2, 0])  # per class: step 2 is salient for class 1 only
+    c = confidence_salience(la, lv)
+    assert float(c[0, 1, 0]) > float(c[0, 0, 0])  # without MEAE the distractor outranks the event
+
+
+def test_class_anchors_reject_a_single_modality_distractor_only_with_meae():
+    logit = lambda p: torch.logit(torch.tensor(p))
+    pa = [0.42, 0.45, 0.4, 0.05, 0.05, 0.99, 0.99, 0.05]  # steps 0-2: an A/V event; 5-6: audio-only distractor
+    pv = [0.42, 0.45, 0.4, 0.05, 0.05, 0.02, 0.02, 0.05]
+    la, lv = logit(pa).view(1, 8, 1), logit(pv).view(1, 8, 1)
+    mask = torch.ones(1, 8, dtype=torch.bool)
+    pos, neg = class_anchor_masks(meae_salience(la, lv), mask, ratio=4.0, window=None, local_min=0.5,
+                                  negative_ratio=0.1)
+    assert pos[0, :, 0].nonzero().view(-1).tolist() == [0, 1]  # k = 2: the two most agreed event steps
+    assert bool(neg[0, 5, 0]) and bool(neg[0, 6, 0])  # the distractor is the class's background
+    pos_c, _ = class_anchor_masks(confidence_salience(la, lv), mask, ratio=4.0, window=None, local_min=0.5,
+                                  negative_ratio=0.1)
+    assert bool(pos_c[0, 5, 0]) and bool(pos_c[0, 6, 0])  # by confidence the distractor becomes the anchor
+
+
+def test_class_anchor_masks_global_local_and_padding():
+    sal = torch.tensor([[0.1, 0.9, 0.3, 0.2, 0.6, 0.05, 0.99, 0.99]]).unsqueeze(-1)  # (1, 8, 1)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 0, 0]], dtype=torch.bool)  # steps 6, 7 are padding
+    glob, _ = class_anchor_masks(sal, mask, ratio=6.0, window=None, local_min=0.5, negative_ratio=0.1)
+    assert glob[0, :, 0].nonzero().view(-1).tolist() == [1]  # k = 1: the top valid step, never padding
+    loc, neg = class_anchor_masks(sal, mask, ratio=None, window=3, local_min=0.5, negative_ratio=0.2)
+    # windows [0-2] -> 1 (0.9), [3-5] -> 4 (0.6 >= 0.5 * 0.9), [6-7] padding only
+    assert loc[0, :, 0].nonzero().view(-1).tolist() == [1, 4]
+    weak, _ = class_anchor_masks(sal, mask, ratio=None, window=3, local_min=0.7, negative_ratio=0.2)
+    assert weak[0, :, 0].nonzero().view(-1).tolist() == [1]  # 0.6 < 0.7 * 0.9: not an anchor
+    assert neg[0, :, 0].nonzero().view(-1).tolist() == [0, 5]  # below 0.2 * 0.9, valid, not anchors
+    both, _ = class_anchor_masks(sal, mask, ratio=6.0, window=3, local_min=0.5, negative_ratio=0.1)
+    assert torch.equal(both, glob | loc)
+
+
+def test_grow_anchors_labels_the_whole_event_and_stops_at_gaps():
+    # class 0: one event over steps 1-5 with a noisy dip at 3 (still >= 0.3 x max), background at 6,
+    # a second salient run at 7-8 that holds no anchor; class 1: no anchor at all
+    s0 = [0.05, 0.6, 0.9, 0.35, 0.7, 0.5, 0.1, 0.8, 0.8]
+    sal = torch.stack([torch.tensor(s0), torch.full((9,), 0.5)], dim=-1)[None]  # (1, 9, 2)
+    pos = torch.zeros(1, 9, 2, dtype=torch.bool)
+    pos[0, 2, 0] = True
+    mask = torch.ones(1, 9, dtype=torch.bool)
+    grown = grow_anchors(pos, sal, mask, ratio=0.3)
+    assert grown[0, :, 0].nonzero().view(-1).tolist() == [1, 2, 3, 4, 5]
+    assert not grown[0, :, 1].any()
+    mask[0, 4:] = False  # padding ends the run
+    assert grow_anchors(pos, sal, mask, ratio=0.3)[0, :, 0].nonzero().view(-1).tolist() == [1, 2, 3]
 
 
 def test_global_anchors_are_top_salient_valid_steps():
@@ -72,8 +132,9 @@ def test_every_parameter_gets_gradient_in_every_switch_setting(switch):
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert missing == []
     names = {n.split(".")[0] for n, _ in model.named_parameters()}
-    assert ("atp_a" in names) == switch.get("atp", True)
-    assert ("anchor_fuse" in names) == (switch.get("atp", True) and switch.get("anchor_fusion", "concat") == "concat")
+    feature_atp = switch.get("atp", True) and switch.get("propagate_features", True)
+    assert ("atp_a" in names) == feature_atp
+    assert ("anchor_fuse" in names) == (feature_atp and switch.get("anchor_fusion", "concat") == "concat")
 
 
 def test_switches_change_anchor_counts_and_selection():
@@ -91,8 +152,15 @@ def test_switches_change_anchor_counts_and_selection():
         assert torch.all(batch["mask"].gather(1, idx)[valid])
         assert torch.all(valid.any(dim=1))
     assert make(atp=False)(batch).anchor_index is None
+    assert make(propagate_features=False)(batch).anchor_index is None
     # MEAE off ranks timesteps by confidence instead of agreement x confidence
     assert not torch.equal(full.salience, make(meae=False)(batch).salience)
+    # ATP spreads the anchors (same weights up to the salience: the heads come before ATP)
+    no_atp = make(atp=False)(batch)
+    assert torch.equal(no_atp.salience, full.salience)
+    assert torch.all(full.anchor_positive | ~no_atp.anchor_positive)  # every anchor stays an anchor
+    assert int(full.anchor_positive.sum()) > int(no_atp.anchor_positive.sum())
+    assert not torch.any(full.anchor_positive & full.anchor_negative)
 
 
 def test_attention_weights_only_valid_anchors():
@@ -125,24 +193,40 @@ def test_clasp_loss_parts_and_anchor_term():
     model = make()
     batch = model.example_batch(3, torch.Generator().manual_seed(0))
     out = model(batch)
-    parts = LOSSES.create({"name": "clasp", "anchor_weight": 0.5})(out, batch)
-    assert set(parts) == {"loss", "fused", "audio", "visual", "anchor"}
-    expected = parts["fused"] + parts["audio"] + parts["visual"] + 0.5 * parts["anchor"]
+    parts = LOSSES.create({"name": "clasp", "anchor_weight": 0.5, "pseudo_weight": 2.0})(out, batch)
+    assert set(parts) == {"loss", "fused", "audio", "visual", "anchor", "pseudo"}
+    expected = parts["fused"] + parts["audio"] + parts["visual"] + 0.5 * parts["anchor"] + 2.0 * parts["pseudo"]
     torch.testing.assert_close(parts["loss"], expected)
     assert 0.0 <= float(parts["anchor"]) <= 1.0
     no_anchor = LOSSES.create({"name": "clasp"})(make(atp=False)(batch), batch)
     assert "anchor" not in no_anchor
-    only_fused = LOSSES.create({"name": "clasp", "audio_weight": 0.0, "visual_weight": 0.0, "anchor_weight": 0.0})
+    only_fused = LOSSES.create({"name": "clasp", "audio_weight": 0.0, "visual_weight": 0.0, "anchor_weight": 0.0,
+                                "pseudo_weight": 0.0})
     torch.testing.assert_close(only_fused(out, batch)["loss"], parts["fused"])
 
 
+def test_pseudo_label_term_fits_anchors_and_background_of_labelled_classes_only():
+    from avloc.models.outputs import DenseOutput
+
+    logits = torch.tensor([[[2.0, 3.0], [-1.0, 0.5], [0.0, -2.0]]])  # (1, 3, 2)
+    pos = torch.tensor([[[True, True], [False, False], [False, False]]])
+    neg = torch.tensor([[[False, False], [True, True], [True, False]]])
+    out = DenseOutput(cas=torch.sigmoid(logits), cas_logits=logits, video_logits=logits.mean(1),
+                      audio_logits=logits, visual_logits=logits, audio_video_logits=logits.mean(1),
+                      visual_video_logits=logits.mean(1), anchor_positive=pos, anchor_negative=neg)
+    batch = {"video_labels": torch.tensor([[1.0, 0.0]])}  # class 1 is absent: its pseudo-labels are ignored
+    parts = LOSSES.create({"name": "clasp", "anchor_weight": 0.0})(out, batch)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    expected = 0.5 * (bce(torch.tensor(2.0), torch.tensor(1.0))
+                      + bce(torch.tensor([-1.0, 0.0]), torch.zeros(2)))  # each side averaged on its own
+    torch.testing.assert_close(parts["pseudo"], expected)
+
+
 def test_config_errors_are_clear():
-    with pytest.raises(ValueError, match="atp needs"):
+    with pytest.raises(ValueError, match="CSAI needs"):
         make(global_anchors=False, local_anchors=False)
-    with pytest.raises(ValueError, match="agreement"):
-        make(agreement="cosine")
-    # with ATP off the anchor switches are irrelevant and allowed
-    make(atp=False, global_anchors=False, local_anchors=False)
+    with pytest.raises(ValueError, match="grow_ratio"):
+        make(grow_ratio=1.5)
 
 
 def test_salience_bias_steers_attention_to_the_most_salient_anchor():

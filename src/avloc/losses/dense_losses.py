@@ -39,8 +39,12 @@ class MILBCELoss(Loss):
 
 @LOSSES.register("clasp")
 class CLASPLoss(Loss):
-    """Video-level BCE on CLASP's fused, audio and visual branches plus an optional anchor-consistency term.
+    """Video-level BCE on CLASP's fused, audio and visual branches, the anchors' pseudo-labels and an optional
+    anchor-consistency term.
 
+    The pseudo-label term is a per-step BCE of the event CAS on the video's labelled classes: 1 at the
+    anchors (after ATP spreads them), 0 at the background steps CSAI marks, each side averaged on its own
+    (events and background are far from balanced). Its targets carry no gradient (the model picks them).
     The anchor term is the mean Jensen-Shannon divergence (normalised to [0, 1]) between the audio and
     visual class distributions at the valid anchors: anchors are meant to be moments where both
     modalities show the same event, so their predictions are pulled together there.
@@ -51,7 +55,8 @@ class CLASPLoss(Loss):
         fused_weight: float = 1.0  # BCE on the fused branch (the one used at inference)
         audio_weight: float = 1.0  # BCE on the audio branch (its CAS feeds MEAE)
         visual_weight: float = 1.0  # BCE on the visual branch
-        anchor_weight: float = 0.1  # anchor A/V consistency (needs ATP on; ignored without anchors)
+        anchor_weight: float = 0.1  # A/V consistency at the feature anchors (needs ATP feature propagation; else ignored)
+        pseudo_weight: float = 1.0  # per-step BCE of the CAS on labelled classes: anchors -> 1, background -> 0 (balanced)
 
     def forward(self, out: DenseOutput, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -78,4 +83,11 @@ class CLASPLoss(Loss):
             anchor = (disagreement * w_valid).sum() / w_valid.sum().clamp(min=1.0)
             total = total + cfg.anchor_weight * anchor
             parts["anchor"] = anchor.detach()
+        if cfg.pseudo_weight != 0.0 and out.anchor_positive is not None:
+            labelled = _labels(batch, need(out, "video_logits", "clasp loss")).bool().unsqueeze(1)  # (B, 1, C)
+            pos, neg = out.anchor_positive & labelled, out.anchor_negative & labelled  # (B, T, C)
+            bce = F.binary_cross_entropy_with_logits(out.cas_logits.float(), pos.float(), reduction="none")
+            pseudo = 0.5 * ((bce * pos).sum() / pos.sum().clamp(min=1) + (bce * neg).sum() / neg.sum().clamp(min=1))
+            total = total + cfg.pseudo_weight * pseudo
+            parts["pseudo"] = pseudo.detach()
         return {"loss": total, **parts}

@@ -1,34 +1,40 @@
 """CLASP: cross-modal salient anchors for weakly-supervised dense audio-visual event localization.
 
 The paper (arXiv 2508.04566) names three modules but its equations are not public; this is our concrete
-design of them (see docs / reference notes), read top to bottom like a method section:
+design of them (see docs/dense.md), read top to bottom like a method section:
 
 1. Encoders + unimodal heads: audio and visual features are encoded over time and each gets its own
    per-timestep class head (trained by video-level MIL), so each modality votes for event classes.
-2. MEAE (mutual event agreement evaluation): per timestep, agreement = 1 - JS divergence between the
-   audio and the visual class distributions, times the joint class confidence max_c sqrt(p_a p_v).
-   Off: salience is the plain fused confidence max_c (p_a + p_v) / 2.
-3. CSAI (cross-modal salient anchor identification): global anchors = the top-ceil(T/r) most salient
-   valid timesteps of the video; local anchors = the most salient valid timestep of each window of ``w``
-   steps. The audio and visual features at the anchors are fused into anchor features.
-4. ATP (anchor-based temporal propagation): every timestep of each modality attends to the anchors
-   (single-head scaled dot-product attention, padded/invalid anchors masked, logits biased by
-   ``salience_bias * log(anchor salience)`` so the most trustworthy anchors speak loudest) and adds what
-   it reads (residual + LayerNorm), so anchor semantics reach the whole extent of an event.
+2. MEAE (mutual event agreement evaluation), per timestep AND class (issue 13: it was one class-agnostic
+   score per step): salience s[t, c] = sqrt(p_a p_v) * (1 - |p_a - p_v|), the joint confidence times the
+   agreement of the two modalities on class c. A single-modality distractor (p_a high, p_v low) scores low
+   on both factors. Off: s = (p_a + p_v) / 2, which ranks a strong one-modality step above a real event.
+3. CSAI (cross-modal salient anchor identification), per class: global anchors = the top-ceil(T/r) steps of
+   s[:, c]; local anchors = the most salient step of each window of ``w`` steps when it reaches
+   ``local_min`` x the class maximum (one per window: long events get anchors along their whole length,
+   not only at their strongest part). Steps below ``negative_ratio`` x the class maximum are the class's
+   background. For the video's labelled classes these are per-step pseudo-labels (anchor -> 1,
+   background -> 0) that the clasp loss fits with the event CAS (issue 13: the anchors used to choose
+   attention keys only; MIL alone never pushes a labelled class down anywhere, so distractors and
+   background of a present class were never taught as negatives).
+4. ATP (anchor-based temporal propagation): (a) labels: each anchor spreads along time over the contiguous
+   steps whose salience stays >= ``grow_ratio`` x the class maximum, so an anchor labels the whole extent
+   of its event and noise no longer splits long events into fragments (issue 13: the main error left);
+   (b) features (``propagate_features``): every timestep of each modality attends to the anchors' fused
+   A/V features (single-head attention over the steps that are most salient for any class, logits biased
+   by ``salience_bias * log(salience)``; residual + LayerNorm), so anchor semantics reach every step.
 5. Fused branch: the propagated audio and visual features are fused, convolved over time and classified
-   per timestep; its top-k MIL pooling gives the video prediction used at inference.
+   per timestep.
 6. Event CAS (``localize``): ``fused`` = the fused branch's per-step probabilities; ``agreement`` (our
-   change, issue 13) = sqrt(p_fused * sqrt(p_a p_v)): an AV event must be audible AND visible, so a step
-   that only one modality supports (a single-modality distractor) is suppressed, which the additive fused
-   score cannot do. The video prediction is the top-k MIL pooling of that same CAS, so training also picks
-   its top-k steps where the modalities agree instead of at the (stronger) single-modality distractors.
+   change, issue 13) = sqrt(p_fused * sqrt(p_a p_v)): an AV event must be audible AND visible. The video
+   prediction is the top-k MIL pooling of that same CAS, so training picks its top-k steps where the
+   modalities agree instead of at the (stronger) single-modality distractors.
 7. ``linear_skip`` (our change, issue 13): each class head adds a linear map of its raw inputs (audio,
    visual, concat(audio, visual) for the fused head), so CLASP contains the ``linear_mil`` classifier and
-   its encoders, anchors and propagation only have to learn what a linear read-out misses; without it the
-   deep heads learn class templates slowly and fit video-specific cues first on 900 training videos.
+   its encoders, anchors and propagation only have to learn what a linear read-out misses.
 
-Switching ``atp`` off removes anchors altogether (no CSAI layers are built): the model is then the
-three-branch MIL network, which isolates what the anchors add.
+Switching ``atp`` off keeps the anchors' pseudo-labels at the anchor steps only (no spreading, no feature
+propagation), which isolates what the propagation adds.
 """
 
 from __future__ import annotations
@@ -42,7 +48,6 @@ from torch.nn import functional as F
 
 from avloc.models.base import AVModel, Batch
 from avloc.models.dense_blocks import (
-    AGREEMENTS,
     Fusion,
     MaskedConv1d,
     TemporalEncoder,
@@ -56,16 +61,71 @@ from avloc.models.outputs import DenseOutput
 from avloc.registry import MODELS
 
 
-def meae_salience(logits_a: torch.Tensor, logits_v: torch.Tensor, kind: str) -> torch.Tensor:
-    """MEAE score per timestep: A/V class agreement times joint confidence. (B,T,C) x2 -> (B,T) in [0,1]."""
-    agreement = AGREEMENTS[kind](logits_a, logits_v)
-    joint = torch.sqrt(torch.sigmoid(logits_a) * torch.sigmoid(logits_v)).amax(dim=-1)
-    return agreement * joint
+def meae_salience(logits_a: torch.Tensor, logits_v: torch.Tensor) -> torch.Tensor:
+    """MEAE per step and class: joint confidence sqrt(p_a p_v) times agreement 1 - |p_a - p_v|.
+
+    Why per class: an audio-visual event of class c needs both modalities to say c; a single-modality
+    distractor (p_a high, p_v low) scores low on both factors. (B,T,C) x2 -> (B,T,C) in [0, 1].
+    """
+    pa, pv = torch.sigmoid(logits_a), torch.sigmoid(logits_v)  # (B, T, C)
+    return torch.sqrt(pa * pv) * (1.0 - (pa - pv).abs())
 
 
 def confidence_salience(logits_a: torch.Tensor, logits_v: torch.Tensor) -> torch.Tensor:
-    """Without MEAE: confidence of the averaged A/V prediction. (B,T,C) x2 -> (B,T) in [0,1]."""
-    return (0.5 * (torch.sigmoid(logits_a) + torch.sigmoid(logits_v))).amax(dim=-1)
+    """Without MEAE: the averaged A/V probability of each class, (p_a + p_v) / 2. (B,T,C) x2 -> (B,T,C)."""
+    return 0.5 * (torch.sigmoid(logits_a) + torch.sigmoid(logits_v))
+
+
+def class_anchor_masks(
+    salience: torch.Tensor, mask: torch.Tensor, ratio: float | None, window: int | None, local_min: float,
+    negative_ratio: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CSAI per class: anchor (positive) and background (negative) steps of every class.
+
+    salience: (B, T, C); mask: (B, T) bool. Global anchors: the top ceil(T_valid / ratio) steps of each class
+    (``ratio`` None: none); local anchors: the argmax step of each window of ``window`` steps when it reaches
+    ``local_min`` x the class's maximum (``window`` None: none). Negatives: valid steps below
+    ``negative_ratio`` x the class's maximum. -> (positive (B, T, C) bool, negative (B, T, C) bool).
+    """
+    b, t, c = salience.shape
+    valid = mask.unsqueeze(-1)  # (B, T, 1)
+    filled = salience.masked_fill(~valid, float("-inf"))
+    peak = filled.amax(dim=1, keepdim=True)  # (B, 1, C)
+    positive = torch.zeros_like(salience, dtype=torch.bool)
+    if ratio is not None:
+        k = topk_counts(mask, ratio)  # (B,)
+        kmax = int(k.max())
+        index = filled.topk(kmax, dim=1).indices  # (B, kmax, C)
+        keep = (torch.arange(kmax, device=salience.device).view(1, -1, 1) < k.view(-1, 1, 1)).expand_as(index)
+        positive = positive.scatter(1, index, keep)  # ranks beyond a video's k write False over False
+        positive = positive & valid
+    if window is not None:
+        n = -(-t // window)
+        padded = F.pad(filled, (0, 0, 0, n * window - t), value=float("-inf"))  # (B, n*w, C)
+        best = padded.view(b, n, window, c).argmax(dim=2)  # (B, n, C)
+        index = best + (torch.arange(n, device=salience.device) * window).view(1, -1, 1)
+        index = index.clamp(max=t - 1)
+        strong = salience.gather(1, index) >= local_min * peak  # (B, n, C)
+        local = torch.zeros_like(positive).scatter(1, index, strong)
+        positive = positive | (local & valid)
+    negative = valid & (salience < negative_ratio * peak) & ~positive
+    return positive, negative
+
+
+def grow_anchors(positive: torch.Tensor, salience: torch.Tensor, mask: torch.Tensor, ratio: float) -> torch.Tensor:
+    """ATP on the labels: each class's anchors spread along time over the contiguous steps whose salience stays
+    >= ``ratio`` x the class's maximum, so one anchor labels the whole extent of its event.
+
+    positive: (B, T, C) bool anchors; salience: (B, T, C); mask: (B, T) bool -> (B, T, C) bool.
+    """
+    valid = mask.unsqueeze(-1)
+    peak = salience.masked_fill(~valid, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, C)
+    region = valid & ((salience >= ratio * peak) | positive)  # (B, T, C)
+    start = region & ~F.pad(region, (0, 0, 1, 0))[:, :-1]  # first step of each run
+    run = torch.cumsum(start.long(), dim=1) * region  # (B, T, C): run id, 0 outside runs
+    hit = torch.zeros(run.shape[0], run.shape[1] + 1, run.shape[2], device=run.device)
+    hit = hit.scatter_reduce(1, run, positive.float(), reduce="amax")  # (B, T+1, C): run holds an anchor
+    return region & (hit.gather(1, run) > 0)
 
 
 def global_anchors(salience: torch.Tensor, mask: torch.Tensor, ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,8 +197,9 @@ class CLASP(AVModel):
     Inputs: audio (B, T, Da), visual (B, T, Dv), mask (B, T) bool.
     Outputs: ``cas`` (B, T, C) fused per-timestep class probabilities (sigmoid, 0 at padding),
     ``cas_logits``, ``video_logits`` (B, C) (fused branch), ``audio_logits`` / ``visual_logits`` (B, T, C)
-    and ``audio_video_logits`` / ``visual_video_logits`` (B, C) (unimodal branches), ``salience`` (B, T);
-    with ATP on also ``anchor_index`` / ``anchor_valid`` (B, K) and ``anchor_attention`` (B, T, K).
+    and ``audio_video_logits`` / ``visual_video_logits`` (B, C) (unimodal branches), ``salience`` (B, T, C),
+    ``anchor_positive`` / ``anchor_negative`` (B, T, C) bool (per-class anchors after ATP, background); with
+    feature propagation on also ``anchor_index`` / ``anchor_valid`` (B, K) and ``anchor_attention`` (B, T, K).
     """
 
     task = "dense"
@@ -156,14 +217,17 @@ class CLASP(AVModel):
         fusion: str = "concat"  # fused branch: how propagated A and V features are joined (concat | sum | mean)
         topk_ratio: float = 8.0  # MIL pooling of every branch: top ceil(T_valid / topk_ratio) steps
         prior_prob: float = 0.01  # initial class probability of every class head (bias = logit of it)
-        meae: bool = True  # anchors by A/V agreement x confidence (False: by fused confidence only)
-        agreement: str = "js"  # MEAE discrepancy: js (Jensen-Shannon) | l1 (total variation)
-        global_anchors: bool = True  # CSAI global anchors: top ceil(T_valid / global_ratio) salient steps
+        meae: bool = True  # MEAE salience sqrt(p_a p_v)(1 - |p_a - p_v|) per class (False: (p_a + p_v) / 2)
+        global_anchors: bool = True  # CSAI global anchors: per class, the top ceil(T_valid / global_ratio) steps
         global_ratio: float = 8.0  # see global_anchors
-        local_anchors: bool = True  # CSAI local anchors: the most salient step of each window
-        window: int = 8  # local anchor window, in timesteps
+        local_anchors: bool = True  # CSAI local anchors: per class, the most salient step of each window ...
+        window: int = 8  # ... of this many timesteps ...
+        local_min: float = 0.5  # ... when it reaches this fraction of the class's most salient step
+        negative_ratio: float = 0.1  # steps below this fraction of a class's most salient step: its background
+        atp: bool = True  # anchor-based temporal propagation of the anchor labels (and features, see below)
+        grow_ratio: float = 0.3  # ATP labels: anchors spread over contiguous steps >= this x the class maximum
+        propagate_features: bool = True  # ATP features: every step attends to the anchors' fused A/V features
         anchor_fusion: str = "concat"  # how the audio and visual features at an anchor are joined
-        atp: bool = True  # anchor-based temporal propagation (False: no anchors at all)
         salience_bias: float = 1.0  # ATP attention logits get salience_bias * log(anchor salience); 0 = plain
         localize: str = "fused"  # CAS for proposals: fused | agreement (sqrt(p_f sqrt(p_a p_v)), see docstring)
         linear_skip: bool = False  # every class head also reads its raw input features linearly (see docstring)
@@ -171,10 +235,10 @@ class CLASP(AVModel):
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
-        if cfg.agreement not in AGREEMENTS:
-            raise ValueError(f"clasp: agreement must be one of {sorted(AGREEMENTS)}, got {cfg.agreement!r}")
-        if cfg.atp and not (cfg.global_anchors or cfg.local_anchors):
-            raise ValueError("clasp: atp needs global_anchors or local_anchors (or set atp: false)")
+        if not (cfg.global_anchors or cfg.local_anchors):
+            raise ValueError("clasp: CSAI needs global_anchors or local_anchors (or both)")
+        if not (0.0 <= cfg.negative_ratio <= 1.0 and 0.0 <= cfg.local_min <= 1.0 and 0.0 <= cfg.grow_ratio <= 1.0):
+            raise ValueError("clasp: negative_ratio, local_min and grow_ratio must lie in [0, 1]")
         if cfg.localize not in ("fused", "agreement"):
             raise ValueError(f"clasp: localize must be fused or agreement, got {cfg.localize!r}")
         if cfg.window < 1 or cfg.global_ratio < 1.0 or cfg.topk_ratio < 1.0:
@@ -183,7 +247,7 @@ class CLASP(AVModel):
         self.enc_v = TemporalEncoder(cfg.visual_dim, cfg.hidden, cfg.kernel, cfg.encoder_layers, cfg.dropout)
         self.head_a = class_head(cfg.hidden, cfg.num_classes, cfg.prior_prob)
         self.head_v = class_head(cfg.hidden, cfg.num_classes, cfg.prior_prob)
-        if cfg.atp:
+        if self.feature_atp:
             self.anchor_fuse = Fusion(cfg.anchor_fusion, cfg.hidden)
             self.atp_a = AnchorPropagation(cfg.hidden, cfg.dropout)
             self.atp_v = AnchorPropagation(cfg.hidden, cfg.dropout)
@@ -197,6 +261,10 @@ class CLASP(AVModel):
             self.skip_v = nn.Linear(cfg.visual_dim, cfg.num_classes, bias=False)
             self.skip_f = nn.Linear(cfg.audio_dim + cfg.visual_dim, cfg.num_classes, bias=False)
         self.drop = nn.Dropout(cfg.dropout)
+
+    @property
+    def feature_atp(self) -> bool:
+        return self.cfg.atp and self.cfg.propagate_features
 
     def select_anchors(self, salience: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """CSAI: global and/or local anchor indices (B, K) and validity (B, K) from salience (B, T)."""
@@ -219,16 +287,21 @@ class CLASP(AVModel):
             logits_a = logits_a + self.skip_a(audio)  # (B, T, C)
             logits_v = logits_v + self.skip_v(visual)
         with torch.no_grad():  # anchors are chosen, not learned through: salience carries no gradient
-            if cfg.meae:
-                salience = meae_salience(logits_a, logits_v, cfg.agreement)
-            else:
-                salience = confidence_salience(logits_a, logits_v)
-            salience = salience * mask
-        out: dict[str, torch.Tensor] = {"salience": salience}
-        if cfg.atp:
-            index, valid = self.select_anchors(salience, mask)
+            salience = (meae_salience if cfg.meae else confidence_salience)(logits_a, logits_v)  # (B, T, C)
+            salience = salience * mask.unsqueeze(-1)
+            positive, negative = class_anchor_masks(
+                salience, mask, cfg.global_ratio if cfg.global_anchors else None,
+                cfg.window if cfg.local_anchors else None, cfg.local_min, cfg.negative_ratio,
+            )  # (B, T, C) x2
+            if cfg.atp and cfg.grow_ratio > 0.0:
+                positive = grow_anchors(positive, salience, mask, cfg.grow_ratio)
+                negative = negative & ~positive
+        out: dict[str, torch.Tensor] = {"salience": salience, "anchor_positive": positive, "anchor_negative": negative}
+        if self.feature_atp:
+            step_salience = salience.amax(dim=-1)  # (B, T): a step is as salient as its most agreed class
+            index, valid = self.select_anchors(step_salience, mask)
             anchors = self.anchor_fuse(gather_steps(a, index), gather_steps(v, index))  # (B, K, d)
-            bias = cfg.salience_bias * torch.log(salience.gather(1, index).clamp(min=1e-4))  # (B, K)
+            bias = cfg.salience_bias * torch.log(step_salience.gather(1, index).clamp(min=1e-4))  # (B, K)
             a, att_a = self.atp_a(a, anchors, valid, mask, bias)
             v, _ = self.atp_v(v, anchors, valid, mask, bias)
             out.update(anchor_index=index, anchor_valid=valid, anchor_attention=att_a)

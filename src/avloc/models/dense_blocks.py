@@ -130,13 +130,3 @@ def js_agreement(logits_a: torch.Tensor, logits_v: torch.Tensor) -> torch.Tensor
     lm = torch.logsumexp(torch.stack([la, lv]), dim=0) - math.log(2.0)
     js = 0.5 * (la.exp() * (la - lm)).sum(-1) + 0.5 * (lv.exp() * (lv - lm)).sum(-1)
     return (1.0 - js / math.log(2.0)).clamp(0.0, 1.0)
-
-
-def l1_agreement(logits_a: torch.Tensor, logits_v: torch.Tensor) -> torch.Tensor:
-    """1 - total variation distance of the softmax class distributions: (B, T, C) x2 -> (B, T) in [0, 1]."""
-    p = F.softmax(logits_a, dim=-1)
-    q = F.softmax(logits_v, dim=-1)
-    return (1.0 - 0.5 * (p - q).abs().sum(-1)).clamp(0.0, 1.0)
-
-
-AGREEMENTS = {"js": js_agreement, "l1": l1_agreement}
