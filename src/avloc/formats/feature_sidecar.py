@@ -15,16 +15,26 @@ from typing import Any
 META_FILE = "features.json"
 
 
+def read_sidecar(folder: str | Path) -> dict[str, Any]:
+    """The parsed ``folder/features.json``: a JSON object, or an error that names the file."""
+    path = Path(folder) / META_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no feature sidecar; was this folder written by avloc extract?")
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: unreadable feature sidecar ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: the feature sidecar is not a JSON object")
+    return raw
+
+
 def sidecar_data_section(folder: str | Path) -> dict[str, Any] | None:
     """The ``data`` section of ``folder/features.json``; None when the folder has no sidecar."""
     path = Path(folder) / META_FILE
     if not path.is_file():
         return None
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: unreadable feature sidecar ({exc})") from None
-    section = raw.get("data") if isinstance(raw, dict) else None
+    section = read_sidecar(folder).get("data")
     if not isinstance(section, dict) or not isinstance(section.get("name"), str):
         raise ValueError(f"{path}: the feature sidecar has no 'data' section with a dataset 'name'")
     return section

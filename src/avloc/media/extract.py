@@ -29,7 +29,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from avloc.formats.feature_sidecar import META_FILE
+from avloc.formats.feature_sidecar import META_FILE, read_sidecar
 from avloc.media.backbones import BACKBONES, AudioBackbone, VisualBackbone, create_backbone
 from avloc.media.backbones.vgg import ave_audio_starts
 from avloc.media.decode import SILENCE, MediaError, decode_audio, iter_frames, probe
@@ -112,9 +112,7 @@ class FeatureMeta:
 def read_feature_meta(folder: str | Path) -> FeatureMeta:
     """The ``FeatureMeta`` of a folder written by ``extract_videos`` (its ``features.json``)."""
     path = Path(folder) / META_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no feature sidecar; was this folder written by avloc extract?")
-    raw = json.loads(path.read_text())
+    raw = read_sidecar(folder)
     try:
         cfg = ExtractConfig(**raw["config"])
         return FeatureMeta(cfg, int(raw["visual_dim"]), int(raw["audio_dim"]), int(raw["grid"]),

@@ -10,9 +10,9 @@ to get and where to put it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 from typing import ClassVar, TypeVar
 
 import numpy as np
