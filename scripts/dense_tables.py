@@ -1,6 +1,7 @@
 """Markdown tables from the JSON of ``scripts/dense_postproc.py``: mean over seeds per model and setting.
 
     python scripts/dense_tables.py [--combined] audit.json [audit.json ...]
+    python scripts/dense_tables.py --main RUNS --data SYN [--paired] --seeds 5 [key=value ...]
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ def main() -> None:
     ap.add_argument("--main", type=Path, default=None,
                     help="instead: the main table from the finished cells under this `reproduce dense --out`; "
                          "the audits arguments are then the reproduce overrides")
+    ap.add_argument("--paired", action="store_true",
+                    help="with --main: each row minus CLASP on the same seed (test and val avg mAP)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--data", type=Path, default=None, help="with --main: the data folder the cells trained on")
     args = ap.parse_args()
     if args.main is not None:
         if args.data is None:
             ap.error("--main needs --data (cell folders carry the data's fingerprint)")
-        main_table(args.main, args.data, args.seeds, [str(a) for a in args.audits])
+        reports = cell_reports(args.main, args.data, args.seeds, [str(a) for a in args.audits])
+        (paired_table if args.paired else main_table)(reports)
         return
     runs = [r for path in args.audits for r in json.loads(path.read_text()).values()]
     if args.combined:
@@ -66,33 +70,57 @@ def combined(runs: list[dict]) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
-def main_table(out: Path, data: Path, seeds: int, overrides: list[str]) -> None:
-    """Every row of the dense table from the finished cells (seeds not yet trained are left out, counted)."""
+def cell_reports(out: Path, data: Path, seeds: int, overrides: list[str]) -> dict[str, dict[int, dict]]:
+    """``report.json`` of every finished cell of the dense table: row -> seed -> report (missing seeds left out)."""
     from avloc.config import load_config
     from avloc.engine.run_folder import data_fingerprint
     from avloc.tools.paths import config_path
     from avloc.tools.reproduce import cell_dir
-    from avloc.tools.tables.dense import DENSE, TIOUS
+    from avloc.tools.tables.dense import DENSE
 
     digest = data_fingerprint(data, exclude=out)["digest"]
-    keys = [f"mAP@{t}" for t in TIOUS] + ["mAP_avg"]
-    print("| model | " + " | ".join([*TIOUS, "Avg"]) + " | seeds |")
-    print("|---" * (len(keys) + 2) + "|")
+    reports: dict[str, dict[int, dict]] = {}
     for run in DENSE.runs:
-        reports = []
         for seed in range(seeds):
             cfg = load_config(config_path(run.config), [*overrides, *run.overrides, f"train.seed={seed}"])
             path = cell_dir(out, run, cfg, digest) / "report.json"
             if path.exists():
-                reports.append(json.loads(path.read_text()))
-        if not reports:
-            continue
+                reports.setdefault(run.row, {})[seed] = json.loads(path.read_text())
+    return reports
+
+
+def main_table(reports: dict[str, dict[int, dict]]) -> None:
+    """Every row: test mAP per tIoU and average, mean ± std over the finished seeds."""
+    from avloc.tools.tables.dense import TIOUS
+
+    keys = [f"mAP@{t}" for t in TIOUS] + ["mAP_avg"]
+    print("| model | " + " | ".join([*TIOUS, "Avg"]) + " | seeds |")
+    print("|---" * (len(keys) + 2) + "|")
+    for row, by_seed in reports.items():
         cells = []
         for k in keys:
-            vals = [100 * r["test"][k] for r in reports]
+            vals = [100 * r["test"][k] for r in by_seed.values()]
             spread = f" ± {statistics.stdev(vals):.2f}" if len(vals) > 1 else ""
             cells.append(f"{statistics.fmean(vals):.2f}{spread}")
-        print(f"| {run.row} | " + " | ".join(cells) + f" | {len(reports)} |")
+        print(f"| {row} | " + " | ".join(cells) + f" | {len(by_seed)} |")
+
+
+def paired_table(reports: dict[str, dict[int, dict]], base: str = "CLASP") -> None:
+    """Each row minus ``base`` on the same training seed (one data set: the seed is the only spread)."""
+    if base not in reports:
+        raise SystemExit(f"dense_tables: no finished '{base}' cell to pair against")
+    print(f"| vs {base} (same seed) | test Δ avg mAP | val Δ avg mAP | seeds | test Δ per seed |")
+    print("|---|---|---|---|---|")
+    for row, by_seed in reports.items():
+        seeds = sorted(set(by_seed) & set(reports[base]))
+        if row == base or len(seeds) < 2:
+            continue
+        cells = []
+        for key in ("test_mAP_avg", "val_mAP_avg"):
+            diffs = [100 * (by_seed[k][key] - reports[base][k][key]) for k in seeds]
+            cells.append((f"{statistics.fmean(diffs):+.2f} ± {statistics.stdev(diffs):.2f}", diffs))
+        per_seed = ", ".join(f"{d:+.2f}" for d in cells[0][1])
+        print(f"| {row} | {cells[0][0]} | {cells[1][0]} | {len(seeds)} | {per_seed} |")
 
 
 if __name__ == "__main__":

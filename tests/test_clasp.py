@@ -6,12 +6,14 @@ import pytest
 import torch
 
 from avloc.models.clasp import (
-    class_anchor_masks,
+    class_background,
+    class_global_anchors,
+    class_local_anchors,
     confidence_salience,
     global_anchors,
     grow_anchors,
     local_anchors,
-    meae_salience,
+    meae_agreement,
 )
 from avloc.models.dense_blocks import js_agreement, masked_topk_mean
 from avloc.catalog import LOSSES, MODELS
@@ -25,7 +27,7 @@ SWITCHES = [
     {"atp": False},
     {"propagate_features": False},
     {"anchor_fusion": "mean", "fusion": "sum"},
-    {"localize": "agreement", "linear_skip": True},
+    {"meae": False, "linear_skip": True},
 ]
 
 
@@ -44,49 +46,45 @@ def test_agreement_is_one_for_equal_and_low_for_disjoint_predictions():
     assert float(s[0, 1]) < 0.01
 
 
-def test_meae_salience_is_per_class_and_needs_both_modalities():
+def test_meae_agreement_is_per_class_and_needs_both_modalities():
     logit = lambda p: torch.logit(torch.tensor(p))
     # step 0: both modalities say class 0; step 1: audio alone says class 0 very loudly (a distractor);
     # step 2: both say class 1
     la = torch.stack([logit([0.45, 0.01]), logit([0.99, 0.01]), logit([0.01, 0.7])])[None]  # (1, 3, 2)
     lv = torch.stack([logit([0.45, 0.01]), logit([0.02, 0.01]), logit([0.01, 0.7])])[None]
-    s = meae_salience(la, lv)
-    assert s.shape == (1, 3, 2)
-    assert float(s[0, 0, 0]) == pytest.approx(0.45, abs=1e-5)  # agreed: sqrt(0.45 * 0.45) * (1 - 0)
-    assert float(s[0, 1, 0]) < 0.01  # the distractor: low joint confidence and low agreement
-    assert float(s[0, 2, 1]) > 10 * float(s[0, 2, 0])  # per class: step 2 is salient for class 1 only
+    m = meae_agreement(la, lv)
+    assert m.shape == (1, 3, 2)
+    assert float(m[0, 0, 0]) == pytest.approx(0.45, abs=1e-5)  # agreed: sqrt(0.45 * 0.45)
+    assert float(m[0, 1, 0]) < float(m[0, 0, 0])  # the distractor: only one modality says class 0
+    assert float(m[0, 2, 1]) > 10 * float(m[0, 2, 0])  # per class: step 2 agrees on class 1 only
     c = confidence_salience(la, lv)
-    assert float(c[0, 1, 0]) > float(c[0, 0, 0])  # without MEAE the distractor outranks the event
+    assert float(c[0, 1, 0]) > float(c[0, 0, 0])  # by confidence the distractor outranks the event
 
 
-def test_class_anchors_reject_a_single_modality_distractor_only_with_meae():
+def test_global_anchors_are_chosen_by_agreement_so_a_distractor_is_not_one():
     logit = lambda p: torch.logit(torch.tensor(p))
     pa = [0.42, 0.45, 0.4, 0.05, 0.05, 0.99, 0.99, 0.05]  # steps 0-2: an A/V event; 5-6: audio-only distractor
     pv = [0.42, 0.45, 0.4, 0.05, 0.05, 0.02, 0.02, 0.05]
     la, lv = logit(pa).view(1, 8, 1), logit(pv).view(1, 8, 1)
     mask = torch.ones(1, 8, dtype=torch.bool)
-    pos, neg = class_anchor_masks(meae_salience(la, lv), mask, ratio=4.0, window=None, local_min=0.5,
-                                  negative_ratio=0.1)
-    assert pos[0, :, 0].nonzero().view(-1).tolist() == [0, 1]  # k = 2: the two most agreed event steps
-    assert bool(neg[0, 5, 0]) and bool(neg[0, 6, 0])  # the distractor is the class's background
-    pos_c, _ = class_anchor_masks(confidence_salience(la, lv), mask, ratio=4.0, window=None, local_min=0.5,
-                                  negative_ratio=0.1)
-    assert bool(pos_c[0, 5, 0]) and bool(pos_c[0, 6, 0])  # by confidence the distractor becomes the anchor
+    glob = class_global_anchors(meae_agreement(la, lv), mask, ratio=4.0)
+    assert glob[0, :, 0].nonzero().view(-1).tolist() == [0, 1]  # k = 2: the two most agreed event steps
+    by_confidence = class_global_anchors(confidence_salience(la, lv), mask, ratio=4.0)
+    assert by_confidence[0, :, 0].nonzero().view(-1).tolist() == [5, 6]  # without MEAE: the distractor
 
 
-def test_class_anchor_masks_global_local_and_padding():
+def test_class_global_local_anchors_background_and_padding():
     sal = torch.tensor([[0.1, 0.9, 0.3, 0.2, 0.6, 0.05, 0.99, 0.99]]).unsqueeze(-1)  # (1, 8, 1)
     mask = torch.tensor([[1, 1, 1, 1, 1, 1, 0, 0]], dtype=torch.bool)  # steps 6, 7 are padding
-    glob, _ = class_anchor_masks(sal, mask, ratio=6.0, window=None, local_min=0.5, negative_ratio=0.1)
+    glob = class_global_anchors(sal, mask, ratio=6.0)
     assert glob[0, :, 0].nonzero().view(-1).tolist() == [1]  # k = 1: the top valid step, never padding
-    loc, neg = class_anchor_masks(sal, mask, ratio=None, window=3, local_min=0.5, negative_ratio=0.2)
+    loc = class_local_anchors(sal, mask, window=3, local_min=0.5)
     # windows [0-2] -> 1 (0.9), [3-5] -> 4 (0.6 >= 0.5 * 0.9), [6-7] padding only
     assert loc[0, :, 0].nonzero().view(-1).tolist() == [1, 4]
-    weak, _ = class_anchor_masks(sal, mask, ratio=None, window=3, local_min=0.7, negative_ratio=0.2)
+    weak = class_local_anchors(sal, mask, window=3, local_min=0.7)
     assert weak[0, :, 0].nonzero().view(-1).tolist() == [1]  # 0.6 < 0.7 * 0.9: not an anchor
-    assert neg[0, :, 0].nonzero().view(-1).tolist() == [0, 5]  # below 0.2 * 0.9, valid, not anchors
-    both, _ = class_anchor_masks(sal, mask, ratio=6.0, window=3, local_min=0.5, negative_ratio=0.1)
-    assert torch.equal(both, glob | loc)
+    assert class_background(sal, mask, 0.2)[0, :, 0].nonzero().view(-1).tolist() == [0, 5]  # < 0.2 * 0.9
+    assert class_background(sal, mask, 1.0)[0, :, 0].nonzero().view(-1).tolist() == [0, 2, 3, 4, 5]  # all but the peak
 
 
 def test_grow_anchors_labels_the_whole_event_and_stops_at_gaps():
@@ -153,7 +151,7 @@ def test_switches_change_anchor_counts_and_selection():
         assert torch.all(valid.any(dim=1))
     assert make(atp=False)(batch).anchor_index is None
     assert make(propagate_features=False)(batch).anchor_index is None
-    # MEAE off ranks timesteps by confidence instead of agreement x confidence
+    # MEAE off chooses the global anchors by confidence instead of agreement
     assert not torch.equal(full.salience, make(meae=False)(batch).salience)
     # ATP spreads the anchors (same weights up to the salience: the heads come before ATP)
     no_atp = make(atp=False)(batch)
@@ -161,6 +159,13 @@ def test_switches_change_anchor_counts_and_selection():
     assert torch.all(full.anchor_positive | ~no_atp.anchor_positive)  # every anchor stays an anchor
     assert int(full.anchor_positive.sum()) > int(no_atp.anchor_positive.sum())
     assert not torch.any(full.anchor_positive & full.anchor_negative)
+    # negative_ratio 1.0 (the default): every valid step of every class is an anchor or background, no padding
+    # (checked without ATP's spreading, which at initialisation spreads the near-uniform scores everywhere)
+    valid = batch["mask"].unsqueeze(-1).expand_as(full.anchor_positive)
+    for out in (full, no_atp):
+        assert torch.equal(out.anchor_positive | out.anchor_negative, valid)
+    partial = make(atp=False, negative_ratio=0.1)(batch)
+    assert int((partial.anchor_positive | partial.anchor_negative).sum()) < int(valid.sum())
 
 
 def test_attention_weights_only_valid_anchors():
@@ -246,24 +251,35 @@ def test_salience_bias_steers_attention_to_the_most_salient_anchor():
     assert not torch.allclose(make(salience_bias=0.0)(batch).cas, make(salience_bias=5.0)(batch).cas)
 
 
-def test_agreement_localization_suppresses_a_step_only_one_modality_supports():
+def test_meae_event_cas_suppresses_a_step_only_one_modality_supports():
     torch.manual_seed(0)
-    model = MODELS.create({"name": "clasp", **DIMS, "localize": "agreement"}).eval()
-    fused = MODELS.create({"name": "clasp", **DIMS, "localize": "fused"}).eval()
-    fused.load_state_dict(model.state_dict())  # same weights: the fused model's cas is the raw fused branch
+    model = MODELS.create({"name": "clasp", **DIMS}).eval()
+    fused = MODELS.create({"name": "clasp", **DIMS, "meae": False}).eval()
+    fused.load_state_dict(model.state_dict())  # same weights: without MEAE the cas is the raw fused branch
     batch = model.example_batch(2, torch.Generator().manual_seed(0))
     with torch.no_grad():
         out, raw = model(batch), fused(batch)
     pa, pv = torch.sigmoid(out.audio_logits), torch.sigmoid(out.visual_logits)
     m = batch["mask"].unsqueeze(-1)
-    assert torch.allclose(out.cas, torch.sqrt(raw.cas * torch.sqrt(pa * pv)) * m, atol=1e-6)
+    # the two differ in their global anchors too, so compare the fused branch through the CAS definition
+    assert torch.allclose(out.cas, torch.sqrt(torch.sigmoid(out_fused_logits(model, batch)) * torch.sqrt(pa * pv)) * m,
+                          atol=1e-6)
     assert torch.allclose(out.video_logits, masked_topk_mean(out.cas_logits, batch["mask"], 8.0), atol=1e-6)
+    assert not torch.allclose(out.cas, raw.cas)
     # a step the audio branch rules out (p_a -> 0) scores ~0 whatever the fused branch says
     model.head_a.bias.data.fill_(-40.0)
     with torch.no_grad():
         assert model(batch).cas.max() < 1e-3
-    with pytest.raises(ValueError, match="localize"):
-        MODELS.create({"name": "clasp", **DIMS, "localize": "product"})
+
+
+def out_fused_logits(model, batch):
+    """The fused branch's per-step logits of ``model`` (MEAE on), read off by a forward hook on its head."""
+    seen = {}
+    handle = model.head_f.register_forward_hook(lambda mod, inp, out: seen.setdefault("f", out))
+    with torch.no_grad():
+        model(batch)
+    handle.remove()
+    return seen["f"]
 
 
 def test_linear_skip_adds_a_linear_read_out_of_the_raw_features():

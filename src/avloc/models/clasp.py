@@ -5,30 +5,35 @@ design of them (see docs/dense.md), read top to bottom like a method section:
 
 1. Encoders + unimodal heads: audio and visual features are encoded over time and each gets its own
    per-timestep class head (trained by video-level MIL), so each modality votes for event classes.
-2. MEAE (mutual event agreement evaluation), per timestep AND class (issue 13: it was one class-agnostic
-   score per step): salience s[t, c] = sqrt(p_a p_v) * (1 - |p_a - p_v|), the joint confidence times the
-   agreement of the two modalities on class c. A single-modality distractor (p_a high, p_v low) scores low
-   on both factors. Off: s = (p_a + p_v) / 2, which ranks a strong one-modality step above a real event.
+2. MEAE (mutual event agreement evaluation), per timestep AND class: the agreement score
+   m[t, c] = sqrt(p_a p_v), high only where the audio AND the visual branch predict class c. It does two
+   jobs: it scores events (item 6: the event CAS is sqrt(p_fused * m), so a single-modality distractor,
+   p_a high and p_v low, scores low) and it chooses CSAI's global anchors. Off: the event CAS is the fused
+   branch alone and the global anchors are chosen by confidence. (Issue 13: it was one class-agnostic score
+   per step; anchors chosen by m alone, or by m * (1 - |p_a - p_v|), found fewer event steps than anchors
+   chosen by confidence and cost accuracy, docs/dense.md.)
 3. CSAI (cross-modal salient anchor identification), per class: global anchors = the top-ceil(T/r) steps of
-   s[:, c]; local anchors = the most salient step of each window of ``w`` steps when it reaches
-   ``local_min`` x the class maximum (one per window: long events get anchors along their whole length,
-   not only at their strongest part). Steps below ``negative_ratio`` x the class maximum are the class's
-   background. For the video's labelled classes these are per-step pseudo-labels (anchor -> 1,
-   background -> 0) that the clasp loss fits with the event CAS (issue 13: the anchors used to choose
-   attention keys only; MIL alone never pushes a labelled class down anywhere, so distractors and
-   background of a present class were never taught as negatives).
+   m[:, c], the moments where the whole video's two modalities agree most on c; local anchors = the most
+   confident step (confidence (p_a + p_v) / 2) of each window of ``w`` steps when it reaches ``local_min``
+   x the class maximum, one per window, so every occurrence of a class gets an anchor, not only the
+   strongest. For the video's labelled classes the anchors are per-step pseudo-labels that the clasp loss
+   fits with the event CAS: anchor (after ATP) -> 1; background -> 0, where background is every step whose
+   confidence is below ``negative_ratio`` x the class maximum (1.0: every step ATP did not reach, so an
+   occurrence without an anchor is taught as background: this is what makes the local anchors count).
+   (Issue 13: the anchors used to choose attention keys only; MIL alone never pushes a labelled class down
+   anywhere, so distractors and background of a present class were never taught as negatives.)
 4. ATP (anchor-based temporal propagation): (a) labels: each anchor spreads along time over the contiguous
-   steps whose salience stays >= ``grow_ratio`` x the class maximum, so an anchor labels the whole extent
+   steps whose confidence stays >= ``grow_ratio`` x the class maximum, so an anchor labels the whole extent
    of its event and noise no longer splits long events into fragments (issue 13: the main error left);
    (b) features (``propagate_features``): every timestep of each modality attends to the anchors' fused
-   A/V features (single-head attention over the steps that are most salient for any class, logits biased
-   by ``salience_bias * log(salience)``; residual + LayerNorm), so anchor semantics reach every step.
+   A/V features (single-head attention over the global and local anchors of the step confidence, the
+   confidence of a step being that of its most confident class; logits biased by
+   ``salience_bias * log(confidence)``; residual + LayerNorm), so anchor semantics reach every step.
 5. Fused branch: the propagated audio and visual features are fused, convolved over time and classified
    per timestep.
-6. Event CAS (``localize``): ``fused`` = the fused branch's per-step probabilities; ``agreement`` (our
-   change, issue 13) = sqrt(p_fused * sqrt(p_a p_v)): an AV event must be audible AND visible. The video
-   prediction is the top-k MIL pooling of that same CAS, so training picks its top-k steps where the
-   modalities agree instead of at the (stronger) single-modality distractors.
+6. Event CAS: with MEAE on, sqrt(p_fused * m) = (p_fused^2 p_a p_v)^(1/4): an AV event must be audible AND
+   visible. The video prediction is the top-k MIL pooling of that same CAS, so training picks its top-k
+   steps where the modalities agree instead of at the (stronger) single-modality distractors.
 7. ``linear_skip`` (our change, issue 13): each class head adds a linear map of its raw inputs (audio,
    visual, concat(audio, visual) for the fused head), so CLASP contains the ``linear_mil`` classifier and
    its encoders, anchors and propagation only have to learn what a linear read-out misses.
@@ -61,55 +66,64 @@ from avloc.models.outputs import DenseOutput
 from avloc.registry import MODELS
 
 
-def meae_salience(logits_a: torch.Tensor, logits_v: torch.Tensor) -> torch.Tensor:
-    """MEAE per step and class: joint confidence sqrt(p_a p_v) times agreement 1 - |p_a - p_v|.
+def meae_agreement(logits_a: torch.Tensor, logits_v: torch.Tensor) -> torch.Tensor:
+    """MEAE per step and class: sqrt(p_a p_v), the joint evidence of the two modalities for class c.
 
     Why per class: an audio-visual event of class c needs both modalities to say c; a single-modality
-    distractor (p_a high, p_v low) scores low on both factors. (B,T,C) x2 -> (B,T,C) in [0, 1].
+    distractor (p_a high, p_v low) scores low. (B,T,C) x2 -> (B,T,C) in [0, 1].
     """
-    pa, pv = torch.sigmoid(logits_a), torch.sigmoid(logits_v)  # (B, T, C)
-    return torch.sqrt(pa * pv) * (1.0 - (pa - pv).abs())
+    return torch.sqrt(torch.sigmoid(logits_a) * torch.sigmoid(logits_v))
 
 
 def confidence_salience(logits_a: torch.Tensor, logits_v: torch.Tensor) -> torch.Tensor:
-    """Without MEAE: the averaged A/V probability of each class, (p_a + p_v) / 2. (B,T,C) x2 -> (B,T,C)."""
+    """Either modality's evidence for each class, (p_a + p_v) / 2: (B,T,C) x2 -> (B,T,C).
+
+    Why for local anchors, spreading and background: it finds more of each event's steps than the
+    agreement (a modality may be weak for a while inside a real event) while MEAE guards the CAS.
+    """
     return 0.5 * (torch.sigmoid(logits_a) + torch.sigmoid(logits_v))
 
 
-def class_anchor_masks(
-    salience: torch.Tensor, mask: torch.Tensor, ratio: float | None, window: int | None, local_min: float,
-    negative_ratio: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """CSAI per class: anchor (positive) and background (negative) steps of every class.
+def class_peak(salience: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each class's largest valid salience: (B, T, C), (B, T) bool -> (B, 1, C)."""
+    return salience.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1, keepdim=True)
 
-    salience: (B, T, C); mask: (B, T) bool. Global anchors: the top ceil(T_valid / ratio) steps of each class
-    (``ratio`` None: none); local anchors: the argmax step of each window of ``window`` steps when it reaches
-    ``local_min`` x the class's maximum (``window`` None: none). Negatives: valid steps below
-    ``negative_ratio`` x the class's maximum. -> (positive (B, T, C) bool, negative (B, T, C) bool).
+
+def class_global_anchors(salience: torch.Tensor, mask: torch.Tensor, ratio: float) -> torch.Tensor:
+    """CSAI global anchors: the top ceil(T_valid / ratio) valid steps of each class.
+
+    salience: (B, T, C); mask: (B, T) bool -> (B, T, C) bool.
     """
+    k = topk_counts(mask, ratio)  # (B,)
+    kmax = int(k.max())
+    filled = salience.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+    index = filled.topk(kmax, dim=1).indices  # (B, kmax, C)
+    keep = (torch.arange(kmax, device=salience.device).view(1, -1, 1) < k.view(-1, 1, 1)).expand_as(index)
+    positive = torch.zeros_like(salience, dtype=torch.bool).scatter(1, index, keep)  # ranks > k write False
+    return positive & mask.unsqueeze(-1)
+
+
+def class_local_anchors(
+    salience: torch.Tensor, mask: torch.Tensor, window: int, local_min: float,
+) -> torch.Tensor:
+    """CSAI local anchors: the argmax step of each window of ``window`` steps, per class, when it reaches
+    ``local_min`` x the class's maximum. (B, T, C), (B, T) bool -> (B, T, C) bool."""
     b, t, c = salience.shape
-    valid = mask.unsqueeze(-1)  # (B, T, 1)
-    filled = salience.masked_fill(~valid, float("-inf"))
-    peak = filled.amax(dim=1, keepdim=True)  # (B, 1, C)
-    positive = torch.zeros_like(salience, dtype=torch.bool)
-    if ratio is not None:
-        k = topk_counts(mask, ratio)  # (B,)
-        kmax = int(k.max())
-        index = filled.topk(kmax, dim=1).indices  # (B, kmax, C)
-        keep = (torch.arange(kmax, device=salience.device).view(1, -1, 1) < k.view(-1, 1, 1)).expand_as(index)
-        positive = positive.scatter(1, index, keep)  # ranks beyond a video's k write False over False
-        positive = positive & valid
-    if window is not None:
-        n = -(-t // window)
-        padded = F.pad(filled, (0, 0, 0, n * window - t), value=float("-inf"))  # (B, n*w, C)
-        best = padded.view(b, n, window, c).argmax(dim=2)  # (B, n, C)
-        index = best + (torch.arange(n, device=salience.device) * window).view(1, -1, 1)
-        index = index.clamp(max=t - 1)
-        strong = salience.gather(1, index) >= local_min * peak  # (B, n, C)
-        local = torch.zeros_like(positive).scatter(1, index, strong)
-        positive = positive | (local & valid)
-    negative = valid & (salience < negative_ratio * peak) & ~positive
-    return positive, negative
+    n = -(-t // window)
+    filled = salience.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+    padded = F.pad(filled, (0, 0, 0, n * window - t), value=float("-inf"))  # (B, n*w, C)
+    best = padded.view(b, n, window, c).argmax(dim=2)  # (B, n, C)
+    index = (best + (torch.arange(n, device=salience.device) * window).view(1, -1, 1)).clamp(max=t - 1)
+    strong = salience.gather(1, index) >= local_min * class_peak(salience, mask)  # (B, n, C)
+    return torch.zeros_like(salience, dtype=torch.bool).scatter(1, index, strong) & mask.unsqueeze(-1)
+
+
+def class_background(salience: torch.Tensor, mask: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Background: valid steps below ``ratio`` x their class's maximum (1.0: all but the maximum).
+
+    salience: (B, T, C); mask: (B, T) bool -> (B, T, C) bool.
+    """
+    return mask.unsqueeze(-1) & (salience < ratio * class_peak(salience, mask))
 
 
 def grow_anchors(positive: torch.Tensor, salience: torch.Tensor, mask: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -118,9 +132,7 @@ def grow_anchors(positive: torch.Tensor, salience: torch.Tensor, mask: torch.Ten
 
     positive: (B, T, C) bool anchors; salience: (B, T, C); mask: (B, T) bool -> (B, T, C) bool.
     """
-    valid = mask.unsqueeze(-1)
-    peak = salience.masked_fill(~valid, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, C)
-    region = valid & ((salience >= ratio * peak) | positive)  # (B, T, C)
+    region = mask.unsqueeze(-1) & ((salience >= ratio * class_peak(salience, mask)) | positive)  # (B, T, C)
     start = region & ~F.pad(region, (0, 0, 1, 0))[:, :-1]  # first step of each run
     run = torch.cumsum(start.long(), dim=1) * region  # (B, T, C): run id, 0 outside runs
     hit = torch.zeros(run.shape[0], run.shape[1] + 1, run.shape[2], device=run.device)
@@ -217,19 +229,18 @@ class CLASP(AVModel):
         fusion: str = "concat"  # fused branch: how propagated A and V features are joined (concat | sum | mean)
         topk_ratio: float = 8.0  # MIL pooling of every branch: top ceil(T_valid / topk_ratio) steps
         prior_prob: float = 0.01  # initial class probability of every class head (bias = logit of it)
-        meae: bool = True  # MEAE salience sqrt(p_a p_v)(1 - |p_a - p_v|) per class (False: (p_a + p_v) / 2)
-        global_anchors: bool = True  # CSAI global anchors: per class, the top ceil(T_valid / global_ratio) steps
+        meae: bool = True  # MEAE agreement sqrt(p_a p_v): event CAS sqrt(p_f m), global anchors by m (False: fused CAS, confidence)
+        global_anchors: bool = True  # CSAI global anchors: per class, the top ceil(T_valid / global_ratio) steps of MEAE
         global_ratio: float = 8.0  # see global_anchors
-        local_anchors: bool = True  # CSAI local anchors: per class, the most salient step of each window ...
+        local_anchors: bool = True  # CSAI local anchors: per class, the most confident step of each window ...
         window: int = 8  # ... of this many timesteps ...
-        local_min: float = 0.5  # ... when it reaches this fraction of the class's most salient step
-        negative_ratio: float = 0.1  # steps below this fraction of a class's most salient step: its background
+        local_min: float = 0.5  # ... when it reaches this fraction of the class's most confident step
+        negative_ratio: float = 1.0  # background: steps below this x the class's confidence maximum (1.0: all not spread to)
         atp: bool = True  # anchor-based temporal propagation of the anchor labels (and features, see below)
-        grow_ratio: float = 0.3  # ATP labels: anchors spread over contiguous steps >= this x the class maximum
+        grow_ratio: float = 0.3  # ATP labels: anchors spread over contiguous steps >= this x the class confidence maximum
         propagate_features: bool = True  # ATP features: every step attends to the anchors' fused A/V features
         anchor_fusion: str = "concat"  # how the audio and visual features at an anchor are joined
-        salience_bias: float = 1.0  # ATP attention logits get salience_bias * log(anchor salience); 0 = plain
-        localize: str = "fused"  # CAS for proposals: fused | agreement (sqrt(p_f sqrt(p_a p_v)), see docstring)
+        salience_bias: float = 1.0  # ATP attention logits get salience_bias * log(anchor confidence); 0 = plain
         linear_skip: bool = False  # every class head also reads its raw input features linearly (see docstring)
 
     def __init__(self, cfg: Config) -> None:
@@ -239,8 +250,6 @@ class CLASP(AVModel):
             raise ValueError("clasp: CSAI needs global_anchors or local_anchors (or both)")
         if not (0.0 <= cfg.negative_ratio <= 1.0 and 0.0 <= cfg.local_min <= 1.0 and 0.0 <= cfg.grow_ratio <= 1.0):
             raise ValueError("clasp: negative_ratio, local_min and grow_ratio must lie in [0, 1]")
-        if cfg.localize not in ("fused", "agreement"):
-            raise ValueError(f"clasp: localize must be fused or agreement, got {cfg.localize!r}")
         if cfg.window < 1 or cfg.global_ratio < 1.0 or cfg.topk_ratio < 1.0:
             raise ValueError("clasp: window must be >= 1 and global_ratio, topk_ratio >= 1")
         self.enc_a = TemporalEncoder(cfg.audio_dim, cfg.hidden, cfg.kernel, cfg.encoder_layers, cfg.dropout)
@@ -267,7 +276,7 @@ class CLASP(AVModel):
         return self.cfg.atp and self.cfg.propagate_features
 
     def select_anchors(self, salience: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """CSAI: global and/or local anchor indices (B, K) and validity (B, K) from salience (B, T)."""
+        """CSAI for ATP's features: global and/or local anchor steps (B, K) and validity (B, K) of a (B, T) score."""
         parts = []
         if self.cfg.global_anchors:
             parts.append(global_anchors(salience, mask, self.cfg.global_ratio))
@@ -286,32 +295,34 @@ class CLASP(AVModel):
         if cfg.linear_skip:
             logits_a = logits_a + self.skip_a(audio)  # (B, T, C)
             logits_v = logits_v + self.skip_v(visual)
-        with torch.no_grad():  # anchors are chosen, not learned through: salience carries no gradient
-            salience = (meae_salience if cfg.meae else confidence_salience)(logits_a, logits_v)  # (B, T, C)
-            salience = salience * mask.unsqueeze(-1)
-            positive, negative = class_anchor_masks(
-                salience, mask, cfg.global_ratio if cfg.global_anchors else None,
-                cfg.window if cfg.local_anchors else None, cfg.local_min, cfg.negative_ratio,
-            )  # (B, T, C) x2
+        with torch.no_grad():  # anchors are chosen, not learned through: they carry no gradient
+            valid = mask.unsqueeze(-1)  # (B, T, 1)
+            confidence = confidence_salience(logits_a, logits_v) * valid  # (B, T, C)
+            agreement = meae_agreement(logits_a, logits_v) * valid if cfg.meae else confidence  # (B, T, C)
+            positive = torch.zeros_like(confidence, dtype=torch.bool)
+            if cfg.global_anchors:
+                positive |= class_global_anchors(agreement, mask, cfg.global_ratio)
+            if cfg.local_anchors:
+                positive |= class_local_anchors(confidence, mask, cfg.window, cfg.local_min)
             if cfg.atp and cfg.grow_ratio > 0.0:
-                positive = grow_anchors(positive, salience, mask, cfg.grow_ratio)
-                negative = negative & ~positive
-        out: dict[str, torch.Tensor] = {"salience": salience, "anchor_positive": positive, "anchor_negative": negative}
+                positive = grow_anchors(positive, confidence, mask, cfg.grow_ratio)
+            negative = class_background(confidence, mask, cfg.negative_ratio) & ~positive  # (B, T, C)
+        out: dict[str, torch.Tensor] = {"salience": agreement, "anchor_positive": positive, "anchor_negative": negative}
         if self.feature_atp:
-            step_salience = salience.amax(dim=-1)  # (B, T): a step is as salient as its most agreed class
-            index, valid = self.select_anchors(step_salience, mask)
+            step_confidence = confidence.amax(dim=-1)  # (B, T): a step is as confident as its most confident class
+            index, valid_k = self.select_anchors(step_confidence, mask)
             anchors = self.anchor_fuse(gather_steps(a, index), gather_steps(v, index))  # (B, K, d)
-            bias = cfg.salience_bias * torch.log(step_salience.gather(1, index).clamp(min=1e-4))  # (B, K)
-            a, att_a = self.atp_a(a, anchors, valid, mask, bias)
-            v, _ = self.atp_v(v, anchors, valid, mask, bias)
-            out.update(anchor_index=index, anchor_valid=valid, anchor_attention=att_a)
+            bias = cfg.salience_bias * torch.log(step_confidence.gather(1, index).clamp(min=1e-4))  # (B, K)
+            a, att_a = self.atp_a(a, anchors, valid_k, mask, bias)
+            v, _ = self.atp_v(v, anchors, valid_k, mask, bias)
+            out.update(anchor_index=index, anchor_valid=valid_k, anchor_attention=att_a)
         h = self.fuse(a, v)
         for conv in self.fused_convs:
             h = h + self.drop(torch.relu(conv(h, mask)))
         logits_f = self.head_f(self.drop(h))  # (B, T, C)
         if cfg.linear_skip:
             logits_f = logits_f + self.skip_f(torch.cat([audio, visual], dim=-1))
-        if cfg.localize == "agreement":  # log p = (2 log p_f + log p_a + log p_v) / 4, as a logit
+        if cfg.meae:  # event CAS sqrt(p_f m): log p = (2 log p_f + log p_a + log p_v) / 4, as a logit
             log_p = 0.25 * (2.0 * F.logsigmoid(logits_f) + F.logsigmoid(logits_a) + F.logsigmoid(logits_v))
             logits_f = log_p - torch.log1p(-log_p.exp().clamp(max=1.0 - 1e-6))  # (B, T, C)
         out.update(

@@ -43,7 +43,7 @@ class DenseOutput:
     visual_logits: Tensor | None = None  # (B, T, C) CLASP: per-step logits of the visual branch
     audio_video_logits: Tensor | None = None  # (B, C) CLASP: video logits of the audio branch
     visual_video_logits: Tensor | None = None  # (B, C) CLASP: video logits of the visual branch
-    salience: Tensor | None = None  # (B, T, C) CLASP: MEAE salience per step and class (no gradient), 0 at padding
+    salience: Tensor | None = None  # (B, T, C) CLASP: MEAE agreement per step and class (no gradient), 0 at padding
     anchor_index: Tensor | None = None  # (B, K) CLASP: steps chosen as anchors
     anchor_valid: Tensor | None = None  # (B, K) bool: which anchors are real (not padding)
     anchor_attention: Tensor | None = None  # (B, T, K) CLASP: audio attention of every step over the anchors

@@ -38,12 +38,11 @@ _ROWS = [
     ("linear_mil", "unav/linear_mil.yaml", []),
     ("MIL baseline", "unav/mil.yaml", []),
     ("CLASP", "unav/clasp.yaml", COMMON_EVAL),
-    ("CLASP w/o MEAE (anchors by confidence)", "unav/clasp.yaml", [*COMMON_EVAL, "model.meae=false"]),
+    ("CLASP w/o MEAE (fused CAS; global anchors by confidence)", "unav/clasp.yaml", [*COMMON_EVAL, "model.meae=false"]),
     ("CLASP w/o global anchors", "unav/clasp.yaml", [*COMMON_EVAL, "model.global_anchors=false"]),
     ("CLASP w/o local anchors", "unav/clasp.yaml", [*COMMON_EVAL, "model.local_anchors=false"]),
     ("CLASP w/o ATP (no label spreading and no feature propagation)", "unav/clasp.yaml",
      [*COMMON_EVAL, "model.atp=false"]),
-    ("CLASP w/o A/V agreement CAS (fused branch)", "unav/clasp.yaml", [*COMMON_EVAL, "model.localize=fused"]),
     ("CLASP w/o anchor pseudo-labels (MIL losses only)", "unav/clasp.yaml", [*COMMON_EVAL, "loss.pseudo_weight=0.0"]),
     ("CLASP with its own post-processing (no min-max; shipped config)", "unav/clasp.yaml", []),
 ]
