@@ -53,19 +53,6 @@ def step_truth(data, split_ids: np.ndarray, times: np.ndarray, classes: int, seg
     return torch.from_numpy(truth)
 
 
-def label_masks(sal_global: torch.Tensor, sal_local: torch.Tensor, mask: torch.Tensor,
-                cfg) -> tuple[torch.Tensor, torch.Tensor]:
-    """CLASP's anchors -> ATP spreading -> background, with the run's switches and thresholds."""
-    positive = torch.zeros_like(sal_local, dtype=torch.bool)
-    if cfg.global_anchors:
-        positive |= C.class_global_anchors(sal_global, mask, cfg.global_ratio)
-    if cfg.local_anchors:
-        positive |= C.class_local_anchors(sal_local, mask, cfg.window, cfg.local_min)
-    if cfg.atp and cfg.grow_ratio > 0.0:
-        positive = C.grow_anchors(positive, sal_local, mask, cfg.grow_ratio)
-    return positive, C.class_background(sal_local, mask, cfg.negative_ratio) & ~positive
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True)
@@ -102,7 +89,7 @@ def main() -> None:
             for name, (fn_global, fn_local) in rules.items():
                 sal_g = fn_global(out.audio_logits, out.visual_logits) * mask.unsqueeze(-1)
                 sal_l = fn_local(out.audio_logits, out.visual_logits) * mask.unsqueeze(-1)
-                pos, neg = label_masks(sal_g, sal_l, mask, model.cfg)
+                pos, neg = C.pseudo_labels(sal_l, sal_g, mask, model.cfg)
                 pos, neg = pos & labelled, neg & labelled
                 counts[name] += [int((pos & truth).sum()), int(pos.sum()), int((truth & labelled).sum()),
                                  int((pos & fake).sum()), int((neg & truth).sum()), int(neg.sum())]

@@ -89,16 +89,33 @@ def class_peak(salience: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return salience.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1, keepdim=True)
 
 
+def top_steps(salience: torch.Tensor, mask: torch.Tensor, ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top ceil(T_valid / ratio) valid steps of every column: (B, T, C), (B, T) bool ->
+    (index (B, K, C) long, keep (B, K, C) bool: rank < the video's k), K = the largest k of the batch."""
+    k = topk_counts(mask, ratio)  # (B,)
+    kmax = int(k.max())
+    index = salience.masked_fill(~mask.unsqueeze(-1), float("-inf")).topk(kmax, dim=1).indices  # (B, K, C)
+    keep = (torch.arange(kmax, device=salience.device).view(1, -1, 1) < k.view(-1, 1, 1)).expand_as(index)
+    return index, keep
+
+
+def window_peaks(salience: torch.Tensor, mask: torch.Tensor, window: int) -> torch.Tensor:
+    """The most salient valid step of each non-overlapping window of ``window`` steps, per column:
+    (B, T, C), (B, T) bool -> index (B, ceil(T / window), C) long."""
+    b, t, c = salience.shape
+    n = -(-t // window)
+    filled = salience.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+    padded = F.pad(filled, (0, 0, 0, n * window - t), value=float("-inf"))  # (B, n*w, C)
+    best = padded.view(b, n, window, c).argmax(dim=2)  # (B, n, C) offset inside each window
+    return (best + (torch.arange(n, device=salience.device) * window).view(1, -1, 1)).clamp(max=t - 1)
+
+
 def class_global_anchors(salience: torch.Tensor, mask: torch.Tensor, ratio: float) -> torch.Tensor:
     """CSAI global anchors: the top ceil(T_valid / ratio) valid steps of each class.
 
     salience: (B, T, C); mask: (B, T) bool -> (B, T, C) bool.
     """
-    k = topk_counts(mask, ratio)  # (B,)
-    kmax = int(k.max())
-    filled = salience.masked_fill(~mask.unsqueeze(-1), float("-inf"))
-    index = filled.topk(kmax, dim=1).indices  # (B, kmax, C)
-    keep = (torch.arange(kmax, device=salience.device).view(1, -1, 1) < k.view(-1, 1, 1)).expand_as(index)
+    index, keep = top_steps(salience, mask, ratio)
     positive = torch.zeros_like(salience, dtype=torch.bool).scatter(1, index, keep)  # ranks > k write False
     return positive & mask.unsqueeze(-1)
 
@@ -108,12 +125,7 @@ def class_local_anchors(
 ) -> torch.Tensor:
     """CSAI local anchors: the argmax step of each window of ``window`` steps, per class, when it reaches
     ``local_min`` x the class's maximum. (B, T, C), (B, T) bool -> (B, T, C) bool."""
-    b, t, c = salience.shape
-    n = -(-t // window)
-    filled = salience.masked_fill(~mask.unsqueeze(-1), float("-inf"))
-    padded = F.pad(filled, (0, 0, 0, n * window - t), value=float("-inf"))  # (B, n*w, C)
-    best = padded.view(b, n, window, c).argmax(dim=2)  # (B, n, C)
-    index = (best + (torch.arange(n, device=salience.device) * window).view(1, -1, 1)).clamp(max=t - 1)
+    index = window_peaks(salience, mask, window)  # (B, n, C)
     strong = salience.gather(1, index) >= local_min * class_peak(salience, mask)  # (B, n, C)
     return torch.zeros_like(salience, dtype=torch.bool).scatter(1, index, strong) & mask.unsqueeze(-1)
 
@@ -140,17 +152,30 @@ def grow_anchors(positive: torch.Tensor, salience: torch.Tensor, mask: torch.Ten
     return region & (hit.gather(1, run) > 0)
 
 
+def pseudo_labels(confidence: torch.Tensor, agreement: torch.Tensor, mask: torch.Tensor,
+                  cfg: CLASP.Config) -> tuple[torch.Tensor, torch.Tensor]:
+    """CSAI + ATP on the labels: global anchors by ``agreement``, local anchors by ``confidence``, spread by
+    ATP over ``confidence``, background where ``confidence`` is low; the model's switches and thresholds.
+
+    confidence, agreement: (B, T, C); mask: (B, T) bool -> (positive (B, T, C) bool, negative (B, T, C) bool).
+    """
+    positive = torch.zeros_like(confidence, dtype=torch.bool)
+    if cfg.global_anchors:
+        positive |= class_global_anchors(agreement, mask, cfg.global_ratio)
+    if cfg.local_anchors:
+        positive |= class_local_anchors(confidence, mask, cfg.window, cfg.local_min)
+    if cfg.atp and cfg.grow_ratio > 0.0:
+        positive = grow_anchors(positive, confidence, mask, cfg.grow_ratio)
+    return positive, class_background(confidence, mask, cfg.negative_ratio) & ~positive
+
+
 def global_anchors(salience: torch.Tensor, mask: torch.Tensor, ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-ceil(T_valid / ratio) valid timesteps by salience.
 
     salience: (B, T); mask: (B, T) bool -> (index (B, K) long, valid (B, K) bool), K = max k over the batch.
     """
-    k = topk_counts(mask, ratio)
-    kmax = int(k.max())
-    filled = salience.masked_fill(~mask, float("-inf"))
-    index = filled.topk(kmax, dim=1).indices
-    valid = torch.arange(kmax, device=salience.device).unsqueeze(0) < k.unsqueeze(1)
-    return index, valid
+    index, keep = top_steps(salience.unsqueeze(-1), mask, ratio)
+    return index.squeeze(-1), keep.squeeze(-1)
 
 
 def local_anchors(salience: torch.Tensor, mask: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,13 +185,9 @@ def local_anchors(salience: torch.Tensor, mask: torch.Tensor, window: int) -> tu
     a window with no valid step gives an invalid anchor.
     """
     b, t = salience.shape
-    n = -(-t // window)
-    pad = n * window - t
-    filled = F.pad(salience.masked_fill(~mask, float("-inf")), (0, pad), value=float("-inf"))
-    best = filled.view(b, n, window).argmax(dim=2)  # (B, W) offset inside each window
-    index = best + torch.arange(n, device=salience.device).unsqueeze(0) * window
-    valid = F.pad(mask, (0, pad), value=False).view(b, n, window).any(dim=2)
-    return index.clamp(max=t - 1), valid
+    index = window_peaks(salience.unsqueeze(-1), mask, window).squeeze(-1)  # (B, W)
+    valid = F.pad(mask, (0, index.shape[1] * window - t), value=False).view(b, -1, window).any(dim=2)
+    return index, valid
 
 
 def gather_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -299,14 +320,7 @@ class CLASP(AVModel):
             valid = mask.unsqueeze(-1)  # (B, T, 1)
             confidence = confidence_salience(logits_a, logits_v) * valid  # (B, T, C)
             agreement = meae_agreement(logits_a, logits_v) * valid if cfg.meae else confidence  # (B, T, C)
-            positive = torch.zeros_like(confidence, dtype=torch.bool)
-            if cfg.global_anchors:
-                positive |= class_global_anchors(agreement, mask, cfg.global_ratio)
-            if cfg.local_anchors:
-                positive |= class_local_anchors(confidence, mask, cfg.window, cfg.local_min)
-            if cfg.atp and cfg.grow_ratio > 0.0:
-                positive = grow_anchors(positive, confidence, mask, cfg.grow_ratio)
-            negative = class_background(confidence, mask, cfg.negative_ratio) & ~positive  # (B, T, C)
+            positive, negative = pseudo_labels(confidence, agreement, mask, cfg)  # (B, T, C) x2
         out: dict[str, torch.Tensor] = {"salience": agreement, "anchor_positive": positive, "anchor_negative": negative}
         if self.feature_atp:
             step_confidence = confidence.amax(dim=-1)  # (B, T): a step is as confident as its most confident class
