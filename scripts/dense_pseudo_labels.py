@@ -89,7 +89,7 @@ def main() -> None:
             for name, (fn_global, fn_local) in rules.items():
                 sal_g = fn_global(out.audio_logits, out.visual_logits) * mask.unsqueeze(-1)
                 sal_l = fn_local(out.audio_logits, out.visual_logits) * mask.unsqueeze(-1)
-                pos, neg = C.pseudo_labels(sal_l, sal_g, mask, model.cfg)
+                pos, neg = C.pseudo_labels(sal_l, sal_g, mask, model.cfg, batch["video_labels"].bool())
                 pos, neg = pos & labelled, neg & labelled
                 counts[name] += [int((pos & truth).sum()), int(pos.sum()), int((truth & labelled).sum()),
                                  int((pos & fake).sum()), int((neg & truth).sum()), int(neg.sum())]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from avloc.models.clasp import (
+    claimed_steps,
     class_background,
     class_global_anchors,
     class_local_anchors,
@@ -14,6 +15,7 @@ from avloc.models.clasp import (
     grow_anchors,
     local_anchors,
     meae_agreement,
+    pseudo_labels,
 )
 from avloc.models.dense_blocks import js_agreement, masked_topk_mean
 from avloc.catalog import LOSSES, MODELS
@@ -100,6 +102,45 @@ def test_grow_anchors_labels_the_whole_event_and_stops_at_gaps():
     assert not grown[0, :, 1].any()
     mask[0, 4:] = False  # padding ends the run
     assert grow_anchors(pos, sal, mask, ratio=0.3)[0, :, 0].nonzero().view(-1).tolist() == [1, 2, 3]
+
+
+def test_global_anchors_claim_their_step_from_weaker_co_labelled_classes():
+    # class 0 is sure at steps 0-1 and lights up class 1 there (0.5); class 1 is sure at 2-3; class 3 (sure at
+    # 2-3 too) agrees nearly as strongly as class 0 at step 0 (a real overlap); class 2 is not labelled
+    agreement = torch.tensor([[[0.9, 0.5, 0.1, 0.75], [0.9, 0.5, 0.2, 0.1], [0.1, 0.9, 0.3, 0.8],
+                               [0.1, 0.9, 0.95, 0.9]]])  # (1, 4, 4)
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    glob = class_global_anchors(agreement, mask, ratio=2.0)  # k = 2 per class
+    labels = torch.tensor([[True, True, False, True]])
+    claimed = claimed_steps(glob, agreement, labels, ratio=0.8)
+    assert claimed[0, :, 1].nonzero().view(-1).tolist() == [0, 1]  # 0.5 < 0.8 x 0.9 at class 0's anchors
+    assert claimed[0, :, 0].nonzero().view(-1).tolist() == [2, 3]  # class 1's anchors
+    assert claimed[0, :, 3].nonzero().view(-1).tolist() == [1]  # 0.75 >= 0.72 at step 0: the overlap stays
+    assert not claimed[0, :, 2].any()  # unlabelled: never claimed, and its anchors (steps 2-3) claim nothing
+    assert not claimed_steps(glob, agreement, labels, ratio=0.0).any()
+
+
+def test_claimed_steps_become_background_and_need_the_labels():
+    cfg = make(claim_ratio=0.8, global_ratio=2.0).cfg  # k = 2 global anchors per class
+    agreement = torch.tensor([[[0.9, 0.5], [0.9, 0.5], [0.1, 0.9], [0.1, 0.9]]])  # (1, 4, 2)
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    free_pos, free_neg = pseudo_labels(agreement, agreement, mask, cfg)  # no labels: no claims
+    assert free_pos[0, :2, 1].all()  # class 1's labels spread over class 0's event ...
+    pos, neg = pseudo_labels(agreement, agreement, mask, cfg, torch.tensor([[True, True]]))
+    assert not pos[0, :2, 1].any() and neg[0, :2, 1].all()  # ... which claims it back
+    assert torch.equal(pos[..., 0], free_pos[..., 0])  # class 0 agrees least nowhere it is positive
+    assert not torch.any(pos & neg)
+    off = make(claim_ratio=0.0, global_ratio=2.0).cfg
+    assert torch.equal(pseudo_labels(agreement, agreement, mask, off, torch.tensor([[True, True]]))[0], free_pos)
+
+
+def test_the_cas_never_reads_the_labels():
+    model = make()
+    batch = model.example_batch(3, torch.Generator().manual_seed(2))
+    blind = model({k: v for k, v in batch.items() if k != "video_labels"})
+    seen = model(batch)
+    torch.testing.assert_close(seen.cas, blind.cas)
+    torch.testing.assert_close(seen.video_logits, blind.video_logits)
 
 
 def test_global_anchors_are_top_salient_valid_steps():

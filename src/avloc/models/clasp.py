@@ -22,6 +22,11 @@ design of them (see docs/dense.md), read top to bottom like a method section:
    occurrence without an anchor is taught as background: this is what makes the local anchors count).
    (Issue 13: the anchors used to choose attention keys only; MIL alone never pushes a labelled class down
    anywhere, so distractors and background of a present class were never taught as negatives.)
+   Global anchors also *claim* their step (``claim_ratio``): where a labelled class has a global anchor,
+   another labelled class of the video is background unless its agreement there reaches ``claim_ratio`` x
+   the claiming class's, so a class's labels do not spread into the surest moments of a co-labelled class
+   (a sibling lit up by it, or the next event of another class). Only the training targets read the labels;
+   the CAS never does. (Issue 13: seeds alone, the global anchors added nothing to the local ones.)
 4. ATP (anchor-based temporal propagation): (a) labels: each anchor spreads along time over the contiguous
    steps whose confidence stays >= ``grow_ratio`` x the class maximum, so an anchor labels the whole extent
    of its event and noise no longer splits long events into fragments (issue 13: the main error left);
@@ -152,21 +157,43 @@ def grow_anchors(positive: torch.Tensor, salience: torch.Tensor, mask: torch.Ten
     return region & (hit.gather(1, run) > 0)
 
 
-def pseudo_labels(confidence: torch.Tensor, agreement: torch.Tensor, mask: torch.Tensor,
-                  cfg: CLASP.Config) -> tuple[torch.Tensor, torch.Tensor]:
-    """CSAI + ATP on the labels: global anchors by ``agreement``, local anchors by ``confidence``, spread by
-    ATP over ``confidence``, background where ``confidence`` is low; the model's switches and thresholds.
+def claimed_steps(global_anchor: torch.Tensor, agreement: torch.Tensor, labels: torch.Tensor,
+                  ratio: float) -> torch.Tensor:
+    """Where a labelled class has a global anchor, the other labelled classes whose agreement there is below
+    ``ratio`` x the claiming class's: these steps are not theirs.
 
-    confidence, agreement: (B, T, C); mask: (B, T) bool -> (positive (B, T, C) bool, negative (B, T, C) bool).
+    Why: a global anchor is the video's surest audio-visual moment of its class; a co-labelled class that
+    agrees much less there is a sibling lit up by it or a label spread in from a neighbouring event.
+    global_anchor: (B, T, C) bool; agreement: (B, T, C); labels: (B, C) bool -> (B, T, C) bool.
+    """
+    labelled = labels.unsqueeze(1)  # (B, 1, C)
+    anchored = global_anchor & labelled  # (B, T, C)
+    level = (agreement * anchored).amax(dim=-1, keepdim=True)  # (B, T, 1): 0 where no labelled class is anchored
+    return labelled & ~anchored & (agreement < ratio * level)
+
+
+def pseudo_labels(confidence: torch.Tensor, agreement: torch.Tensor, mask: torch.Tensor, cfg: CLASP.Config,
+                  labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """CSAI + ATP on the labels: global anchors by ``agreement``, local anchors by ``confidence``, spread by
+    ATP over ``confidence``, background where ``confidence`` is low, and with the video's ``labels`` the
+    global anchors' claims; the model's switches and thresholds.
+
+    confidence, agreement: (B, T, C); mask: (B, T) bool; labels: (B, C) bool or None (no claims) ->
+    (positive (B, T, C) bool, negative (B, T, C) bool).
     """
     positive = torch.zeros_like(confidence, dtype=torch.bool)
+    claimed = torch.zeros_like(positive)
     if cfg.global_anchors:
-        positive |= class_global_anchors(agreement, mask, cfg.global_ratio)
+        glob = class_global_anchors(agreement, mask, cfg.global_ratio)
+        positive |= glob
+        if labels is not None and cfg.claim_ratio > 0.0:
+            claimed = claimed_steps(glob, agreement, labels, cfg.claim_ratio)
     if cfg.local_anchors:
         positive |= class_local_anchors(confidence, mask, cfg.window, cfg.local_min)
     if cfg.atp and cfg.grow_ratio > 0.0:
         positive = grow_anchors(positive, confidence, mask, cfg.grow_ratio)
-    return positive, class_background(confidence, mask, cfg.negative_ratio) & ~positive
+    positive &= ~claimed
+    return positive, (class_background(confidence, mask, cfg.negative_ratio) | claimed) & ~positive
 
 
 def global_anchors(salience: torch.Tensor, mask: torch.Tensor, ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,7 +258,8 @@ class CLASP(AVModel):
     Outputs: ``cas`` (B, T, C) fused per-timestep class probabilities (sigmoid, 0 at padding),
     ``cas_logits``, ``video_logits`` (B, C) (fused branch), ``audio_logits`` / ``visual_logits`` (B, T, C)
     and ``audio_video_logits`` / ``visual_video_logits`` (B, C) (unimodal branches), ``salience`` (B, T, C),
-    ``anchor_positive`` / ``anchor_negative`` (B, T, C) bool (per-class anchors after ATP, background); with
+    ``anchor_positive`` / ``anchor_negative`` (B, T, C) bool (per-class anchors after ATP, background; when
+    the batch holds ``video_labels``, after the global anchors' claims); with
     feature propagation on also ``anchor_index`` / ``anchor_valid`` (B, K) and ``anchor_attention`` (B, T, K).
     """
 
@@ -253,6 +281,7 @@ class CLASP(AVModel):
         meae: bool = True  # MEAE agreement sqrt(p_a p_v): event CAS sqrt(p_f m), global anchors by m (False: fused CAS, confidence)
         global_anchors: bool = True  # CSAI global anchors: per class, the top ceil(T_valid / global_ratio) steps of MEAE
         global_ratio: float = 8.0  # see global_anchors
+        claim_ratio: float = 0.8  # a global anchor's step is background for co-labelled classes below this x its agreement (0: off)
         local_anchors: bool = True  # CSAI local anchors: per class, the most confident step of each window ...
         window: int = 8  # ... of this many timesteps ...
         local_min: float = 0.5  # ... when it reaches this fraction of the class's most confident step
@@ -269,8 +298,10 @@ class CLASP(AVModel):
         self.cfg = cfg
         if not (cfg.global_anchors or cfg.local_anchors):
             raise ValueError("clasp: CSAI needs global_anchors or local_anchors (or both)")
-        if not (0.0 <= cfg.negative_ratio <= 1.0 and 0.0 <= cfg.local_min <= 1.0 and 0.0 <= cfg.grow_ratio <= 1.0):
-            raise ValueError("clasp: negative_ratio, local_min and grow_ratio must lie in [0, 1]")
+        ratios = (cfg.negative_ratio, cfg.local_min, cfg.grow_ratio, cfg.claim_ratio)
+        if not all(0.0 <= r <= 1.0 for r in ratios):
+            raise ValueError("clasp: negative_ratio, local_min, grow_ratio and claim_ratio must lie in [0, 1], "
+                             f"got {ratios}")
         if cfg.window < 1 or cfg.global_ratio < 1.0 or cfg.topk_ratio < 1.0:
             raise ValueError("clasp: window must be >= 1 and global_ratio, topk_ratio >= 1")
         self.enc_a = TemporalEncoder(cfg.audio_dim, cfg.hidden, cfg.kernel, cfg.encoder_layers, cfg.dropout)
@@ -320,7 +351,9 @@ class CLASP(AVModel):
             valid = mask.unsqueeze(-1)  # (B, T, 1)
             confidence = confidence_salience(logits_a, logits_v) * valid  # (B, T, C)
             agreement = meae_agreement(logits_a, logits_v) * valid if cfg.meae else confidence  # (B, T, C)
-            positive, negative = pseudo_labels(confidence, agreement, mask, cfg)  # (B, T, C) x2
+            labels = batch.get("video_labels")  # training targets only: the CAS below never reads them
+            labels = None if labels is None else labels.bool()
+            positive, negative = pseudo_labels(confidence, agreement, mask, cfg, labels)  # (B, T, C) x2
         out: dict[str, torch.Tensor] = {"salience": agreement, "anchor_positive": positive, "anchor_negative": negative}
         if self.feature_atp:
             step_confidence = confidence.amax(dim=-1)  # (B, T): a step is as confident as its most confident class
