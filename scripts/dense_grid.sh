@@ -14,14 +14,11 @@ mkdir -p "$out"
 [ -f "$out/syn032/unav100_annotations.json" ] || avloc synth unav --annotations "$ann" --videos 1500 --seed 0 \
     --out "$out/syn032"
 LIN="linear_mil + row-3 post-processing,linear_mil + row-4 post-processing,linear_mil,MIL baseline"
-# Row names hold no comma (--rows splits on it). Each ablation under the common post-processing ("CLASP w/o")
-# and under CLASP's own ("CLASP shipped w/o").
-ABL=("w/o MEAE (fused CAS; global anchors by confidence)" "w/o global anchors"
-     "w/o the global anchors' claims (seeds only)" "w/o local anchors"
-     "w/o ATP (no label spreading and no feature propagation)" "w/o anchor pseudo-labels (MIL losses only)")
-CLASP="CLASP"
-OWN="CLASP with its own post-processing (no min-max; shipped config)"
-for a in "${ABL[@]}"; do CLASP="$CLASP,CLASP $a"; OWN="$OWN,CLASP shipped $a"; done
+# CLASP and its ablations under the common post-processing and under CLASP's own (the table module's row
+# groups; row names hold no comma: --rows splits on it).
+rows() { python -c "from avloc.tools.tables import dense; print(','.join(dense.$1))"; }
+CLASP=$(rows CLASP_ROWS)
+OWN=$(rows SHIPPED_ROWS)
 # 1 s grid: every row.
 avloc reproduce dense --data "$out/syn1s" --seeds "$seeds1" --out "$out/runs_1s" --workers 2 $G1 train.threads=1 \
     > "$out/log_1s.txt" 2>&1

@@ -109,12 +109,12 @@ def main_table(reports: dict[str, dict[int, dict]]) -> None:
 def paired_table(reports: dict[str, dict[int, dict]]) -> None:
     """Each row minus its reference on the same training seed (one data set: the seed is the only spread):
     the "CLASP shipped ..." ablations minus CLASP as shipped, every other row minus CLASP (common pipeline)."""
-    from avloc.tools.tables.dense import SHIPPED
+    from avloc.tools.tables.dense import SHIPPED, SHIPPED_ROWS
 
     print("| row | minus (same seed) | test Δ avg mAP | val Δ avg mAP | seeds | test Δ per seed |")
     print("|---|---|---|---|---|---|")
     for row, by_seed in reports.items():
-        base = SHIPPED if row.startswith("CLASP shipped") else "CLASP"
+        base = SHIPPED if row in SHIPPED_ROWS[1:] else "CLASP"
         seeds = sorted(set(by_seed) & set(reports.get(base, {})))
         if row == base or len(seeds) < 2:
             continue

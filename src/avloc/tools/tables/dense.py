@@ -44,16 +44,17 @@ ABLATIONS = [
     ("w/o anchor pseudo-labels (MIL losses only)", ["loss.pseudo_weight=0.0"]),
 ]
 SHIPPED = "CLASP with its own post-processing (no min-max; shipped config)"
+CLASP_ROWS = ["CLASP", *(f"CLASP {name}" for name, _ in ABLATIONS)]  # common pipeline
+SHIPPED_ROWS = [SHIPPED, *(f"CLASP shipped {name}" for name, _ in ABLATIONS)]  # CLASP's own pipeline
+_CLASP_OVERRIDES = [[], *(ov for _, ov in ABLATIONS)]  # CLASP itself, then each ablation: one per row above
 
 _ROWS = [
     ("linear_mil + row-3 post-processing", "unav/linear_mil.yaml", ROW3_EVAL),
     ("linear_mil + row-4 post-processing", "unav/linear_mil.yaml", ROW4_EVAL),
     ("linear_mil", "unav/linear_mil.yaml", []),
     ("MIL baseline", "unav/mil.yaml", []),
-    ("CLASP", "unav/clasp.yaml", COMMON_EVAL),
-    *((f"CLASP {name}", "unav/clasp.yaml", [*COMMON_EVAL, *ov]) for name, ov in ABLATIONS),
-    (SHIPPED, "unav/clasp.yaml", []),
-    *((f"CLASP shipped {name}", "unav/clasp.yaml", ov) for name, ov in ABLATIONS),
+    *((row, "unav/clasp.yaml", [*COMMON_EVAL, *ov]) for row, ov in zip(CLASP_ROWS, _CLASP_OVERRIDES)),
+    *((row, "unav/clasp.yaml", ov) for row, ov in zip(SHIPPED_ROWS, _CLASP_OVERRIDES)),
 ]
 
 DENSE = Table(
