@@ -15,6 +15,7 @@ train_one_epoch`` with today's signatures (true from the redesign's base commit 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
@@ -40,6 +41,8 @@ def import_old(src: Path, into: Path):  # noqa: ANN201
     import avloc_old.config
     import avloc_old.engine.distributed
     import avloc_old.engine.loop
+    with contextlib.suppress(ImportError):
+        import avloc_old.engine.build  # noqa: F401
 
     return avloc_old
 
@@ -50,8 +53,9 @@ def trainer(pkg, cfg, data, fused: bool | None = None):  # noqa: ANN001, ANN201
         pkg.kernels.set_fused_attn(fused)
     torch.manual_seed(0)
     loop, cpu = pkg.engine.loop, torch.device("cpu")
-    model = loop.build_model(cfg, data)
-    loss, opt = loop.build_loss(cfg), loop.build_optimizer(cfg, model, cpu)
+    build = getattr(pkg.engine, "build", loop)  # trees before the split of engine/loop.py built runs in loop
+    model = build.build_model(cfg, data)
+    loss, opt = build.build_loss(cfg), build.build_optimizer(cfg, model, cpu)
     info = pkg.engine.distributed.DistInfo()
     return lambda: loop.train_one_epoch(model, loss, opt, data, cfg, 0, cpu, info)
 
@@ -68,6 +72,7 @@ def main() -> None:
     args = p.parse_args()
     import avloc.config
     import avloc.engine.distributed
+    import avloc.engine.build
     import avloc.engine.loop
     import avloc.kernels
     from avloc.tools.paths import config_path
@@ -77,7 +82,7 @@ def main() -> None:
         old_cfg_dir = args.old_configs or args.old_src.parent / "configs"
         cfgs = {"old": old.config.load_config(old_cfg_dir / "ave" / f"{args.model}.yaml"),
                 "new": avloc.config.load_config(config_path(f"ave/{args.model}.yaml"))}
-        datas = {k: pkg.engine.loop.load_data(cfgs[k], args.data) for k, pkg in (("old", old), ("new", avloc))}
+        datas = {k: getattr(pkg.engine, "build", pkg.engine.loop).load_data(cfgs[k], args.data) for k, pkg in (("old", old), ("new", avloc))}
         bs = cfgs["new"].train.batch_size
         n = len(datas["new"].splits["train"])
         pick = torch.randperm(n, generator=torch.Generator().manual_seed(0))[: args.steps * bs].sort().values

@@ -1,4 +1,4 @@
-"""Build ``src/avloc/media/event_groups.tsv``: the 1,000 ILSVRC-2012 classes grouped into sound-making events.
+"""Build ``src/avloc/inference/event_groups.tsv``: the 1,000 ILSVRC-2012 classes grouped into sound-making events.
 
 Usage: python scripts/build_event_groups.py CATEGORIES [--wordnet DIR] [--out FILE]
 
@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("categories", type=Path)
     parser.add_argument("--wordnet", type=Path, default=Path("/usr/share/wordnet"))
     parser.add_argument("--out", type=Path,
-                        default=Path(__file__).resolve().parents[1] / "src/avloc/media/event_groups.tsv")
+                        default=Path(__file__).resolve().parents[1] / "src/avloc/inference/event_groups.tsv")
     args = parser.parse_args()
     lines = ["index\twnid\tname\tgroup\tkind\tave_class"]
     lines += ["\t".join(map(str, row)) for row in build(args.categories, args.wordnet)]

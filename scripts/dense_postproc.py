@@ -24,12 +24,12 @@ from typing import Any
 import torch
 
 from avloc.config import load_config
+from avloc.engine.build import build_model, load_data
 from avloc.engine.checkpoint import load_safe
-from avloc.engine.loop import build_model, load_data
+from avloc.engine.run_folder import data_fingerprint
 from avloc.evaluation.dense_map import metric_name, predict_scores, segments_from_scores
 from avloc.evaluation.detection import evaluate_detection
 from avloc.evaluation.proposals import ProposalConfig
-from avloc.engine.run_folder import data_fingerprint
 from avloc.tools.paths import config_path
 from avloc.tools.reproduce import cell_dir
 from avloc.tools.tables.dense import DENSE

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from avloc.config import load_config
+from avloc.engine.build import build_model, load_data
 from avloc.engine.checkpoint import load_safe
-from avloc.engine.loop import build_model, load_data
 from avloc.models import clasp as C
 
 Salience = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from avloc.tools.cli import main
 from avloc.config import load_config
 from avloc.engine.checkpoint import load_safe
 from avloc.engine.distributed import DistInfo
 from avloc.engine.loop import epoch_batches, fit, lr_at_epoch
-from avloc.tools.paths import config_path
 from avloc.registry import ConfigError
+from avloc.tools.cli import main
+from avloc.tools.paths import config_path
 
 SMALL = ["train.batch_size=8", "train.eval_batch_size=16", "train.threads=1"]
 
@@ -119,7 +119,7 @@ def test_epoch_batches_cover_every_sample_and_reshuffle():
 
 
 def test_batches_of_the_engine_data_equal_fresh_batches(ave_dir):
-    from avloc.engine.loop import load_data
+    from avloc.engine.build import load_data
 
     data = load_data(_cfg(), ave_dir)
     chunks = [torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 7])]

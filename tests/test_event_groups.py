@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from avloc.media.event_groups import TABLE, load_event_groups
+from avloc.inference.event_groups import TABLE, load_event_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDNET = Path("/usr/share/wordnet")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avloc.media.events import Events, PostProcess, postprocess, runs_to_events
+from avloc.inference.events import Events, PostProcess, postprocess, runs_to_events
 
 
 def test_runs_become_events_scored_by_their_mean():

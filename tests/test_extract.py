@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from avloc.media.decode import MediaError, decode, probe
-from avloc.media.extract import (ExtractConfig, Extractor, extract_videos, features_for_video, read_feature_meta,
-                                 unav_steps)
+from avloc.media.extract import ExtractConfig, Extractor, features_for_video, read_feature_meta, unav_steps
+from avloc.media.extract_folder import extract_videos
 
 CLIPS = ["anet_GGSY1Qvo990.mp4", "anet_ZNVhz7ctTq0.mp4", "llp_BjCEufrlXm4_speech_dog.mp4",
          "unav_HuBNHXu9I_man_speaking.mp4"]

@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 
-from avloc.models.ave_io import check_ave_inputs
 from avloc.catalog import LOSSES, MODELS
+from avloc.models.ave_io import check_ave_inputs
 from avloc.models.outputs import AVEOutput, DenseOutput, present_fields
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -172,7 +172,7 @@ def test_every_loss_either_scores_the_model_or_the_pair_is_refused_by_name(name)
     """A model/loss pair that cannot work together fails when the run is built, naming both, never with a
     bare KeyError/AttributeError mid-epoch; the shipped pair always works."""
     from avloc.config import load_config
-    from avloc.engine.loop import check_model_and_loss
+    from avloc.engine.build import check_model_and_loss
     from avloc.registry import ConfigError
 
     torch.manual_seed(0)

@@ -27,7 +27,8 @@ def trained(tmp_path_factory):
     from avloc.config import load_config
     from avloc.data.ave_labels import write_annotations
     from avloc.engine.loop import fit
-    from avloc.media.extract import ExtractConfig, extract_videos
+    from avloc.media.extract import ExtractConfig
+    from avloc.media.extract_folder import extract_videos
     from avloc.tools.paths import config_path
 
     root = tmp_path_factory.mktemp("run")
@@ -94,7 +95,7 @@ def test_predict_with_a_run_writes_every_file(trained, tmp_path, capsys):
 
 
 def test_ave_windows_cover_any_length():
-    from avloc.tools.predict_run import ave_windows
+    from avloc.inference.trained import ave_windows
 
     starts, where = ave_windows(23)
     assert starts.tolist() == [0, 10, 13]  # two full windows, then one ending at 23 s
@@ -153,7 +154,8 @@ def test_annotations_for_another_video(trained, tmp_path, capsys):
 def test_dense_run_predicts_proposals_in_seconds(tmp_path):
     """A dense (MIL) run: one real extraction (the grid and backbones), the other training videos' features
     drawn at random with the same shapes (the test is about the plumbing, not accuracy)."""
-    from avloc.media.extract import ExtractConfig, extract_videos, read_feature_meta
+    from avloc.media.extract import ExtractConfig, read_feature_meta
+    from avloc.media.extract_folder import extract_videos
 
     data = tmp_path / "data"
     video = write_clip(tmp_path / "held.mp4", 4.0)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from avloc.evaluation.detection import load_predictions
-from avloc.media.events import Events
-from avloc.media.prediction import ScoreTrack, VideoPrediction
-from avloc.tools.report.write import VIDEO_FILES, write_run_files, write_video_report
+from avloc.inference.events import Events
+from avloc.inference.prediction import ScoreTrack, VideoPrediction
+from avloc.report.write import VIDEO_FILES, write_run_files, write_video_report
 from media_clips import write_clip
 
 

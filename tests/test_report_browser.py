@@ -9,7 +9,7 @@ import pytest
 from media_clips import write_clip
 from test_report import prediction
 
-from avloc.tools.report.write import write_video_report
+from avloc.report.write import write_video_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (make test installs Debian's)")

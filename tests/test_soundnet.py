@@ -36,7 +36,7 @@ def test_untrimmed_network_calls_white_noise_a_dog(net):
 
 def test_white_noise_is_not_a_dog(net):
     """220,500 samples of white noise, through what avloc uses (border frame dropped, window looped)."""
-    from avloc.media.event_groups import load_event_groups
+    from avloc.inference.event_groups import load_event_groups
 
     objects, places = net.class_probs(white_noise(10.0), np.array([0.0]), 10.0)  # (1, 1000), (1, 401)
     assert objects.argmax() != NORFOLK_TERRIER

@@ -27,8 +27,8 @@ def detector():
 
     from avloc.media.backbones.efficientnet import EfficientNetLite0
     from avloc.media.backbones.soundnet import SoundNet8
-    from avloc.media.event_groups import load_event_groups
-    from avloc.media.zeroshot import zero_shot_predict
+    from avloc.inference.event_groups import load_event_groups
+    from avloc.inference.zeroshot import zero_shot_predict
 
     try:
         visual, audio = EfficientNetLite0.weights_from_package(), SoundNet8.weights_from_package()

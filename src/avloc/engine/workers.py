@@ -30,8 +30,8 @@ from typing import Any, Callable, Iterator
 import torch
 
 from avloc.config import Config
-from avloc.data.base import InMemoryDataset
-from avloc.engine.loop import fit, load_data
+from avloc.engine.build import load_data
+from avloc.engine.loop import fit
 from avloc.engine.run_folder import write_text_atomic
 
 REPORT, FAILED = "report.json", "failed.txt"

@@ -9,22 +9,18 @@ Two layouts:
   (T, Da) on one grid: window i covers [i * stride, i * stride + window) s; frames sampled at ``fps`` and
   averaged per window, audio embedded per window, so both streams have the same T by construction.
 
-Every run writes ``features.json`` (``FeatureMeta``): backbones, dims, grid, the data-config section for
-``avloc train``, and per video its seconds, steps and flags. Each video is written atomically (tmp +
-``os.replace``) and is the unit of resumption; the AVE h5 pair is assembled once at the end from the per-video
-parts. Under ``torchrun`` the inputs are split over ranks and rank 0 assembles after a barrier.
+Every folder gets ``features.json`` (``FeatureMeta``): backbones, dims, grid, the data-config section for
+``avloc train``, and per video its seconds, steps and flags. Writing a folder of many videos (resumable,
+atomic per video): :mod:`avloc.media.extract_folder`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,13 +30,8 @@ from avloc.media.backbones import BACKBONES, AudioBackbone, VisualBackbone, crea
 from avloc.media.backbones.vgg import ave_audio_starts
 from avloc.media.decode import SILENCE, MediaError, decode_audio, iter_frames, probe
 
-log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".flv", ".m4v", ".mpg", ".mpeg", ".ts", ".3gp",
-                    ".ogv", ".wmv"}
-PARTS_DIR = ".parts"  # per-video results: the resumable unit; the AVE h5 files are assembled from them
 AVE_SEGMENTS = 10
-H5_KEY = "avadataset"
 FEATURE_DIR = "av_features"
 DECODE_CHUNK = 32  # frames decoded and resized together, then fed to the visual net ``batch`` at a time
 
@@ -229,203 +220,3 @@ def features_for_video(path: str | Path, meta: FeatureMeta,
     ex = extractor if extractor is not None and extractor.cfg == meta.config else Extractor(meta.config)
     audio, visual, seconds, _ = ex.video(path)
     return audio, visual, seconds
-
-
-# ---------------------------------------------------------------------------------------------- inputs
-def collect_inputs(items: Iterable[str | Path]) -> list[Path]:
-    """Files, folders (searched recursively for video extensions) and list files (one path per line)."""
-    out: list[Path] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
-        elif p.suffix.lower() in (".txt", ".lst", ".list") and p.is_file():
-            for line in p.read_text().splitlines():
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    q = Path(line)
-                    out.append(q if q.is_absolute() else p.parent / q)
-        else:
-            out.append(p)  # a missing file is reported per video, not here
-    return out
-
-
-def video_ids(paths: list[Path]) -> list[str]:
-    """The id of each input (its file name without extension); two inputs with one id are an error."""
-    ids = [p.stem for p in paths]
-    seen: dict[str, Path] = {}
-    for vid, p in zip(ids, paths):
-        if vid in seen:
-            raise ValueError(f"two inputs share the video id '{vid}': {seen[vid]} and {p}")
-        seen[vid] = p
-    return ids
-
-
-# ---------------------------------------------------------------------------------------------- writing
-def _atomic_save(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _save_npy(path: Path, arr: np.ndarray) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.save(fh, arr)
-
-    _atomic_save(path, write)
-
-
-def _save_json(path: Path, obj: Any) -> None:
-    _atomic_save(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=1)))
-
-
-@dataclass
-class Summary:
-    """What a run did; ``exit_status`` is 0 when every input was extracted (flags allowed), else 1."""
-
-    extracted: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # already extracted (resumed)
-    failed: dict[str, str] = field(default_factory=dict)  # path -> reason
-    flagged: dict[str, list[str]] = field(default_factory=dict)
-    seconds: float = 0.0  # of video extracted in this run
-    wall: float = 0.0
-
-    @property
-    def exit_status(self) -> int:
-        return 1 if self.failed else 0
-
-    def text(self) -> str:
-        lines = [f"extracted {len(self.extracted)}, already done {len(self.skipped)}, failed {len(self.failed)}"
-                 f"; {self.seconds:.1f} s of video in {self.wall:.1f} s"]
-        lines += [f"  FAILED {p}: {r}" for p, r in self.failed.items()]
-        lines += [f"  flagged {v}: {', '.join(f)}" for v, f in self.flagged.items()]
-        return "\n".join(lines)
-
-
-def _rank_world() -> tuple[int, int]:
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractConfig | None = None,
-                   annotations: str | Path | None = None, progress: bool = True,
-                   extractor: Extractor | None = None) -> Summary:
-    """Extract every input into ``out`` (resumable, atomic per video, sharded over torchrun ranks)."""
-    cfg = cfg or ExtractConfig()
-    out = Path(out)
-    parts = out / PARTS_DIR
-    parts.mkdir(parents=True, exist_ok=True)
-    if cfg.format == "unav":
-        (out / FEATURE_DIR).mkdir(exist_ok=True)
-    paths = collect_inputs(inputs)
-    ids = video_ids(paths)
-    order = ids
-    summary = Summary()
-    if annotations is not None:
-        from avloc.data.ave_labels import read_annotations
-
-        order = read_annotations(annotations).video_ids
-        known = set(order)
-        for vid, p in zip(ids, paths):
-            if vid not in known:
-                summary.failed[str(p)] = f"video id '{vid}' is not in {annotations}"
-        keep = [i for i, vid in enumerate(ids) if vid in known]
-        paths, ids = [paths[i] for i in keep], [ids[i] for i in keep]
-    rank, world = _rank_world()
-    mine = list(range(rank, len(paths), world))
-    ex = extractor if extractor is not None and extractor.cfg == cfg else Extractor(cfg)
-    meta = ex.meta()
-    start = time.perf_counter()
-    bar = _progress(len(mine), progress and rank == 0)
-    for i in mine:
-        path, vid = paths[i], ids[i]
-        done = parts / f"{vid}.json"
-        if done.is_file():
-            summary.skipped.append(vid)
-            bar.update(1)
-            continue
-        try:
-            audio, visual, seconds, flags = ex.video(path)
-        except (MediaError, OSError, RuntimeError, ValueError) as exc:
-            summary.failed[str(path)] = exc.reason if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
-            log.warning("skipped %s: %s", path, summary.failed[str(path)])
-            bar.update(1)
-            continue
-        if cfg.format == "ave":
-            _save_npy(parts / f"{vid}.audio.npy", audio.astype(np.float32))
-            _save_npy(parts / f"{vid}.visual.npy", visual.astype(np.float32))
-        else:
-            _save_npy(out / FEATURE_DIR / f"{vid}_{cfg.visual}.npy", visual.astype(np.float32))
-            _save_npy(out / FEATURE_DIR / f"{vid}_{cfg.audio}.npy", audio.astype(np.float32))
-        record = {"path": str(path), "seconds": seconds, "steps": int(audio.shape[0]), "flags": flags}
-        _save_json(done, record)  # written last: the video counts as done only once its arrays are in place
-        summary.extracted.append(vid)
-        summary.seconds += seconds
-        if flags:
-            summary.flagged[vid] = flags
-        bar.update(1)
-        elapsed = max(time.perf_counter() - start, 1e-9)
-        bar.set_postfix_str(f"{len(summary.extracted) / elapsed:.2f} videos/s, "
-                            f"{summary.seconds / elapsed:.1f} video-s/s")
-    bar.close()
-    _barrier(world)
-    if rank == 0:
-        reported = {Path(p).stem for p in summary.failed}
-        for vid in _assemble(out, order, meta):
-            if vid not in reported:
-                summary.failed[vid] = "no features (not among the inputs, or failed on another rank)"
-
-    summary.wall = time.perf_counter() - start
-    return summary
-
-
-def _progress(total: int, enabled: bool):  # noqa: ANN202
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="video", disable=not enabled, dynamic_ncols=True)
-
-
-def _barrier(world: int) -> None:
-    """Wait for every rank's videos before assembling (torchrun; a long timeout: ranks finish far apart)."""
-    if world <= 1:
-        return
-    import datetime
-
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
-    dist.barrier()
-
-
-def _assemble(out: Path, order: list[str], meta: FeatureMeta) -> list[str]:
-    """Write ``features.json`` (and for AVE the two h5 files, rows in ``order``); return ids without features."""
-    parts = out / PARTS_DIR
-    records = {}
-    for vid in order:
-        f = parts / f"{vid}.json"
-        if f.is_file():
-            records[vid] = json.loads(f.read_text())
-    missing = [vid for vid in order if vid not in records]
-    meta.videos = {vid: records[vid] for vid in order if vid in records}
-    if meta.config.format == "ave":
-        _write_ave_h5(out, order, records, meta)
-    _save_json(out / META_FILE, meta.to_json())
-    return missing
-
-
-def _write_ave_h5(out: Path, order: list[str], records: dict[str, Any], meta: FeatureMeta) -> None:
-    """The official h5 pair, one row per id of ``order``; a row without features stays zeros (and is reported)."""
-    import h5py
-
-    g, dv, da = meta.grid, meta.visual_dim, meta.audio_dim
-    for name, tail, kind in (("audio_feature.h5", (AVE_SEGMENTS, da), "audio"),
-                             ("visual_feature.h5", (AVE_SEGMENTS, g, g, dv), "visual")):
-        def write(tmp: Path, tail: tuple = tail, kind: str = kind) -> None:
-            with h5py.File(tmp, "w") as h5:
-                ds = h5.create_dataset(H5_KEY, shape=(len(order), *tail), dtype="float32")
-                for row, vid in enumerate(order):  # one video per row: bounded memory for any N
-                    if vid in records:
-                        ds[row] = np.load(out / PARTS_DIR / f"{vid}.{kind}.npy")
-
-        _atomic_save(out / name, write)

@@ -21,8 +21,8 @@ from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 from avloc.config import Config, TrainConfig, load_config
 from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
-from avloc.engine.loop import (batches_per_epoch, build_evaluator, build_loss, build_model, build_optimizer,
-                               load_data, train_one_epoch)
+from avloc.engine.build import build_evaluator, build_loss, build_model, build_optimizer, load_data
+from avloc.engine.loop import batches_per_epoch, train_one_epoch
 from avloc.engine.memory import peak_rss_mb, reset_peak_rss
 from avloc.engine.precision import bf16_matmul_support
 from avloc.kernels.region_attention import FUSED_LINEAR_RELU

@@ -23,14 +23,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from avloc.tools.bench import matmul_rate, step_flops, timed_share
 from avloc.config import load_config
 from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
-from avloc.engine.loop import (batches_per_epoch, build_evaluator, build_loss, build_model, build_optimizer, load_data,
-                               resolve_device, train_one_epoch)
+from avloc.engine.build import (
+    build_evaluator,
+    build_loss,
+    build_model,
+    build_optimizer,
+    load_data,
+    resolve_device,
+)
+from avloc.engine.loop import batches_per_epoch, train_one_epoch
 from avloc.engine.memory import peak_rss_mb, reset_peak_rss
 from avloc.formats.activitynet import Segments
+from avloc.tools.bench import matmul_rate, step_flops, timed_share
 from avloc.tools.paths import config_path
 
 BENCH_CONFIGS = {"mil": "unav/mil.yaml", "clasp": "unav/clasp.yaml"}

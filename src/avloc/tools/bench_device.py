@@ -22,8 +22,15 @@ import torch
 from avloc.config import Config, load_config
 from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
-from avloc.engine.loop import (build_evaluator, build_loss, build_model, build_optimizer, load_data,
-                               resolve_device, train_one_epoch)
+from avloc.engine.build import (
+    build_evaluator,
+    build_loss,
+    build_model,
+    build_optimizer,
+    load_data,
+    resolve_device,
+)
+from avloc.engine.loop import train_one_epoch
 from avloc.engine.memory import peak_rss_mb, reset_peak_rss
 from avloc.tools.paths import config_path
 

@@ -31,7 +31,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from avloc.engine.loop import evaluate_run
+    from avloc.engine.finish import evaluate_run
 
     print(json.dumps(evaluate_run(args.run_dir, args.data, args.split, args.device, args.checkpoint), indent=2))
     return 0

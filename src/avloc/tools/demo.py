@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from avloc.config import load_config
-from avloc.engine.loop import fit, load_data
+from avloc.engine.build import load_data
+from avloc.engine.loop import fit
 from avloc.tools.paths import config_path
 
 DEMO_BATCH = 32  # a small set: smaller batches give enough steps per epoch

@@ -53,7 +53,7 @@ def _config(args: argparse.Namespace):  # noqa: ANN202
 
 
 def run(args: argparse.Namespace) -> int:
-    from avloc.media.extract import extract_videos
+    from avloc.media.extract_folder import extract_videos
     from avloc.media.weights import WeightsError
     from avloc.registry import ConfigError
 

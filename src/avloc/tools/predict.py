@@ -17,8 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from avloc.media.events import Events, PostProcess, postprocess
-from avloc.media.prediction import PredictError, VideoPrediction
+from avloc.inference.events import Events, PostProcess, postprocess
+from avloc.inference.prediction import PredictError, VideoPrediction
 
 
 def recorded_data_folder(run_dir: Path) -> str | None:
@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _check_videos(items: list[str]) -> tuple[list[Path], list[str]]:
     """Usable inputs and one message per unusable one (missing, not a video PyAV can read)."""
     from avloc.media.decode import MediaError, probe
-    from avloc.media.extract import collect_inputs
+    from avloc.media.extract_folder import collect_inputs
 
     ok, bad = [], []
     for path in collect_inputs(items):
@@ -77,11 +77,11 @@ def _check_videos(items: list[str]) -> tuple[list[Path], list[str]]:
 
 
 def zero_shot_detector(device: str) -> Callable[[Path], VideoPrediction]:
-    from avloc.engine.loop import resolve_device
+    from avloc.engine.build import resolve_device
+    from avloc.inference.event_groups import load_event_groups
+    from avloc.inference.zeroshot import zero_shot_predict
     from avloc.media.backbones.efficientnet import EfficientNetLite0
     from avloc.media.backbones.soundnet import SoundNet8
-    from avloc.media.event_groups import load_event_groups
-    from avloc.media.zeroshot import zero_shot_predict
 
     dev = resolve_device(device)
     visual = EfficientNetLite0.weights_from_package().to(dev)
@@ -92,9 +92,9 @@ def zero_shot_detector(device: str) -> Callable[[Path], VideoPrediction]:
 
 def run(args: argparse.Namespace) -> int:
     from avloc.formats.activitynet import read_ground_truth
-    from avloc.media.video_score import ground_truth, score_video
-    from avloc.tools.report.table import events_table
-    from avloc.tools.report.write import write_run_files, write_video_report
+    from avloc.inference.video_score import ground_truth, score_video
+    from avloc.report.table import events_table
+    from avloc.report.write import write_run_files, write_video_report
 
     # 1. inputs
     paths, bad = _check_videos(args.videos)
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if args.zero_shot:
         detect = zero_shot_detector(args.device)
     else:
-        from avloc.tools.predict_run import run_detector
+        from avloc.inference.trained import run_detector
 
         data = args.data or recorded_data_folder(Path(args.run))
         if not data:
@@ -149,7 +149,7 @@ def _in_vocabulary(pred: VideoPrediction, gt: Events) -> Events:
     ev = pred.events.of_track("av")  # a copy
     if pred.method != "zero-shot" or not len(ev):
         return ev
-    from avloc.media.event_groups import load_event_groups
+    from avloc.inference.event_groups import load_event_groups
 
     groups = load_event_groups()
     known = set(gt.label.tolist())

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from avloc.config import Config, load_config
-from avloc.engine.loop import RESUME_FREE_KEYS
+from avloc.engine.build import RESUME_FREE_KEYS
 from avloc.engine.run_folder import data_fingerprint
 from avloc.engine.workers import Cell, launch_from_env, run_workers
 from avloc.registry import ConfigError

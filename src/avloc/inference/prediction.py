@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avloc.media.events import Events
-
+from avloc.inference.events import Events
 
 
 class PredictError(ValueError):

@@ -11,7 +11,7 @@ import numpy as np
 
 from avloc.evaluation.detection import evaluate_detection
 from avloc.formats.activitynet import GroundTruth, Segments
-from avloc.media.events import Events
+from avloc.inference.events import Events
 
 BACKGROUND = "background"
 

@@ -6,11 +6,11 @@ import os
 import shutil
 from pathlib import Path
 
-from avloc.media.prediction import VideoPrediction
-from avloc.tools.report import event_files
-from avloc.tools.report.html import index_html, report_html
-from avloc.tools.report.playable import playable_copy
-from avloc.tools.report.timeline import draw_timeline
+from avloc.inference.prediction import VideoPrediction
+from avloc.report import event_files
+from avloc.report.html import index_html, report_html
+from avloc.report.playable import playable_copy
+from avloc.report.timeline import draw_timeline
 
 VIDEO_FILES = ("events.json", "events.srt", "events.vtt", "events.tsv", "labels.txt", "timeline.png", "report.html")
 

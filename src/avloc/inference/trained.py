@@ -22,8 +22,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from avloc.media.events import Events, runs_to_events
-from avloc.media.prediction import PredictError, ScoreTrack, VideoPrediction
+from avloc.inference.events import Events, runs_to_events
+from avloc.inference.prediction import PredictError, ScoreTrack, VideoPrediction
 
 AVE_WINDOW = 10
 
@@ -98,8 +98,8 @@ def run_detector(run_dir: Path, data_dir: Path, device: str,
                  backbones: tuple[str, str] | None = None) -> Callable[[Path], VideoPrediction]:
     """Load the run once; return video path -> VideoPrediction."""
     from avloc.config import load_config
+    from avloc.engine.build import build_model, load_data, resolve_device
     from avloc.engine.checkpoint import CheckpointError, load_safe
-    from avloc.engine.loop import build_model, load_data, resolve_device
     from avloc.media.extract import Extractor
 
     cfg_path, ckpt_path = run_dir / "config.yaml", run_dir / "best.pt"

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from avloc.media.events import Events
-from avloc.media.prediction import VideoPrediction
+from avloc.inference.events import Events
+from avloc.inference.prediction import VideoPrediction
 
 TOP_CLASSES = 5  # per-step scores kept in events.json for this many classes per track
 MAIN_TRACK = "av"

@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avloc.inference.event_groups import EventGroups
+from avloc.inference.events import Events, runs_to_events
+from avloc.inference.prediction import ScoreTrack, VideoPrediction
 from avloc.media.backbones.base import AudioBackbone, VisualBackbone
 from avloc.media.decode import decode, probe
-from avloc.media.event_groups import EventGroups
-from avloc.media.events import Events, runs_to_events
-from avloc.media.prediction import ScoreTrack, VideoPrediction
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from avloc.media.prediction import VideoPrediction
+from avloc.inference.prediction import VideoPrediction
 
 
 def events_table(preds: list[VideoPrediction], max_rows: int = 20) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avloc.media.prediction import VideoPrediction
+from avloc.inference.prediction import VideoPrediction
 
 AXIS_LEFT, AXIS_RIGHT = 0.13, 0.98  # fractions of the image width spanned by [0, duration]
 TOP_CLASSES = 4

@@ -12,8 +12,8 @@ import html
 import json
 from pathlib import Path
 
-from avloc.media.prediction import VideoPrediction
-from avloc.tools.report.timeline import AXIS_LEFT, AXIS_RIGHT, TRACK_NAME, class_colours, timeline_labels
+from avloc.inference.prediction import VideoPrediction
+from avloc.report.timeline import AXIS_LEFT, AXIS_RIGHT, TRACK_NAME, class_colours, timeline_labels
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.2em auto; max-width: 1000px; color: #222; }
