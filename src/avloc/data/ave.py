@@ -15,6 +15,8 @@ Files (folder ``root``; names configurable), all h5 datasets under key ``avadata
   (M, 10, 7, 7, 512), ``labels_noisy.h5`` (M, 29): the M = 178 background-only videos, appended after the
   N rows and added to the training split only.
 
+Rows ``avloc extract`` could not make (``failed`` in its ``features.json``; zeros) are left out, named.
+
 Every problem (missing file or key, wrong shape or dtype, disagreeing row counts, NaN/inf, bad split
 indices, malformed annotation line) is a ``DataError`` naming the file.
 """
@@ -32,6 +34,7 @@ import torch
 from avloc.data import ave_labels as L
 from avloc.data.ave_files import FEATURE_DTYPES, h5_shape, load_features, read_array, read_order
 from avloc.data.base import DataError, InMemoryDataset
+from avloc.formats.feature_sidecar import META_FILE, sidecar_failed
 from avloc.registry import DATASETS
 
 log = logging.getLogger(__name__)
@@ -95,12 +98,17 @@ class AVEDataset(InMemoryDataset):
         labels_noisy_file: str = "labels_noisy.h5"  # (M, 29), background column set
         max_videos: int = 0  # 0 = all; else keep the first split-proportional subset (quick runs)
         storage: str = "float32"  # features in RAM: float32 | float16 (half the RAM; float32 per batch)
+        # rows avloc extract could not make (features.json 'failed'; zeros in the h5): exclude (from every split,
+        # named in a warning) | error (refuse the folder)
+        failed_videos: str = "exclude"
 
         def __post_init__(self) -> None:
             if self.setting not in ("fully", "weak"):
                 raise ValueError(f"setting must be 'fully' or 'weak', got {self.setting!r}")
             if self.storage not in FEATURE_DTYPES:
                 raise ValueError(f"storage must be one of {sorted(FEATURE_DTYPES)}, got {self.storage!r}")
+            if self.failed_videos not in ("exclude", "error"):
+                raise ValueError(f"failed_videos must be 'exclude' or 'error', got {self.failed_videos!r}")
             if self.max_videos < 0:
                 raise ValueError(f"max_videos must be >= 0, got {self.max_videos}")
 
@@ -109,9 +117,10 @@ class AVEDataset(InMemoryDataset):
         if not self.root.is_dir():
             raise DataError(f"{self.root}: AVE data folder not found")
         self.class_names: list[str] = list(L.CLASS_NAMES)
+        self.failed_rows: list[int] = []  # h5 rows left out: avloc extract made no features for them
         self.annotations = L.read_annotations(self._p(cfg.annotations_file))
         n = len(self.annotations)
-        orders = split_subset(self._read_orders(n), n, cfg.max_videos)
+        orders = split_subset(self._without_failed(self._read_orders(n)), n, cfg.max_videos)
         rows = np.unique(np.concatenate(list(orders.values())))  # sorted h5 rows to load
         pos = np.full(n, -1, dtype=np.int64)
         pos[rows] = np.arange(len(rows))
@@ -225,6 +234,35 @@ class AVEDataset(InMemoryDataset):
                         f"(e.g. row {int(common[0])})"
                     )
         return orders
+
+    def _without_failed(self, orders: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Leave out the rows ``avloc extract`` recorded as failed (zero features), naming them, or refuse the
+        folder (``failed_videos: error``); a record not matching its row's annotation id is an error."""
+        failed = sidecar_failed(self.root)
+        if not failed:
+            return orders
+        side = self.root / META_FILE
+        ids = self.annotations.video_ids
+        rows = []
+        for f in failed:
+            row = f.get("row")
+            if not isinstance(row, int) or not 0 <= row < len(ids) or ids[row] != f["id"]:
+                raise DataError(f"{side}: failed video {f['id']!r} is recorded at row {row!r}, but that row of "
+                                f"{self.annotations.path} is not it; re-run avloc extract with these annotations")
+            rows.append(row)
+        named = "; ".join(f"row {f['row']} {f['id']} ({f.get('reason', 'no reason recorded')})" for f in failed[:5])
+        more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+        if self.cfg.failed_videos == "error":
+            raise DataError(f"{side}: {len(failed)} videos have no features (zero rows): {named}{more}; "
+                            "re-extract them, remove their lines, or set data.failed_videos=exclude")
+        log.warning("%s: leaving out %d videos without features (zero rows in the h5 files): %s%s",
+                    side, len(failed), named, more)
+        self.failed_rows = sorted(rows)
+        kept = {name: order[~np.isin(order, rows)] for name, order in orders.items()}
+        for name, order in kept.items():
+            if not len(order):
+                raise DataError(f"{side}: every video of the {name} split failed extraction: {named}{more}")
+        return kept
 
     def _read_rows(self, path: Path, n: int, tail: tuple[int, ...], kinds: str = "fiub") -> np.ndarray:
         """Read a label file whose rows must match the n annotation lines; says so when they do not."""

@@ -112,8 +112,11 @@ def run_files(run_dir: Path) -> list[str]:
 
 def check_new_run(run_dir: Path, overwrite: bool) -> list[str]:
     """Before a fresh start: refuse a folder that holds another run's files, naming them, unless
-    ``overwrite``. Returns the files to remove once the new run is known to start."""
+    ``overwrite`` (or the run there never trained). Returns the files to remove once the new run starts."""
     found = run_files(run_dir)
+    if found and not overwrite and never_trained(run_dir, found):
+        logger.warning("%s: replacing %s of a run that stopped before its first epoch", run_dir, ", ".join(found))
+        return found
     if found and not overwrite:
         hint = "--resume to continue it or " if "last.pt" in found else ""
         raise RunFolderError(
@@ -121,6 +124,16 @@ def check_new_run(run_dir: Path, overwrite: bool) -> list[str]:
             "or choose another --out"
         )
     return found
+
+
+def never_trained(run_dir: Path, found: list[str]) -> bool:
+    """True when ``run_dir`` holds only what a run writes before its first epoch (``config.yaml``,
+    ``data.json``, an empty ``metrics.jsonl``): a command that failed there (a bad batch size) left no result,
+    so its corrected form is not "another run" and needs no ``--overwrite``."""
+    if not set(found) <= {"config.yaml", DATA_RECORD, "metrics.jsonl"}:
+        return False
+    metrics = run_dir / "metrics.jsonl"
+    return not metrics.exists() or not metrics.read_text(encoding="utf-8", errors="replace").strip()
 
 
 def remove_run_files(run_dir: Path, names: list[str]) -> None:

@@ -83,7 +83,8 @@ class FeatureMeta:
     audio_dim: int
     grid: int
     audio_rate: int
-    videos: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {path, seconds, steps, flags}
+    videos: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {path, seconds, steps, flags[, row]}
+    failed: list[dict[str, Any]] = field(default_factory=list)  # [{row (ave), id, reason[, path]}]: no features
 
     def data_config(self) -> dict[str, Any]:
         """The ``data`` section that makes ``avloc train`` read these features."""
@@ -97,7 +98,8 @@ class FeatureMeta:
 
     def to_json(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "visual_dim": self.visual_dim, "audio_dim": self.audio_dim,
-                "grid": self.grid, "audio_rate": self.audio_rate, "data": self.data_config(), "videos": self.videos}
+                "grid": self.grid, "audio_rate": self.audio_rate, "data": self.data_config(), "videos": self.videos,
+                "failed": self.failed}
 
 
 def read_feature_meta(folder: str | Path) -> FeatureMeta:
@@ -107,7 +109,7 @@ def read_feature_meta(folder: str | Path) -> FeatureMeta:
     try:
         cfg = ExtractConfig(**raw["config"])
         return FeatureMeta(cfg, int(raw["visual_dim"]), int(raw["audio_dim"]), int(raw["grid"]),
-                           int(raw["audio_rate"]), dict(raw.get("videos", {})))
+                           int(raw["audio_rate"]), dict(raw.get("videos", {})), list(raw.get("failed", [])))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: malformed feature sidecar ({exc})") from None
 

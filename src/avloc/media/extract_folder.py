@@ -27,6 +27,7 @@ VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".flv", ".m4v", ".m
                     ".ogv", ".wmv"}
 PARTS_DIR = ".parts"  # per-video results: the resumable unit; the AVE h5 files are assembled from them
 H5_KEY = "avadataset"
+FAILED_SUFFIX = ".failed.json"  # in PARTS_DIR: why a video has no features (read when the folder is assembled)
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -145,10 +146,13 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
         try:
             audio, visual, seconds, flags = ex.video(path)
         except (MediaError, OSError, RuntimeError, ValueError) as exc:
-            summary.failed[str(path)] = exc.reason if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
-            log.warning("skipped %s: %s", path, summary.failed[str(path)])
+            reason = exc.reason if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
+            summary.failed[str(path)] = reason
+            _save_json(parts / f"{vid}{FAILED_SUFFIX}", {"path": str(path), "reason": reason})  # for _assemble
+            log.warning("skipped %s: %s", path, reason)
             bar.update(1)
             continue
+        (parts / f"{vid}{FAILED_SUFFIX}").unlink(missing_ok=True)  # an earlier failure, fixed since
         if cfg.format == "ave":
             _save_npy(parts / f"{vid}.audio.npy", audio.astype(np.float32))
             _save_npy(parts / f"{vid}.visual.npy", visual.astype(np.float32))
@@ -205,15 +209,28 @@ def _assemble(out: Path, order: list[str], meta: FeatureMeta) -> list[str]:
         if f.is_file():
             records[vid] = json.loads(f.read_text())
     missing = [vid for vid in order if vid not in records]
-    meta.videos = {vid: records[vid] for vid in order if vid in records}
-    if meta.config.format == "ave":
+    ave = meta.config.format == "ave"
+    meta.videos = {vid: {**records[vid], **({"row": row} if ave else {})}
+                   for row, vid in enumerate(order) if vid in records}
+    meta.failed = [{**({"row": row} if ave else {}), "id": vid, **_failure(parts, vid)}
+                   for row, vid in enumerate(order) if vid not in records]
+    if ave:
         _write_ave_h5(out, order, records, meta)
     _save_json(out / META_FILE, meta.to_json())
     return missing
 
 
+def _failure(parts: Path, vid: str) -> dict[str, str]:
+    """Why ``vid`` has no features: the reason its extraction recorded, else that it was never extracted."""
+    f = parts / f"{vid}{FAILED_SUFFIX}"
+    if f.is_file():
+        return json.loads(f.read_text())
+    return {"reason": "no features: not among the inputs (or failed on another rank)"}
+
+
 def _write_ave_h5(out: Path, order: list[str], records: dict[str, Any], meta: FeatureMeta) -> None:
-    """The official h5 pair, one row per id of ``order``; a row without features stays zeros (and is reported)."""
+    """The official h5 pair, one row per id of ``order``. A row without features stays zeros: ``features.json``
+    lists it under ``failed`` (row, id, reason) and the AVE reader leaves such rows out, naming them."""
     import h5py
 
     g, dv, da = meta.grid, meta.visual_dim, meta.audio_dim

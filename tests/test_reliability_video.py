@@ -1,0 +1,107 @@
+"""Fault cases on the video path: failed videos in a feature folder, run folders that never trained, truncated
+files, and command-line errors that are one line with the documented exit status. Media are made with PyAV."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from avloc.data.base import DataError
+from avloc.media.extract import ExtractConfig, Extractor, read_feature_meta
+from avloc.media.extract_folder import extract_videos
+
+from test_extract import make_video
+
+pytestmark = pytest.mark.reliability
+
+AVE_CFG = ExtractConfig(format="ave", frames_per_segment=1)
+
+
+@pytest.fixture(scope="module")
+def quick_extractor() -> Extractor:
+    """The default backbones with random weights: the tests check rows, records and flags, not feature values."""
+    return Extractor(AVE_CFG, random_weights=True)
+
+
+def _splits(folder: Path, rows: dict[str, list[int]]) -> None:
+    for split, r in rows.items():
+        with h5py.File(folder / f"{split}_order.h5", "w") as h5:
+            h5["order"] = np.array(r, dtype=np.int64)
+
+
+# ------------------------------------------------------------------ a failed video is never a silent zero row
+def test_failed_video_is_recorded_and_the_ave_reader_leaves_it_out(tmp_path, quick_extractor, caplog):
+    from avloc.data.ave import AVEDataset
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a", "c", "d"):
+        make_video(src / f"{name}.mp4", seconds=1.0, fps=5)
+    (src / "b.mp4").write_bytes(b"\x00not a video" * 50)
+    out = tmp_path / "feats"
+    out.mkdir()
+    (out / "Annotations.txt").write_text("".join(f"Bark&{v}&good&0&10\n" for v in "abcd"))
+    _splits(out, {"train": [0, 1], "val": [2], "test": [3]})
+    summary = extract_videos([src], out, AVE_CFG, annotations=out / "Annotations.txt", progress=False,
+                             extractor=quick_extractor)
+    assert summary.exit_status == 1 and list(summary.failed) == [str(src / "b.mp4")]
+    meta = read_feature_meta(out)
+    assert [(f["row"], f["id"], f["path"]) for f in meta.failed] == [(1, "b", str(src / "b.mp4"))]
+    assert "not a readable media file" in meta.failed[0]["reason"]
+    assert {v: r["row"] for v, r in meta.videos.items()} == {"a": 0, "c": 2, "d": 3}
+    with h5py.File(out / "visual_feature.h5") as h5:
+        assert not np.abs(h5["avadataset"][1]).any()  # the zero row exists ...
+    with caplog.at_level(logging.WARNING):
+        data = AVEDataset(AVEDataset.Config(), out)
+    assert data.video_ids == ["a", "c", "d"] and data.failed_rows == [1]  # ... but nothing trains on it
+    assert "leaving out 1 videos without features" in caplog.text and "row 1 b (" in caplog.text
+    assert sorted(data.splits["train"].tolist()) == [0]
+    with pytest.raises(DataError, match=r"features\.json: 1 videos have no features .*row 1 b"):
+        AVEDataset(AVEDataset.Config(failed_videos="error"), out)
+    # the broken file repaired, a re-run extracts it and the record goes
+    make_video(src / "b.mp4", seconds=1.0, fps=5)
+    again = extract_videos([src], out, AVE_CFG, annotations=out / "Annotations.txt", progress=False,
+                           extractor=quick_extractor)
+    assert again.extracted == ["b"] and again.exit_status == 0
+    assert read_feature_meta(out).failed == [] and len(AVEDataset(AVEDataset.Config(), out)) == 4
+
+
+def test_failed_record_that_names_another_row_is_an_error(tmp_path, quick_extractor):
+    from avloc.data.ave import AVEDataset
+
+    make_video(tmp_path / "a.mp4", seconds=1.0, fps=5)
+    out = tmp_path / "feats"
+    out.mkdir()
+    (out / "Annotations.txt").write_text("Bark&a&good&0&10\nBark&z&good&0&10\nBark&y&good&0&10\n")
+    _splits(out, {"train": [0], "val": [1], "test": [2]})
+    extract_videos([tmp_path / "a.mp4"], out, AVE_CFG, annotations=out / "Annotations.txt", progress=False,
+                   extractor=quick_extractor)
+    side = json.loads((out / "features.json").read_text())
+    assert [(f["row"], f["id"]) for f in side["failed"]] == [(1, "z"), (2, "y")]
+    with pytest.raises(DataError, match="every video of the val split failed"):
+        AVEDataset(AVEDataset.Config(), out)
+    (out / "Annotations.txt").write_text("Bark&a&good&0&10\nBark&y&good&0&10\nBark&z&good&0&10\n")
+    with pytest.raises(DataError, match=r"failed video 'z' is recorded at row 1"):
+        AVEDataset(AVEDataset.Config(), out)
+
+
+# ------------------------------------------------------------------ a run folder that never trained
+def test_corrected_command_reuses_a_run_folder_that_never_trained(tiny_ave_dir, tmp_path, capsys):
+    from avloc.tools.cli import main
+
+    run = tmp_path / "run"
+    args = ["train", "ave/psp_fully.yaml", "--data", str(tiny_ave_dir), "--out", str(run), "train.epochs=1",
+            "train.threads=1", "train.progress=false", "train.eval_batch_size=16", "train.drop_last=true"]
+    assert main([*args, "train.batch_size=4000"]) == 2
+    assert "train.batch_size=4000 is larger than the training split" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "data.json"]  # it failed before epoch 1
+    assert main([*args, "train.batch_size=8"]) == 0  # the corrected command: no --overwrite needed
+    assert json.loads((run / "report.json").read_text())["epochs"] == 1
+    assert "batch_size: 8" in (run / "config.yaml").read_text()
+    rc = main([*args, "train.batch_size=8"])  # a run that trained is another run: refused as before
+    assert rc == 2 and "already holds a run" in capsys.readouterr().err
