@@ -105,3 +105,42 @@ def test_corrected_command_reuses_a_run_folder_that_never_trained(tiny_ave_dir, 
     assert "batch_size: 8" in (run / "config.yaml").read_text()
     rc = main([*args, "train.batch_size=8"])  # a run that trained is another run: refused as before
     assert rc == 2 and "already holds a run" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ a truncated file: what decodes, flagged
+@pytest.fixture(scope="module")
+def truncated_mkv(tmp_path_factory) -> Path:
+    """A 14-s Matroska file cut at a quarter of its bytes: its header keeps 14 s, about 3.3 s decode."""
+    folder = tmp_path_factory.mktemp("trunc")
+    full = make_video(folder / "full.mkv", seconds=14.0, fps=5).read_bytes()
+    path = folder / "cut.mkv"
+    path.write_bytes(full[: len(full) // 4])
+    return path
+
+
+def test_truncated_video_uses_what_decodes_and_is_flagged(truncated_mkv, tmp_path, quick_extractor):
+    from avloc.media.decode import decode, probe
+    from avloc.media.extract import unav_steps
+
+    assert probe(truncated_mkv).duration > 13.9  # the container still claims 14 s
+    media = decode(truncated_mkv, None, 16000)
+    assert "video_truncated" in media.flags and 3.0 < media.duration <= 4.0
+    _, _, seconds, flags = quick_extractor.video(truncated_mkv)
+    assert 3.0 < seconds <= 4.0 and "video_truncated" in flags and "shorter_than_10s" in flags
+    assert "longer_than_10s_first_10s_used" not in flags
+    summary = extract_videos([truncated_mkv], tmp_path / "ave", AVE_CFG, progress=False, extractor=quick_extractor)
+    rec = read_feature_meta(tmp_path / "ave").videos["cut"]
+    assert 3.0 < rec["seconds"] <= 4.0 and "video_truncated" in rec["flags"]
+    assert summary.seconds == rec["seconds"]  # the speed figure counts what was used
+    unav = ExtractConfig(format="unav", fps=3.125)
+    summary = extract_videos([truncated_mkv], tmp_path / "unav", unav, progress=False,
+                             extractor=Extractor(unav, random_weights=True))
+    rec = read_feature_meta(tmp_path / "unav").videos["cut"]
+    assert rec["steps"] == unav_steps(rec["seconds"], 0.32, 0.96) < unav_steps(14.0, 0.32, 0.96)
+    assert np.load(tmp_path / "unav" / "av_features" / "cut_aisfx.npy").shape[0] == rec["steps"]
+
+
+def test_ave_speed_figure_counts_ten_seconds_of_a_longer_clip(tmp_path, quick_extractor):
+    clip = make_video(tmp_path / "long.mp4", seconds=12.0, fps=2)
+    summary = extract_videos([clip], tmp_path / "out", AVE_CFG, progress=False, extractor=quick_extractor)
+    assert summary.flagged["long"] == ["longer_than_10s_first_10s_used"] and summary.seconds == 10.0

@@ -102,10 +102,14 @@ def probe(path: str | Path) -> Probe:
 
 
 def iter_frames(path: str | Path, frame_times: np.ndarray | None, chunk: int = 64,
-                flags: list[str] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                flags: list[str] | None = None,
+                stats: dict[str, float] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (times (n,), frames uint8 (n, H, W, 3)) chunks: for each requested time (ascending) the last
     decoded frame at or before it (the first frame for times before it), or every frame when ``frame_times``
-    is None. A stream that ends early repeats its last frame and adds ``video_truncated`` to ``flags``."""
+    is None. A stream that ends early repeats its last frame and adds ``video_truncated`` to ``flags``.
+
+    ``stats``: when decoding reached the end of the stream, ``stats["decoded_s"]`` is set to the seconds that
+    decoded (last frame time + one frame), which is less than the container's duration in a truncated file."""
     import av
 
     path = Path(path)
@@ -121,12 +125,13 @@ def iter_frames(path: str | Path, frame_times: np.ndarray | None, chunk: int = 6
             raise MediaError(path, "no video stream")
         v = box.streams.video[0]
         v.thread_type = "AUTO"
-        t0 = None
+        t0 = last_t = None
         try:
             for frame in box.decode(v):
                 t = frame.time if frame.time is not None else (len(times) / float(v.average_rate or 25))
                 t0 = t if t0 is None else t0
                 t -= t0
+                last_t = t
                 if want is None:
                     times.append(t)
                     frames.append(frame.to_ndarray(format="rgb24"))
@@ -148,13 +153,18 @@ def iter_frames(path: str | Path, frame_times: np.ndarray | None, chunk: int = 6
                 raise MediaError(path, f"video stream unreadable ({exc})") from None
             if flags is not None:
                 flags.append("video_decode_error")
+        frame_dt = 1.0 / float(v.average_rate or 25)
+        ended = want is None or k < len(want)  # the loop ran out of frames rather than of requested times
+        if ended and last_t is not None:
+            if stats is not None:
+                stats["decoded_s"] = last_t + frame_dt
+            short = _declared_end(v, box) > last_t + 2 * frame_dt
+            if flags is not None and short and (want is None or want[-1] > last_t + 2 * frame_dt):
+                flags.append("video_truncated")
         if want is not None and k < len(want):
             if prev is None:
                 raise MediaError(path, "video stream has no decodable frames")
             last = prev[1].to_ndarray(format="rgb24")
-            frame_dt = 1.0 / float(v.average_rate or 25)
-            if flags is not None and want[-1] > prev[0] + 2 * frame_dt and _declared_end(v) > prev[0] + 2 * frame_dt:
-                flags.append("video_truncated")
             rest = want[k:]
             times.extend(rest.tolist())
             frames.extend([last] * len(rest))
@@ -163,8 +173,11 @@ def iter_frames(path: str | Path, frame_times: np.ndarray | None, chunk: int = 6
             yield np.asarray(times[i : i + chunk]), np.stack(frames[i : i + chunk])
 
 
-def _declared_end(stream) -> float:  # noqa: ANN001
-    return float(stream.duration * stream.time_base) if stream.duration is not None else float("inf")
+def _declared_end(stream, box) -> float:  # noqa: ANN001
+    """The video stream's duration from the header (the container's when the stream has none; Matroska)."""
+    if stream.duration is not None:
+        return float(stream.duration * stream.time_base)
+    return box.duration / 1e6 if box.duration is not None else float("inf")
 
 
 def decode_audio(path: str | Path, rate: int, flags: list[str] | None = None,
@@ -208,13 +221,15 @@ def decode_audio(path: str | Path, rate: int, flags: list[str] | None = None,
 
 def decode(path: str | Path, frame_times: np.ndarray | None, audio_rate: int) -> Decoded:
     """Frames at ``frame_times`` (every frame when None) and the mono audio at ``audio_rate``, on one clock.
+    ``duration``: the seconds that decode when the stream is truncated (flag ``video_truncated``).
 
     No audio track (or an unreadable one) gives zeros of the video's length with flag ``no_audio``
     (``audio_unreadable``); a peak under ``SILENCE`` adds ``silent``.
     """
     info = probe(path)
     flags: list[str] = []
-    chunks = list(iter_frames(path, frame_times, chunk=1 << 30, flags=flags))
+    stats: dict[str, float] = {}
+    chunks = list(iter_frames(path, frame_times, chunk=1 << 30, flags=flags, stats=stats))
     if chunks:
         times = np.concatenate([c[0] for c in chunks])
         frames = np.concatenate([c[1] for c in chunks])
@@ -229,5 +244,13 @@ def decode(path: str | Path, frame_times: np.ndarray | None, audio_rate: int) ->
         wave = np.zeros(int(round(info.duration * audio_rate)), np.float32)
     elif len(wave) == 0 or float(np.abs(wave).max()) < SILENCE:
         flags.append("silent")
-    return Decoded(frames=frames, frame_times=times, audio=wave, audio_rate=audio_rate, duration=info.duration,
-                   has_audio=has_audio, flags=flags)
+    return Decoded(frames=frames, frame_times=times, audio=wave, audio_rate=audio_rate,
+                   duration=usable_seconds(info.duration, stats, flags), has_audio=has_audio, flags=flags)
+
+
+def usable_seconds(container_s: float, stats: dict[str, float], flags: list[str]) -> float:
+    """The seconds to use: the container's duration, or what decoded when the stream was flagged truncated
+    (a cut-off download keeps the full duration in its header; only the frames that decode are real)."""
+    if "video_truncated" in flags and "decoded_s" in stats:
+        return min(container_s, stats["decoded_s"])
+    return container_s

@@ -28,7 +28,7 @@ import torch
 from avloc.formats.feature_sidecar import META_FILE, read_sidecar
 from avloc.media.backbones import BACKBONES, AudioBackbone, VisualBackbone, create_backbone
 from avloc.media.backbones.vgg import ave_audio_starts
-from avloc.media.decode import SILENCE, MediaError, decode_audio, iter_frames, probe
+from avloc.media.decode import SILENCE, MediaError, decode_audio, iter_frames, probe, usable_seconds
 
 
 AVE_SEGMENTS = 10
@@ -153,10 +153,10 @@ class Extractor:
         return np.arange(n) / c.fps, steps
 
     @torch.no_grad()
-    def _visual(self, path: Path, times: np.ndarray, flags: list[str]) -> torch.Tensor:
+    def _visual(self, path: Path, times: np.ndarray, flags: list[str], stats: dict[str, float]) -> torch.Tensor:
         """Per-frame features: (N, grid, grid, Dv) maps for AVE, (N, Dv) pooled for UnAV, float32 CPU."""
         out = []
-        frames_iter = iter_frames(path, times, chunk=DECODE_CHUNK, flags=flags)
+        frames_iter = iter_frames(path, times, chunk=DECODE_CHUNK, flags=flags, stats=stats)
         while True:
             t0 = time.perf_counter()
             item = next(frames_iter, None)
@@ -187,9 +187,12 @@ class Extractor:
         until = AVE_SEGMENTS + 1.0 if c.format == "ave" else None  # AVE reads only the first 10 s
         wave = decode_audio(path, self.audio.sample_rate, flags, until) if info.has_audio else None
         self.times["decode"] += time.perf_counter() - t0
-        seconds = info.duration
-        times, steps = self.frame_times(seconds)
-        feats = self._visual(path, times, flags)  # (N, ...)
+        times, steps = self.frame_times(info.duration)
+        stats: dict[str, float] = {}
+        feats = self._visual(path, times, flags, stats)  # (N, ...)
+        seconds = usable_seconds(info.duration, stats, flags)  # a truncated file: what decodes, not its header
+        if c.format == "unav":
+            steps = min(steps, unav_steps(seconds, c.stride, c.window))
         if c.format == "ave":
             visual = feats.view(AVE_SEGMENTS, c.frames_per_segment, *feats.shape[1:]).mean(1)  # (10, g, g, Dv)
             starts, window = ave_audio_starts(self.audio, AVE_SEGMENTS)

@@ -87,7 +87,7 @@ class Summary:
     skipped: list[str] = field(default_factory=list)  # already extracted (resumed)
     failed: dict[str, str] = field(default_factory=dict)  # path -> reason
     flagged: dict[str, list[str]] = field(default_factory=dict)
-    seconds: float = 0.0  # of video extracted in this run
+    seconds: float = 0.0  # of video used in this run (AVE: at most the first 10 s of a clip)
     wall: float = 0.0
 
     @property
@@ -162,7 +162,7 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
         record = {"path": str(path), "seconds": seconds, "steps": int(audio.shape[0]), "flags": flags}
         _save_json(done, record)  # written last: the video counts as done only once its arrays are in place
         summary.extracted.append(vid)
-        summary.seconds += seconds
+        summary.seconds += min(seconds, AVE_SEGMENTS) if cfg.format == "ave" else seconds  # what was used
         if flags:
             summary.flagged[vid] = flags
         bar.update(1)
