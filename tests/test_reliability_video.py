@@ -144,3 +144,47 @@ def test_ave_speed_figure_counts_ten_seconds_of_a_longer_clip(tmp_path, quick_ex
     clip = make_video(tmp_path / "long.mp4", seconds=12.0, fps=2)
     summary = extract_videos([clip], tmp_path / "out", AVE_CFG, progress=False, extractor=quick_extractor)
     assert summary.flagged["long"] == ["longer_than_10s_first_10s_used"] and summary.seconds == 10.0
+
+
+# ------------------------------------------------------------------ errors: one line, once, one exit-status rule
+def _cli(capsys, *argv: str) -> tuple[int, str]:
+    from avloc.tools.cli import main
+
+    rc = main(list(argv))
+    got = capsys.readouterr()
+    return rc, got.out + got.err
+
+
+def test_out_that_is_a_file_is_one_line_for_train_extract_and_predict(tmp_path, tiny_ave_dir, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    clip = make_video(tmp_path / "c.mp4", seconds=1.0, fps=5)
+    for argv, path in ((["extract", str(clip), "--out", str(afile), "--no-progress"], afile),
+                       (["predict", str(clip), "--zero-shot", "--out", str(afile / "sub")], afile / "sub"),
+                       (["train", "ave/psp_fully.yaml", "--data", str(tiny_ave_dir), "--out", str(afile)], afile)):
+        rc, text = _cli(capsys, *argv)
+        assert rc == 2 and len(text.strip().splitlines()) == 1, text
+        assert f"--out {path} must be a folder" in text and "Errno" not in text, text
+    assert afile.read_text() == "x"
+
+
+def test_every_input_bad_exits_1_for_extract_and_predict_and_names_each_once(tmp_path, capsys):
+    bad, absent = tmp_path / "bad.mp4", tmp_path / "absent.mp4"
+    bad.write_bytes(b"\x00junk" * 100)
+    for argv in (["extract", str(bad), str(absent), "--out", str(tmp_path / "f"), "--no-progress",
+                  "--frames-per-segment", "1"],
+                 ["predict", str(bad), str(absent), "--zero-shot", "--out", str(tmp_path / "p")]):
+        rc, text = _cli(capsys, *argv)
+        assert rc == 1, text
+        assert text.count(str(bad)) == 1 and text.count(str(absent)) == 1, text
+        assert "Errno" not in text and "Traceback" not in text, text
+
+
+def test_override_typo_is_reported_as_an_override(tiny_ave_dir, tmp_path, capsys):
+    rc, text = _cli(capsys, "train", "ave/psp_fully.yaml", "--data", str(tiny_ave_dir), "--out",
+                    str(tmp_path / "r"), "train.epochz=3")
+    assert rc == 2 and "the command-line override(s) train.epochz=3" in text and "did you mean 'epochs'" in text
+    assert "psp_fully.yaml" not in text
+    rc, text = _cli(capsys, "train", "ave/psp_fully.yaml", "--data", str(tiny_ave_dir), "--out",
+                    str(tmp_path / "r"), "model.escm.thrx=1")
+    assert rc == 2 and text.startswith("avloc: error: the command-line override(s) model.escm.thrx=1: ")

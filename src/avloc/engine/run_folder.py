@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from avloc.out_folder import OutFolderError, check_out_folder
 from avloc.registry import ConfigError
 
 try:
@@ -56,6 +57,10 @@ class RunLock:
         self.created_dir = False
 
     def __enter__(self) -> RunLock:
+        try:
+            check_out_folder(self.run_dir)
+        except OutFolderError as exc:
+            raise RunFolderError(str(exc)) from None
         try:
             if not self.run_dir.is_dir():
                 self.run_dir.mkdir(parents=True)
@@ -261,6 +266,21 @@ def fingerprint_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 5
 
 def record_data(run_dir: Path, fingerprint: dict[str, Any]) -> None:
     write_text_atomic(run_dir / DATA_RECORD, json.dumps(fingerprint, indent=1) + "\n")
+
+
+def recorded_data_folder(run_dir: Path) -> Path:
+    """The data folder ``run_dir`` was trained on, as its ``data.json`` records it (``avloc eval`` without
+    ``--data``); an error naming the file when there is no record or the folder is gone."""
+    path = run_dir / DATA_RECORD
+    try:
+        folder = json.loads(path.read_text()).get("folder") if path.is_file() else None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunFolderError(f"{path}: unreadable ({exc}); pass --data") from None
+    if not folder:
+        raise RunFolderError(f"{run_dir}: no {DATA_RECORD} records the data folder; pass --data")
+    if not Path(folder).is_dir():
+        raise RunFolderError(f"{path}: the recorded data folder {folder} is gone; pass --data")
+    return Path(folder)
 
 
 def check_same_data(run_dir: Path, fingerprint: dict[str, Any]) -> None:

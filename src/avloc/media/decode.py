@@ -62,7 +62,12 @@ def _open(path: Path):  # noqa: ANN202  (av.container.InputContainer)
     try:
         return av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise MediaError(path, f"not a readable media file ({exc})") from None
+        raise MediaError(path, f"not a readable media file ({_why(exc)})") from None
+
+
+def _why(exc: Exception) -> str:
+    """FFmpeg's reason in words, without its errno and the path the message already names."""
+    return str(getattr(exc, "strerror", None) or exc)
 
 
 def _stream_start(stream) -> float:  # noqa: ANN001
@@ -150,7 +155,7 @@ def iter_frames(path: str | Path, frame_times: np.ndarray | None, chunk: int = 6
                     times, frames = [], []
         except av.error.FFmpegError as exc:
             if prev is None and not frames and not times:
-                raise MediaError(path, f"video stream unreadable ({exc})") from None
+                raise MediaError(path, f"video stream unreadable ({_why(exc)})") from None
             if flags is not None:
                 flags.append("video_decode_error")
         frame_dt = 1.0 / float(v.average_rate or 25)

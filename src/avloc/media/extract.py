@@ -153,7 +153,8 @@ class Extractor:
         return np.arange(n) / c.fps, steps
 
     @torch.no_grad()
-    def _visual(self, path: Path, times: np.ndarray, flags: list[str], stats: dict[str, float]) -> torch.Tensor:
+    def _visual(self, path: Path, times: np.ndarray, flags: list[str],
+                stats: dict[str, float] | None = None) -> torch.Tensor:
         """Per-frame features: (N, grid, grid, Dv) maps for AVE, (N, Dv) pooled for UnAV, float32 CPU."""
         out = []
         frames_iter = iter_frames(path, times, chunk=DECODE_CHUNK, flags=flags, stats=stats)

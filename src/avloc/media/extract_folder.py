@@ -18,6 +18,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from avloc.formats.feature_sidecar import META_FILE
+from avloc.out_folder import check_out_folder
 from avloc.media.decode import MediaError
 from avloc.media.extract import AVE_SEGMENTS, FEATURE_DIR, ExtractConfig, Extractor, FeatureMeta
 
@@ -111,7 +112,7 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
                    extractor: Extractor | None = None) -> Summary:
     """Extract every input into ``out`` (resumable, atomic per video, sharded over torchrun ranks)."""
     cfg = cfg or ExtractConfig()
-    out = Path(out)
+    out = check_out_folder(out)
     parts = out / PARTS_DIR
     parts.mkdir(parents=True, exist_ok=True)
     if cfg.format == "unav":
@@ -149,7 +150,7 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
             reason = exc.reason if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
             summary.failed[str(path)] = reason
             _save_json(parts / f"{vid}{FAILED_SUFFIX}", {"path": str(path), "reason": reason})  # for _assemble
-            log.warning("skipped %s: %s", path, reason)
+            log.info("skipped %s: %s", path, reason)  # the summary names it once, at the end
             bar.update(1)
             continue
         (parts / f"{vid}{FAILED_SUFFIX}").unlink(missing_ok=True)  # an earlier failure, fixed since

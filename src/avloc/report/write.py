@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from avloc.inference.prediction import VideoPrediction
+from avloc.out_folder import check_out_folder
 from avloc.report import event_files
 from avloc.report.html import index_html, report_html
 from avloc.report.playable import playable_copy
@@ -23,7 +24,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 def write_video_report(pred: VideoPrediction, out: Path) -> Path:
     """``out/<video id>/`` with every file of ``VIDEO_FILES`` and the playable video; replaces an old one."""
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_folder(out).mkdir(parents=True, exist_ok=True)
     final = out / pred.video_id
     tmp = out / f".{pred.video_id}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

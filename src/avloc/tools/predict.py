@@ -19,6 +19,7 @@ from typing import Callable
 
 from avloc.inference.events import Events, PostProcess, postprocess
 from avloc.inference.prediction import PredictError, VideoPrediction
+from avloc.out_folder import check_out_folder
 
 
 def recorded_data_folder(run_dir: Path) -> str | None:
@@ -70,7 +71,7 @@ def _check_videos(items: list[str]) -> tuple[list[Path], list[str]]:
         try:
             probe(path)
         except MediaError as exc:
-            bad.append(f"{path}: unreadable video ({exc})")
+            bad.append(f"{path}: unreadable video ({exc.reason})")
             continue
         ok.append(path)
     return ok, bad
@@ -100,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
     paths, bad = _check_videos(args.videos)
     for msg in bad:
         print(f"avloc predict: skipped {msg}", file=sys.stderr)
-    if not paths:
-        raise PredictError("no readable video among the inputs: " + "; ".join(bad))
+    if not paths:  # each input's reason is printed above; exit 1 like any run where inputs failed
+        print(f"avloc predict: no readable video among the {len(bad)} inputs", file=sys.stderr)
+        return 1
     ids = [p.stem for p in paths]
     if len(set(ids)) != len(ids):
         raise PredictError(f"two inputs share a video id (file name without extension): {sorted(ids)}")
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         detect = run_detector(Path(args.run), Path(data), args.device,
                               (args.visual, args.audio) if args.visual else None)
     # 3. per video
-    out = Path(args.out)
+    out = check_out_folder(args.out)  # before the first video's minutes of work
     preds = []
     for path, vid in zip(paths, ids):
         pred = detect(path)
