@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from avloc.inference.prediction import VideoPrediction
+from avloc.report.names import display_name
 
 
 def events_table(preds: list[VideoPrediction], max_rows: int = 20) -> str:
     """Whole ids and labels: the columns are as wide as the longest (a cut id names no file)."""
     w = max([5, *(len(p.video_id) for p in preds)])
-    lw = max([10, *(len(lab) for p in preds for lab in p.events.of_track("av").label.tolist())])
+    lw = max([10, *(len(display_name(lab)) for p in preds for lab in p.events.of_track("av").label.tolist())])
     lines = [f"{'video':<{w}} {'start':>7} {'end':>7}  {'label':<{lw}} {'score':>6}"]
     for p in preds:
         ev = p.events.of_track("av")
         for s, e, lab, sc in list(zip(ev.start.tolist(), ev.end.tolist(), ev.label.tolist(), ev.score.tolist()))[:max_rows]:
-            lines.append(f"{p.video_id:<{w}} {s:7.2f} {e:7.2f}  {lab:<{lw}} {sc:6.3f}")
+            lines.append(f"{p.video_id:<{w}} {s:7.2f} {e:7.2f}  {display_name(lab):<{lw}} {sc:6.3f}")
         if len(ev) > max_rows:
             lines.append(f"{p.video_id:<{w}} ... {len(ev) - max_rows} more events in events.tsv")
         if not len(ev):
