@@ -85,12 +85,13 @@ class FeatureMeta:
     audio_rate: int
     videos: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {path, seconds, steps, flags[, row]}
     failed: list[dict[str, Any]] = field(default_factory=list)  # [{row (ave), id, reason[, path]}]: no features
+    classes_file: str = ""  # ave: the class list beside the features ("": AVE's 28 classes)
 
     def data_config(self) -> dict[str, Any]:
         """The ``data`` section that makes ``avloc train`` read these features."""
         c = self.config
         if c.format == "ave":
-            return {"name": "ave"}
+            return {"name": "ave", **({"classes_file": self.classes_file} if self.classes_file else {})}
         return {"name": "unav", "visual_dir": FEATURE_DIR, "audio_dir": FEATURE_DIR,
                 "visual_suffixes": [f"_{c.visual}.npy"], "audio_suffixes": [f"_{c.audio}.npy"],
                 "visual_dim": self.visual_dim, "audio_dim": self.audio_dim, "feat_stride": c.frames_per_stride,
@@ -109,7 +110,8 @@ def read_feature_meta(folder: str | Path) -> FeatureMeta:
     try:
         cfg = ExtractConfig(**raw["config"])
         return FeatureMeta(cfg, int(raw["visual_dim"]), int(raw["audio_dim"]), int(raw["grid"]),
-                           int(raw["audio_rate"]), dict(raw.get("videos", {})), list(raw.get("failed", [])))
+                           int(raw["audio_rate"]), dict(raw.get("videos", {})), list(raw.get("failed", [])),
+                           str((raw.get("data") or {}).get("classes_file", "")))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: malformed feature sidecar ({exc})") from None
 

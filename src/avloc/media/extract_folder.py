@@ -17,7 +17,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from avloc.data.ave_labels import AVE_CLASSES
 from avloc.formats.feature_sidecar import META_FILE
+from avloc.media.ave_layout import (
+    CLASSES_FILE, annotation_order, copy_label_files, folder_classes, write_folder_annotations, write_splits)
 from avloc.out_folder import check_out_folder
 from avloc.media.decode import MediaError
 from avloc.media.extract import AVE_SEGMENTS, FEATURE_DIR, ExtractConfig, Extractor, FeatureMeta
@@ -89,6 +92,7 @@ class Summary:
     failed: dict[str, str] = field(default_factory=dict)  # path -> reason
     flagged: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0  # of video used in this run (AVE: at most the first 10 s of a clip)
+    written: list[str] = field(default_factory=list)  # label files written beside the features (AVE)
     wall: float = 0.0
 
     @property
@@ -100,6 +104,8 @@ class Summary:
                  f"; {self.seconds:.1f} s of video in {self.wall:.1f} s"]
         lines += [f"  FAILED {p}: {r}" for p, r in self.failed.items()]
         lines += [f"  flagged {v}: {', '.join(f)}" for v, f in self.flagged.items()]
+        if self.written:
+            lines.append(f"  wrote {', '.join(self.written)}: avloc train --data reads this folder as it is")
         return "\n".join(lines)
 
 
@@ -109,8 +115,14 @@ def _rank_world() -> tuple[int, int]:
 
 def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractConfig | None = None,
                    annotations: str | Path | None = None, progress: bool = True,
-                   extractor: Extractor | None = None) -> Summary:
-    """Extract every input into ``out`` (resumable, atomic per video, sharded over torchrun ranks)."""
+                   extractor: Extractor | None = None, classes: str | Path | None = None,
+                   class_from_folder: bool = False, split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                   seed: int = 0) -> Summary:
+    """Extract every input into ``out`` (resumable, atomic per video, sharded over torchrun ranks).
+
+    AVE layout: the labels are ``annotations`` (an Annotations.txt, its class list ``classes`` when not AVE's)
+    or the clips' folders (``class_from_folder``; see :mod:`avloc.media.ave_layout`); either way the label
+    files and, when the folder has none, a ``split`` of the rows (seeded) are written beside the features."""
     cfg = cfg or ExtractConfig()
     out = check_out_folder(out)
     parts = out / PARTS_DIR
@@ -121,10 +133,17 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
     ids = video_ids(paths)
     order = ids
     summary = Summary()
+    if (annotations is not None or class_from_folder or classes is not None) and cfg.format != "ave":
+        raise ValueError("--annotations, --classes and --class-from-folder are for --format ave")
+    if annotations is not None and class_from_folder:
+        raise ValueError("labels come from --annotations or from --class-from-folder, not both")
+    if classes is not None and annotations is None:
+        raise ValueError("--classes names the class list of --annotations; pass both")
+    category = None
+    if class_from_folder:
+        folder_cls, category = folder_classes(paths)
     if annotations is not None:
-        from avloc.data.ave_labels import read_annotations
-
-        order = read_annotations(annotations).video_ids
+        order, category = annotation_order(Path(annotations), Path(classes) if classes else None)
         known = set(order)
         for vid, p in zip(ids, paths):
             if vid not in known:
@@ -135,6 +154,8 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
     mine = list(range(rank, len(paths), world))
     ex = extractor if extractor is not None and extractor.cfg == cfg else Extractor(cfg)
     meta = ex.meta()
+    if classes is not None or (class_from_folder and folder_cls != AVE_CLASSES):
+        meta.classes_file = CLASSES_FILE
     start = time.perf_counter()
     bar = _progress(len(mine), progress and rank == 0)
     for i in mine:
@@ -177,6 +198,12 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
         for vid in _assemble(out, order, meta):
             if vid not in reported:
                 summary.failed[vid] = "no features (not among the inputs, or failed on another rank)"
+        if category is not None:  # the label files the h5 rows follow, and a split when there is none
+            seconds = {v: float(r["seconds"]) for v, r in meta.videos.items()}
+            summary.written = (write_folder_annotations(out, order, folder_cls, category, seconds)
+                               if class_from_folder else copy_label_files(out, Path(annotations),
+                                                                          Path(classes) if classes else None))
+            summary.written += write_splits(out, category, split, seed)
 
     summary.wall = time.perf_counter() - start
     return summary

@@ -3,6 +3,7 @@
 Usage::
 
     avloc extract clips/ --out feats --format ave --annotations Annotations.txt
+    avloc extract clips/ --out feats --class-from-folder   # clips/<class>/*.mp4, clips/background/*.mp4
     avloc extract list.txt --out feats --format unav --visual efficientnet_lite0 --audio aisfx --stride 0.32
     torchrun --nproc-per-node 4 -m avloc extract clips/ --out feats --format unav   # inputs split over ranks
 
@@ -32,7 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--audio", default="aisfx", help="audio backbone (aisfx, soundnet8, vggish)")
     p.add_argument("--visual-weights", default="", help="weight file of the visual backbone (vgg19)")
     p.add_argument("--audio-weights", default="", help="weight file of the audio backbone (vggish)")
-    p.add_argument("--annotations", default=None, help="ave: Annotations.txt giving the h5 row order")
+    p.add_argument("--annotations", default=None,
+                   help="ave: Annotations.txt giving the h5 row order (copied into --out)")
+    p.add_argument("--classes", default=None,
+                   help="ave: the class list of --annotations, one event class per line (when not AVE's 28)")
+    p.add_argument("--class-from-folder", action="store_true",
+                   help="ave: label each clip by its folder (clips/dog/a.mp4: dog; clips/background/: no event) "
+                        "and write Annotations.txt (and classes.txt) into --out")
+    p.add_argument("--split", default="0.8,0.1,0.1",
+                   help="ave: train,val,test fractions of the *_order.h5 files written when --out has none")
+    p.add_argument("--seed", type=int, default=0, help="ave: seed of that split")
     p.add_argument("--stride", type=float, default=0.32, help="unav: seconds between windows")
     p.add_argument("--window", type=float, default=0.96, help="unav: window seconds")
     p.add_argument("--fps", type=float, default=12.5, help="unav: visual frames per second (stride x fps whole)")
@@ -62,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         cfg = _config(args)
+        split = tuple(float(x) for x in args.split.split(","))
         summary = extract_videos(args.inputs, args.out, cfg, annotations=args.annotations,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, classes=args.classes,
+                                 class_from_folder=args.class_from_folder, split=split, seed=args.seed)
     except (ValueError, WeightsError, ConfigError) as exc:
         print(f"avloc extract: error: {exc}", file=sys.stderr)
         return 2
