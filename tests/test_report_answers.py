@@ -56,6 +56,9 @@ def test_page_puts_the_answer_and_audio_visual_events_first(tmp_path):
 def test_strips_show_the_classes_of_the_events_and_draw_the_threshold():
     pred = silent_dog()
     assert strip_labels(pred) == ["dog"]  # not fish / bird / reptile at 0
+    pred_none = silent_dog()
+    pred_none.events = Events()
+    assert strip_labels(pred_none) == ["dog"]  # no event: the classes that score, none at 0
     fig = timeline_figure(pred)
     strip = fig.axes[0]
     texts = [t.get_text() for t in strip.texts]
@@ -121,3 +124,9 @@ def test_a_second_predict_into_the_same_folder_keeps_the_first_videos(tmp_path):
     assert write_run_files([second], out) == ["clip_a", "clip_b"]
     assert "unreadable events.json" in (out / "index.html").read_text()
 
+
+
+def test_terminal_table_says_why_there_is_no_event():
+    from avloc.report.table import events_table
+
+    assert "-  No audio-visual event: dog seen, not heard." in events_table([silent_dog()])

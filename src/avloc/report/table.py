@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from avloc.inference.prediction import VideoPrediction
+from avloc.report.answer import answer
 from avloc.report.names import display_name
 
 
@@ -18,7 +19,7 @@ def events_table(preds: list[VideoPrediction], max_rows: int = 20) -> str:
         if len(ev) > max_rows:
             lines.append(f"{p.video_id:<{w}} ... {len(ev) - max_rows} more events in events.tsv")
         if not len(ev):
-            lines.append(f"{p.video_id:<{w}} {'-':>7} {'-':>7}  {'(no event)':<{lw}}")
+            lines.append(f"{p.video_id:<{w}} {'-':>7} {'-':>7}  {answer(p)}")
         others = p.events.take(p.events.track != "av")
         if len(others):
             counts = ", ".join(f"{t}: {int((others.track == t).sum())}" for t in dict.fromkeys(others.track.tolist()))

@@ -1,7 +1,7 @@
 """timeline.png: per-class score strips, then the events of every track and the ground truth.
 
-The strips show the classes the page is about: those of the events (any track) and of the ground truth
-first, then the highest-scoring others up to ``TOP_CLASSES`` (never a class that scores 0 everywhere). Each
+The strips show the classes the page is about: those of the events (any track) and of the ground truth;
+only a clip without any event shows its highest-scoring classes instead (never one at 0 throughout). Each
 strip names its class inside the plot (long names are never cut by the margin) and draws its decision
 threshold as a dashed line where the detector has one. Event labels stay inside their bar (shortened with
 "…", or left out when the bar is too narrow); events of one track that overlap in time get their own lanes.
@@ -22,7 +22,7 @@ from avloc.report.names import display_name
 
 AXIS_LEFT, AXIS_RIGHT = 0.13, 0.98  # fractions of the image width spanned by [0, duration]
 WIDTH_IN = 10.0
-TOP_CLASSES = 4  # strips filled up to this many with the best-scoring classes
+TOP_CLASSES = 4  # strips of a clip without events: its best-scoring classes
 MAX_STRIPS = 8  # at most this many strips, however many classes the events name
 EVENT_FONT = 6.5  # points
 TRACK_STYLE = {"av": ("-", 2.0), "audio": (":", 1.2), "visual": ("--", 1.2)}
@@ -38,8 +38,9 @@ def class_colours(labels: list[str]) -> dict[str, tuple]:
 
 
 def strip_labels(pred: VideoPrediction) -> list[str]:
-    """The classes drawn as strips: event and ground-truth classes (best event first), then the classes with
-    the highest peak over every track, up to ``TOP_CLASSES``; never more than ``MAX_STRIPS``."""
+    """The classes drawn as strips: the event and ground-truth classes (best event first); when there are none,
+    the ``TOP_CLASSES`` with the highest peak over every track (never one at 0 throughout). At most
+    ``MAX_STRIPS``."""
     ev = pred.events
     order = np.argsort(-ev.score, kind="stable")
     named = list(dict.fromkeys(ev.label[order].tolist()))
@@ -50,8 +51,9 @@ def strip_labels(pred: VideoPrediction) -> list[str]:
         top = tr.scores.max(0) if len(tr.scores) else np.zeros(len(tr.labels))
         for lab, v in zip(tr.labels, top.tolist()):
             peak[lab] = max(peak.get(lab, 0.0), v)
-    fill = [lab for lab in sorted(peak, key=lambda k: -peak[k]) if peak[lab] > 1e-3 and lab not in named]
-    return (named + fill[: max(0, TOP_CLASSES - len(named))])[:MAX_STRIPS]
+    if named:
+        return named[:MAX_STRIPS]
+    return [lab for lab in sorted(peak, key=lambda k: -peak[k]) if peak[lab] > 1e-3][:TOP_CLASSES]
 
 
 def timeline_labels(pred: VideoPrediction) -> list[str]:
