@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from avloc.formats.model_record import MODEL_RECORD
 from avloc.registry import ConfigError
 
 try:
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 LOCK_NAME = ".lock"
 DATA_RECORD = "data.json"  # what the run was trained on: the data folder and its fingerprint
 # Files a run writes; any of them in a folder means the folder holds a run.
-RUN_FILES = ("config.yaml", DATA_RECORD, "metrics.jsonl", "last.pt", "best.pt", "report.json")
+RUN_FILES = ("config.yaml", DATA_RECORD, MODEL_RECORD, "metrics.jsonl", "last.pt", "best.pt", "report.json")
 RUN_PATTERNS = ("predictions_*.json",)
 HASHED_SUFFIXES = {".txt", ".json", ".csv", ".tsv", ".yaml", ".yml", ".lst"}  # annotations and split lists
 HASHED_H5_BYTES = 1 << 20  # h5 files up to this size (split files) are hashed whole; bigger ones by shape

@@ -12,6 +12,7 @@ import numpy as np
 from avloc.evaluation.detection import evaluate_detection
 from avloc.formats.activitynet import GroundTruth, Segments
 from avloc.inference.events import Events
+from avloc.inference.prediction import VideoPrediction
 
 BACKGROUND = "background"
 
@@ -51,3 +52,18 @@ def score_video(pred: Events, gt: Events, duration: float) -> dict[str, float]:
                                           pred.label.astype(str), pred.score), "unav")
         out["average_mAP"] = float(res.average_map)
     return out
+
+
+def scored_events(pred: VideoPrediction, gt: Events) -> Events:
+    """The main-track events, their zero-shot group names replaced by the dataset's class name where the
+    ground truth uses it (the ``dog`` group scores against a ``Bark`` annotation)."""
+    ev = pred.events.of_track("av")  # a copy
+    if pred.method != "zero-shot" or not len(ev):
+        return ev
+    from avloc.inference.event_groups import load_event_groups
+
+    groups = load_event_groups()
+    known = set(gt.label.tolist())
+    names = {g: groups.ave_name(g) for g in set(ev.label.tolist())}
+    ev.label = np.array([names[g] if g not in known and names[g] in known else g for g in ev.label.tolist()])
+    return ev

@@ -102,14 +102,17 @@ class FeatureMeta:
 
 def read_feature_meta(folder: str | Path) -> FeatureMeta:
     """The ``FeatureMeta`` of a folder written by ``extract_videos`` (its ``features.json``)."""
-    path = Path(folder) / META_FILE
-    raw = read_sidecar(folder)
+    return feature_meta_from_json(read_sidecar(folder), str(Path(folder) / META_FILE))
+
+
+def feature_meta_from_json(raw: dict[str, Any], where: str) -> FeatureMeta:
+    """Parse a ``features.json`` object (or a run's copy of one without the videos); errors name ``where``."""
     try:
         cfg = ExtractConfig(**raw["config"])
         return FeatureMeta(cfg, int(raw["visual_dim"]), int(raw["audio_dim"]), int(raw["grid"]),
                            int(raw["audio_rate"]), dict(raw.get("videos", {})))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: malformed feature sidecar ({exc})") from None
+        raise ValueError(f"{where}: malformed feature sidecar ({exc})") from None
 
 
 def unav_steps(seconds: float, stride: float, window: float) -> int:
