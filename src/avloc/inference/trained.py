@@ -17,7 +17,7 @@ The model is called through ``step_outputs`` only, so a change of the models' ou
 from __future__ import annotations
 
 from pathlib import Path
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -89,9 +89,9 @@ def feature_meta(trained: TrainedModel, data: Path | None = None,
     given = read_feature_meta(data) if data is not None and (data / META_FILE).is_file() else None
     if rec.features is not None:
         meta = feature_meta_from_json(rec.features, f"{trained.source} (model record)")
-        if given is not None and _recipe(given) != _recipe(meta):
-            raise PredictError(f"{trained.source} was trained on {_describe(meta)} features but {data} holds "
-                               f"{_describe(given)} features; use features made like the training data")
+        if given is not None and given.recipe() != meta.recipe():
+            raise PredictError(f"{trained.source} was trained on {meta.describe()} features but {data} holds "
+                               f"{given.describe()} features; use features made like the training data")
     elif given is not None:
         meta = given
     elif backbones is None:
@@ -108,19 +108,8 @@ def feature_meta(trained: TrainedModel, data: Path | None = None,
     if wrong:
         raise PredictError(
             f"{trained.source} was trained on {', '.join(f'{k} {getattr(rec, k)}' for k in wrong)} but "
-            f"{_describe(meta)} features have {', '.join(f'{k} {made[k]}' for k in wrong)}")
+            f"{meta.describe()} features have {', '.join(f'{k} {made[k]}' for k in wrong)}")
     return meta
-
-
-def _recipe(meta: FeatureMeta) -> dict:
-    """What makes two feature folders interchangeable: the backbones, their settings and the grid."""
-    c = asdict(meta.config)
-    return {k: v for k, v in c.items() if k not in ("device", "batch", "visual_weights", "audio_weights")}
-
-
-def _describe(meta: FeatureMeta) -> str:
-    c = meta.config
-    return f"{c.visual} {meta.visual_dim}-d / {c.audio} {meta.audio_dim}-d ({c.format})"
 
 
 class TrainedDetector:
@@ -132,8 +121,8 @@ class TrainedDetector:
         from avloc.engine.build import resolve_device
         from avloc.media.extract import Extractor
 
-        self.meta = feature_meta(trained, Path(data) if data is not None else None, backbones)
         self.dev = resolve_device(device)
+        self.meta = feature_meta(trained, Path(data) if data is not None else None, backbones)
         cfg = trained.cfg
         model = MODELS.create(cfg.model)
         if model.task != trained.record.task:

@@ -7,10 +7,12 @@ event covers its centre, predicted vs true).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from avloc.evaluation.detection import evaluate_detection
-from avloc.formats.activitynet import GroundTruth, Segments
+from avloc.formats.activitynet import GroundTruth, Segments, read_ground_truth
 from avloc.inference.events import Events
 from avloc.inference.prediction import VideoPrediction
 
@@ -29,6 +31,13 @@ def ground_truth(gt: GroundTruth, video_id: str) -> Events:
                               f"(it has {len(gt.video_ids)}: {some}, ...)")
     rows = gt.events.take(gt.events.video == gt.video_ids.index(video_id))
     return Events(list(rows.label), rows.start, rows.end, np.ones(len(rows)), np.full(len(rows), "gt"))
+
+
+def ground_truth_of(annotations: str | Path, video_ids: list[str]) -> dict[str, Events]:
+    """Each video's ground truth from an ActivityNet/UnAV annotation file; a video it lacks is an error
+    naming both (before anything is written)."""
+    db = read_ground_truth(annotations)
+    return {vid: ground_truth(db, vid) for vid in video_ids}
 
 
 def per_second_labels(events: Events, seconds: int) -> np.ndarray:

@@ -85,6 +85,16 @@ class FeatureMeta:
     audio_rate: int
     videos: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {path, seconds, steps, flags}
 
+    def recipe(self) -> dict[str, Any]:
+        """What makes two feature folders interchangeable: the backbones, their settings and the grid (not
+        where or in what batches they ran)."""
+        return {k: v for k, v in asdict(self.config).items()
+                if k not in ("device", "batch", "visual_weights", "audio_weights")}
+
+    def describe(self) -> str:
+        c = self.config
+        return f"{c.visual} {self.visual_dim}-d / {c.audio} {self.audio_dim}-d ({c.format})"
+
     def data_config(self) -> dict[str, Any]:
         """The ``data`` section that makes ``avloc train`` read these features."""
         c = self.config

@@ -49,25 +49,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_videos(items: list[str]) -> tuple[list[Path], list[str]]:
-    """Usable inputs and one message per unusable one (missing, not a video PyAV can read)."""
-    from avloc.media.decode import MediaError, probe
-    from avloc.media.extract_folder import collect_inputs
-
-    ok, bad = [], []
-    for path in collect_inputs(items):
-        if not path.is_file():
-            bad.append(f"{path}: video file not found")
-            continue
-        try:
-            probe(path)
-        except MediaError as exc:
-            bad.append(f"{path}: unreadable video ({exc})")
-            continue
-        ok.append(path)
-    return ok, bad
-
-
 def _predictor(args: argparse.Namespace) -> Predictor:
     from avloc.inference.predictor import Predictor
 
@@ -83,24 +64,19 @@ def _predictor(args: argparse.Namespace) -> Predictor:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avloc.formats.activitynet import read_ground_truth
-    from avloc.inference.video_score import ground_truth
+    from avloc.inference.inputs import readable_videos
+    from avloc.inference.video_score import ground_truth_of
     from avloc.report.table import events_table
     from avloc.report.write import write_run_files, write_video_report
 
     # 1. inputs
-    paths, bad = _check_videos(args.videos)
+    paths, bad = readable_videos(args.videos)
     for msg in bad:
         print(f"avloc predict: skipped {msg}", file=sys.stderr)
     if not paths:
         raise PredictError("no readable video among the inputs: " + "; ".join(bad))
     ids = [p.stem for p in paths]
-    if len(set(ids)) != len(ids):
-        raise PredictError(f"two inputs share a video id (file name without extension): {sorted(ids)}")
-    truth = {}
-    if args.annotations:
-        db = read_ground_truth(args.annotations)
-        truth = {vid: ground_truth(db, vid) for vid in ids}
+    truth = ground_truth_of(args.annotations, ids) if args.annotations else {}
     # 2. the predictor, built once
     predictor = _predictor(args)
     # 3. per video
