@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The experiment grid of docs/dense.md (issue 13): synthetic UnAV-100 stand-ins from the real annotations at
+# The experiment grid of docs/dense.md: synthetic UnAV-100 stand-ins from the real annotations at
 # the 1 s and the 0.32 s grid, every row of `avloc reproduce dense`, then the post-processing audit.
 # Usage: scripts/dense_grid.sh ANNOTATIONS_JSON OUT [SEEDS_1S] [SEEDS_032] [SEEDS_CLASP_1S]
 # Two worker processes with one thread each (a shared 2-core machine); re-running resumes (finished cells

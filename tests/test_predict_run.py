@@ -137,7 +137,7 @@ def test_run_without_checkpoint_or_with_other_backbones(trained, tmp_path, capsy
     meta["config"]["audio"], meta["audio_dim"] = "aisfx", 512
     (other / "features.json").write_text(json.dumps(meta))
     rc, err = run_cli([video, "--run", str(trained["run"]), "--data", str(other)], out, capsys)
-    assert rc == 2 and "config.yaml" in err and "audio_dim 1024" in err and "aisfx" in err
+    assert rc == 2 and "runs/avel" in err and "soundnet8 1024-d" in err and "aisfx 512-d" in err
     assert not out.exists()
 
 
@@ -189,30 +189,77 @@ def test_dense_run_predicts_proposals_in_seconds(tmp_path):
     assert scores["step_s"] == pytest.approx(0.32) and all(len(v) == steps for v in scores["scores"].values())
 
 
-def test_predict_without_data_uses_the_folder_the_run_recorded(trained, tmp_path):
-    """`avloc train` records its data folder in data.json; `--run` alone finds the features there."""
-    explicit, recorded = tmp_path / "explicit", tmp_path / "recorded"
-    common = ["predict", str(trained["video"]), "--run", str(trained["run"])]
-    assert main([*common, "--data", str(trained["data"]), "--out", str(explicit)]) == 0
-    assert main([*common, "--out", str(recorded)]) == 0
-    a = json.loads((explicit / "held_out" / "events.json").read_text())["results"]
-    b = json.loads((recorded / "held_out" / "events.json").read_text())["results"]
-    assert a == b
-
-
-def test_features_without_a_sidecar_need_the_backbones_named(trained, tmp_path, capsys):
-    """Features made elsewhere (no features.json): --visual/--audio name the backbones; a wrong one is refused."""
-    import shutil
+def test_a_run_predicts_with_its_training_data_deleted(trained, tmp_path):
+    """Everything inference needs is in the run folder (model.json): a run trained on a copy of the data
+    predicts the same events once that copy is gone, and so does its exported model file."""
+    from avloc.config import load_config
+    from avloc.engine.loop import fit
+    from avloc.tools.paths import config_path
 
     data = tmp_path / "data"
     shutil.copytree(trained["data"], data)
-    (data / "features.json").unlink()
-    base = ["predict", str(trained["video"]), "--run", str(trained["run"]), "--data", str(data)]
+    run = tmp_path / "run"
+    fit(load_config(config_path("ave/avel_fully.yaml"), ["train.epochs=1", "train.batch_size=4"]), data, run,
+        log=lambda *_: None)
+    record = json.loads((run / "model.json").read_text())
+    assert record["class_names"][-1] == "background" and record["features"]["config"]["audio"] == "soundnet8"
+    common = ["predict", str(trained["video"])]
+    assert main([*common, "--run", str(run), "--out", str(tmp_path / "with_data")]) == 0
+    shutil.rmtree(data)
+    assert main([*common, "--run", str(run), "--out", str(tmp_path / "without")]) == 0
+    assert main(["export", str(run), "--out", str(tmp_path / "m.avloc")]) == 0
+    shutil.rmtree(run)
+    assert main([*common, "--model", str(tmp_path / "m.avloc"), "--out", str(tmp_path / "file")]) == 0
+    docs = [json.loads((tmp_path / d / "held_out" / "events.json").read_text()) for d in ("with_data", "without", "file")]
+    assert docs[0]["results"] == docs[1]["results"] == docs[2]["results"]
+    assert docs[0]["avloc"]["held_out"]["tracks"] == docs[2]["avloc"]["held_out"]["tracks"]
+
+
+def test_features_made_elsewhere_need_the_backbones_named(trained, tmp_path, capsys):
+    """A run trained on features not made by avloc extract (no recipe in its record): --visual/--audio name
+    the backbones; a wrong one is refused by its dims."""
+    run = tmp_path / "run"
+    shutil.copytree(trained["run"], run)
+    record = json.loads((run / "model.json").read_text())
+    record["features"] = None
+    (run / "model.json").write_text(json.dumps(record))
+    base = ["predict", str(trained["video"]), "--run", str(run)]
     assert main([*base, "--out", str(tmp_path / "none")]) == 2
-    assert "features.json is missing" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    assert "--visual NAME --audio NAME" in capsys.readouterr().err and not (tmp_path / "none").exists()
     assert main([*base, "--visual", "efficientnet_lite0", "--audio", "aisfx", "--out", str(tmp_path / "bad")]) == 2
     assert "audio_dim 1024" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     out = tmp_path / "named"
     assert main([*base, "--visual", "efficientnet_lite0", "--audio", "soundnet8", "--out", str(out)]) == 0
     doc = json.loads((out / "held_out" / "events.json").read_text())
     assert set(doc["results"]) == {"held_out"}
+
+
+def test_a_run_from_before_model_json_reads_its_recorded_data_folder(trained, tmp_path):
+    """Runs trained before the model record existed still predict: the class names come from the folder
+    data.json records (or --data)."""
+    run = tmp_path / "old_run"
+    shutil.copytree(trained["run"], run)
+    (run / "model.json").unlink()
+    common = ["predict", str(trained["video"]), "--run"]
+    assert main([*common, str(run), "--out", str(tmp_path / "old")]) == 0
+    assert main([*common, str(trained["run"]), "--out", str(tmp_path / "new")]) == 0
+    a, b = (json.loads((tmp_path / d / "held_out" / "events.json").read_text())["results"] for d in ("old", "new"))
+    assert a == b
+
+
+def test_the_readme_inference_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    """The README's Python block for video in, events out, executed as written on a made-up clip."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("## Python API", 1)[1].split("```python\n")[2].split("```", 1)[0]
+    assert "Predictor" in code and len(code.strip().splitlines()) == 5
+    write_clip(tmp_path / "clip.mp4", 4.0)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    try:
+        exec(compile(code, "README.md", "exec"), scope)
+    except WeightsError as exc:
+        pytest.skip(str(exc))
+    from avloc.inference.prediction import VideoPrediction
+
+    assert isinstance(scope["pred"], VideoPrediction) and scope["pred"].method == "zero-shot"
+    assert len(capsys.readouterr().out.splitlines()) == len(scope["pred"].events)

@@ -34,6 +34,8 @@ from avloc.engine.run_folder import (
     repair_metrics,
 )
 from avloc.evaluation.base import Evaluator
+from avloc.formats.feature_sidecar import META_FILE, read_sidecar
+from avloc.formats.model_record import ModelRecord, features_recipe, write_record
 from avloc.losses.base import Loss
 from avloc.models.base import AVModel
 from avloc.registry import ConfigError
@@ -235,6 +237,15 @@ def resume_run(run: Run, resume: bool, log: Any) -> None:
     run.state.update(ckpt["state"])
     log(f"resumed {run.run_dir} after epoch {run.state['epoch']}")
 
+def model_record(cfg: Config, data: InMemoryDataset) -> ModelRecord:
+    """What inference needs from the training data: class names and, when ``avloc extract`` made the
+    features, how (its ``features.json`` without the per-video list)."""
+    sidecar = read_sidecar(data.root) if (Path(data.root) / META_FILE).is_file() else None
+    return ModelRecord(task=data.task, class_names=list(data.class_names), audio_dim=int(cfg.model.audio_dim),
+                       visual_dim=int(cfg.model.visual_dim),
+                       features=features_recipe(sidecar) if sidecar is not None else None)
+
+
 def start_run_folder(run: Run, log: Any) -> None:
     """The run is known to start: replace an old run's files, write the resolved config and the data
     record, drop log rows newer than the checkpoint, and say what runs where."""
@@ -246,6 +257,7 @@ def start_run_folder(run: Run, log: Any) -> None:
     save_config(run.cfg, run.run_dir / "config.yaml")
     if not (run.run_dir / "data.json").exists() or run.state["epoch"] == 0:
         record_data(run.run_dir, run.fingerprint)
+    write_record(run.run_dir, model_record(run.cfg, run.data))  # type: ignore[arg-type]
     repair_metrics(run.run_dir / "metrics.jsonl", run.state["epoch"])
     log(f"model {run.cfg.name('model')}: {run.model.num_parameters():,} parameters; "  # type: ignore[union-attr]
         f"data {run.cfg.name('data')}: {len(run.data.splits['train'])} train videos; "  # type: ignore[union-attr]

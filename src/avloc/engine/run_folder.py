@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from avloc.formats.model_record import MODEL_RECORD
 from avloc.out_folder import OutFolderError, check_out_folder
 from avloc.registry import ConfigError
 
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 LOCK_NAME = ".lock"
 DATA_RECORD = "data.json"  # what the run was trained on: the data folder and its fingerprint
 # Files a run writes; any of them in a folder means the folder holds a run.
-RUN_FILES = ("config.yaml", DATA_RECORD, "metrics.jsonl", "last.pt", "best.pt", "report.json")
+RUN_FILES = ("config.yaml", DATA_RECORD, MODEL_RECORD, "metrics.jsonl", "last.pt", "best.pt", "report.json")
 RUN_PATTERNS = ("predictions_*.json",)
 HASHED_SUFFIXES = {".txt", ".json", ".csv", ".tsv", ".yaml", ".yml", ".lst"}  # annotations and split lists
 HASHED_H5_BYTES = 1 << 20  # h5 files up to this size (split files) are hashed whole; bigger ones by shape
@@ -133,9 +134,9 @@ def check_new_run(run_dir: Path, overwrite: bool) -> list[str]:
 
 def never_trained(run_dir: Path, found: list[str]) -> bool:
     """True when ``run_dir`` holds only what a run writes before its first epoch (``config.yaml``,
-    ``data.json``, an empty ``metrics.jsonl``): a command that failed there (a bad batch size) left no result,
+    ``data.json``, ``model.json``, an empty ``metrics.jsonl``): a command that failed there (a bad batch size) left no result,
     so its corrected form is not "another run" and needs no ``--overwrite``."""
-    if not set(found) <= {"config.yaml", DATA_RECORD, "metrics.jsonl"}:
+    if not set(found) <= {"config.yaml", DATA_RECORD, MODEL_RECORD, "metrics.jsonl"}:
         return False
     metrics = run_dir / "metrics.jsonl"
     return not metrics.exists() or not metrics.read_text(encoding="utf-8", errors="replace").strip()

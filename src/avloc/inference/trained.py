@@ -1,7 +1,7 @@
-"""``avloc predict --run RUN_DIR --data FEATURES``: a trained run's val-selected checkpoint on new videos.
+"""A trained model (a run folder's val-selected checkpoint or an exported model file) on new videos.
 
-Features are made exactly as the run's training data were (``FEATURES/features.json`` names the backbones and
-the grid; ``avloc extract`` wrote it). Then, by task:
+Features are made exactly as the training data were: the model record keeps the training folder's
+``features.json`` recipe (backbones, their settings, the grid). Then, by task:
 
 - AVE runs (10 x 1 s): a video of S seconds is cut into 10-s windows starting at 0, 10, 20, ...; when S is not
   a multiple of 10, one more window ends at S (it overlaps the one before) and gives only the seconds after the
@@ -17,13 +17,16 @@ The model is called through ``step_outputs`` only, so a change of the models' ou
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from avloc.inference.events import Events, runs_to_events
+from avloc.formats.feature_sidecar import META_FILE
+from avloc.inference.model_file import TrainedModel
 from avloc.inference.prediction import PredictError, ScoreTrack, VideoPrediction
+from avloc.media.extract import FeatureMeta
 
 AVE_WINDOW = 10
 
@@ -75,67 +78,74 @@ def _ave_features(extractor, path: Path, wave: np.ndarray | None, start: float) 
     return audio.numpy(), visual.numpy()
 
 
-def feature_meta(data_dir: Path, cfg, backbones: tuple[str, str] | None):
-    """How the run's features were made: ``data_dir/features.json`` (written by ``avloc extract``), else the
-    backbones named by ``--visual/--audio`` on the grid of the run's data config."""
-    from avloc.media.extract import META_FILE, ExtractConfig, Extractor, read_feature_meta
+def feature_meta(trained: TrainedModel, data: Path | None = None,
+                 backbones: tuple[str, str] | None = None) -> FeatureMeta:
+    """How to make features for ``trained``: the recipe its record kept from the training data. A feature
+    folder given as ``data`` must have been made the same way; a model trained on features made elsewhere
+    (no recipe recorded) needs the backbones named, on the grid of its data config."""
+    from avloc.media.extract import ExtractConfig, Extractor, feature_meta_from_json, read_feature_meta
 
-    if (data_dir / META_FILE).is_file():
-        return read_feature_meta(data_dir)
-    if backbones is None:
-        raise PredictError(f"{data_dir / META_FILE} is missing (the features were not made by avloc extract): "
-                           "name the backbones that made them with --visual NAME --audio NAME")
-    if cfg.name("data") == "ave":
-        made = ExtractConfig(format="ave", visual=backbones[0], audio=backbones[1])
-    else:  # the dense grid of the run's data config: step i covers [i * stride, i * stride + window) s
+    rec, cfg = trained.record, trained.cfg
+    given = read_feature_meta(data) if data is not None and (data / META_FILE).is_file() else None
+    if rec.features is not None:
+        meta = feature_meta_from_json(rec.features, f"{trained.source} (model record)")
+        if given is not None and given.recipe() != meta.recipe():
+            raise PredictError(f"{trained.source} was trained on {meta.describe()} features but {data} holds "
+                               f"{given.describe()} features; use features made like the training data")
+    elif given is not None:
+        meta = given
+    elif backbones is None:
+        raise PredictError(f"{trained.source}: its features were not made by avloc extract (no features.json "
+                           "recorded): name the backbones that made them with --visual NAME --audio NAME")
+    elif cfg.name("data") == "ave":
+        meta = Extractor(ExtractConfig(format="ave", visual=backbones[0], audio=backbones[1])).meta()
+    else:  # the dense grid of the data config: step i covers [i * stride, i * stride + window) s
         d = cfg.data
-        made = ExtractConfig(format="unav", visual=backbones[0], audio=backbones[1], fps=d.fps,
-                             stride=d.feat_stride / d.fps, window=d.num_frames / d.fps)
-    return Extractor(made).meta()
-
-
-def run_detector(run_dir: Path, data_dir: Path, device: str,
-                 backbones: tuple[str, str] | None = None) -> Callable[[Path], VideoPrediction]:
-    """Load the run once; return video path -> VideoPrediction."""
-    from avloc.config import load_config
-    from avloc.engine.build import build_model, load_data, resolve_device
-    from avloc.engine.checkpoint import CheckpointError, load_safe
-    from avloc.media.extract import Extractor
-
-    cfg_path, ckpt_path = run_dir / "config.yaml", run_dir / "best.pt"
-    if not cfg_path.is_file():
-        raise PredictError(f"{run_dir} is not a run folder: {cfg_path} is missing")
-    if not ckpt_path.is_file():
-        raise PredictError(f"{ckpt_path}: no val-selected checkpoint in the run folder (has training finished?)")
-    cfg = load_config(cfg_path)
-    meta = feature_meta(data_dir, cfg, backbones)
-    trained = {k: getattr(cfg.model, k, None) for k in ("audio_dim", "visual_dim")}  # filled in from the data at training
+        meta = Extractor(ExtractConfig(format="unav", visual=backbones[0], audio=backbones[1], fps=d.fps,
+                                       stride=d.feat_stride / d.fps, window=d.num_frames / d.fps)).meta()
     made = {"audio_dim": meta.audio_dim, "visual_dim": meta.visual_dim}
-    wrong = [k for k in made if trained[k] not in (None, 0, made[k])]
+    wrong = [k for k in made if getattr(rec, k) != made[k]]
     if wrong:
         raise PredictError(
-            f"{cfg_path}: the run was trained on {', '.join(f'{k} {trained[k]}' for k in wrong)} but {data_dir} "
-            f"holds {meta.config.visual} / {meta.config.audio} features ({', '.join(f'{k} {made[k]}' for k in wrong)}); "
-            "pass the feature folder the run was trained on")
-    data = load_data(cfg, data_dir)
-    dev = resolve_device(device)
-    model = build_model(cfg, data).to(dev)
-    try:
-        model.load_state_dict(load_safe(ckpt_path)["model"])
-    except (RuntimeError, KeyError, CheckpointError) as exc:
-        raise PredictError(
-            f"{ckpt_path} does not fit the features of {data_dir} (visual {meta.config.visual} {meta.visual_dim}-d, "
-            f"audio {meta.config.audio} {meta.audio_dim}-d): was the run trained on other backbones? ({exc})"[:900]
-        ) from None
-    model.eval()
-    extractor = Extractor(meta.config)
-    names = list(data.class_names)
-    label = f"run:{run_dir.name}"
-    if model.task == "dense":
-        return lambda path: _predict_dense(model, extractor, meta, cfg, names, Path(path), dev, label)
-    if meta.config.format != "ave":
-        raise PredictError(f"{data_dir}: an AVE run needs features in the ave layout, not {meta.config.format!r}")
-    return lambda path: _predict_ave(model, extractor, names, Path(path), dev, label)
+            f"{trained.source} was trained on {', '.join(f'{k} {getattr(rec, k)}' for k in wrong)} but "
+            f"{meta.describe()} features have {', '.join(f'{k} {made[k]}' for k in wrong)}")
+    return meta
+
+
+class TrainedDetector:
+    """A trained model and the feature recipe it needs: video path -> VideoPrediction."""
+
+    def __init__(self, trained: TrainedModel, device: str = "cpu", data: str | Path | None = None,
+                 backbones: tuple[str, str] | None = None) -> None:
+        from avloc.catalog import MODELS
+        from avloc.engine.build import resolve_device
+        from avloc.media.extract import Extractor
+
+        self.dev = resolve_device(device)
+        self.meta = feature_meta(trained, Path(data) if data is not None else None, backbones)
+        cfg = trained.cfg
+        model = MODELS.create(cfg.model)
+        if model.task != trained.record.task:
+            raise PredictError(f"{trained.source}: model '{cfg.name('model')}' is for task '{model.task}' but "
+                               f"the record says '{trained.record.task}'")
+        try:
+            model.load_state_dict(trained.state)
+        except RuntimeError as exc:
+            raise PredictError(f"{trained.source}: the weights do not fit model '{cfg.name('model')}' "
+                               f"({str(exc)[:300]})") from None
+        self.model = model.to(self.dev).eval()
+        if model.task != "dense" and self.meta.config.format != "ave":
+            raise PredictError(f"{trained.source}: an AVE model needs features in the ave layout, not "
+                               f"{self.meta.config.format!r}")
+        self.extractor = Extractor(replace(self.meta.config, device=str(self.dev)))
+        self.cfg, self.names = cfg, list(trained.record.class_names)
+        self.method = f"run:{Path(trained.source).name}"
+
+    def __call__(self, path: str | Path) -> VideoPrediction:
+        if self.model.task == "dense":
+            return _predict_dense(self.model, self.extractor, self.meta, self.cfg, self.names, Path(path),
+                                  self.dev, self.method)
+        return _predict_ave(self.model, self.extractor, self.names, Path(path), self.dev, self.method)
 
 
 @torch.no_grad()

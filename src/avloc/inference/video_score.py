@@ -7,11 +7,14 @@ event covers its centre, predicted vs true).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from avloc.evaluation.detection import evaluate_detection
-from avloc.formats.activitynet import GroundTruth, Segments
+from avloc.formats.activitynet import GroundTruth, Segments, read_ground_truth
 from avloc.inference.events import Events
+from avloc.inference.prediction import VideoPrediction
 
 BACKGROUND = "background"
 
@@ -28,6 +31,13 @@ def ground_truth(gt: GroundTruth, video_id: str) -> Events:
                               f"(it has {len(gt.video_ids)}: {some}, ...)")
     rows = gt.events.take(gt.events.video == gt.video_ids.index(video_id))
     return Events(list(rows.label), rows.start, rows.end, np.ones(len(rows)), np.full(len(rows), "gt"))
+
+
+def ground_truth_of(annotations: str | Path, video_ids: list[str]) -> dict[str, Events]:
+    """Each video's ground truth from an ActivityNet/UnAV annotation file; a video it lacks is an error
+    naming both (before anything is written)."""
+    db = read_ground_truth(annotations)
+    return {vid: ground_truth(db, vid) for vid in video_ids}
 
 
 def per_second_labels(events: Events, seconds: int) -> np.ndarray:
@@ -51,3 +61,18 @@ def score_video(pred: Events, gt: Events, duration: float) -> dict[str, float]:
                                           pred.label.astype(str), pred.score), "unav")
         out["average_mAP"] = float(res.average_map)
     return out
+
+
+def scored_events(pred: VideoPrediction, gt: Events) -> Events:
+    """The main-track events, their zero-shot group names replaced by the dataset's class name where the
+    ground truth uses it (the ``dog`` group scores against a ``Bark`` annotation)."""
+    ev = pred.events.of_track("av")  # a copy
+    if pred.method != "zero-shot" or not len(ev):
+        return ev
+    from avloc.inference.event_groups import load_event_groups
+
+    groups = load_event_groups()
+    known = set(gt.label.tolist())
+    names = {g: groups.ave_name(g) for g in set(ev.label.tolist())}
+    ev.label = np.array([names[g] if g not in known and names[g] in known else g for g in ev.label.tolist()])
+    return ev

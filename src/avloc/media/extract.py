@@ -87,6 +87,16 @@ class FeatureMeta:
     failed: list[dict[str, Any]] = field(default_factory=list)  # [{row (ave), id, reason[, path]}]: no features
     classes_file: str = ""  # ave: the class list beside the features ("": AVE's 28 classes)
 
+    def recipe(self) -> dict[str, Any]:
+        """What makes two feature folders interchangeable: the backbones, their settings and the grid (not
+        where or in what batches they ran)."""
+        return {k: v for k, v in asdict(self.config).items()
+                if k not in ("device", "batch", "visual_weights", "audio_weights")}
+
+    def describe(self) -> str:
+        c = self.config
+        return f"{c.visual} {self.visual_dim}-d / {c.audio} {self.audio_dim}-d ({c.format})"
+
     def data_config(self) -> dict[str, Any]:
         """The ``data`` section that makes ``avloc train`` read these features."""
         c = self.config
@@ -105,15 +115,18 @@ class FeatureMeta:
 
 def read_feature_meta(folder: str | Path) -> FeatureMeta:
     """The ``FeatureMeta`` of a folder written by ``extract_videos`` (its ``features.json``)."""
-    path = Path(folder) / META_FILE
-    raw = read_sidecar(folder)
+    return feature_meta_from_json(read_sidecar(folder), str(Path(folder) / META_FILE))
+
+
+def feature_meta_from_json(raw: dict[str, Any], where: str) -> FeatureMeta:
+    """Parse a ``features.json`` object (or a run's copy of one without the videos); errors name ``where``."""
     try:
         cfg = ExtractConfig(**raw["config"])
         return FeatureMeta(cfg, int(raw["visual_dim"]), int(raw["audio_dim"]), int(raw["grid"]),
                            int(raw["audio_rate"]), dict(raw.get("videos", {})), list(raw.get("failed", [])),
                            str((raw.get("data") or {}).get("classes_file", "")))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: malformed feature sidecar ({exc})") from None
+        raise ValueError(f"{where}: malformed feature sidecar ({exc})") from None
 
 
 def unav_steps(seconds: float, stride: float, window: float) -> int:

@@ -272,3 +272,14 @@ def _write_ave_h5(out: Path, order: list[str], records: dict[str, Any], meta: Fe
                         ds[row] = np.load(out / PARTS_DIR / f"{vid}.{kind}.npy")
 
         _atomic_save(out / name, write)
+
+
+def extract(inputs: str | Path | Iterable[str | Path], out: str | Path, annotations: str | Path | None = None,
+            progress: bool = False, **config: Any) -> Summary:
+    """``avloc extract`` for Python users: ``avloc.extract("clips/", "feats", format="ave", audio="aisfx")``;
+    ``config`` holds ``ExtractConfig`` fields (an unknown one is an error naming it)."""
+    unknown = sorted(set(config) - set(ExtractConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"unknown extract setting(s) {unknown}; valid: {sorted(ExtractConfig.__dataclass_fields__)}")
+    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    return extract_videos(items, out, ExtractConfig(**config), annotations=annotations, progress=progress)

@@ -9,9 +9,9 @@ design of them (see docs/dense.md), read top to bottom like a method section:
    m[t, c] = sqrt(p_a p_v), high only where the audio AND the visual branch predict class c. It does two
    jobs: it scores events (item 6: the event CAS is sqrt(p_fused * m), so a single-modality distractor,
    p_a high and p_v low, scores low) and it chooses CSAI's global anchors. Off: the event CAS is the fused
-   branch alone and the global anchors are chosen by confidence. (Issue 13: it was one class-agnostic score
-   per step; anchors chosen by m alone, or by m * (1 - |p_a - p_v|), found fewer event steps than anchors
-   chosen by confidence and cost accuracy, docs/dense.md.)
+   branch alone and the global anchors are chosen by confidence. Agreement is used where it is soft (the
+   CAS) and for the few global anchors only: as the hard selector of every anchor it finds fewer event steps
+   than confidence does (docs/dense.md).
 3. CSAI (cross-modal salient anchor identification), per class: global anchors = the top-ceil(T/r) steps of
    m[:, c], the moments where the whole video's two modalities agree most on c; local anchors = the most
    confident step (confidence (p_a + p_v) / 2) of each window of ``w`` steps when it reaches ``local_min``
@@ -20,16 +20,17 @@ design of them (see docs/dense.md), read top to bottom like a method section:
    fits with the event CAS: anchor (after ATP) -> 1; background -> 0, where background is every step whose
    confidence is below ``negative_ratio`` x the class maximum (1.0: every step ATP did not reach, so an
    occurrence without an anchor is taught as background: this is what makes the local anchors count).
-   (Issue 13: the anchors used to choose attention keys only; MIL alone never pushes a labelled class down
-   anywhere, so distractors and background of a present class were never taught as negatives.)
+   Why pseudo-labels: MIL alone never pushes a labelled class down anywhere, so the distractors and the
+   background of a present class would never be taught as negatives.
    Global anchors also *claim* their step (``claim_ratio``): where a labelled class has a global anchor,
    another labelled class of the video is background unless its agreement there reaches ``claim_ratio`` x
    the claiming class's, so a class's labels do not spread into the surest moments of a co-labelled class
    (a sibling lit up by it, or the next event of another class). Only the training targets read the labels;
-   the CAS never does. (Issue 13: seeds alone, the global anchors added nothing to the local ones.)
+   the CAS never does. Claiming is the global anchors' own job: as seeds alone they add nothing the local
+   anchors do not already seed (docs/dense.md).
 4. ATP (anchor-based temporal propagation): (a) labels: each anchor spreads along time over the contiguous
    steps whose confidence stays >= ``grow_ratio`` x the class maximum, so an anchor labels the whole extent
-   of its event and noise no longer splits long events into fragments (issue 13: the main error left);
+   of its event and noise does not split long events into fragments;
    (b) features (``propagate_features``): every timestep of each modality attends to the anchors' fused
    A/V features (single-head attention over the global and local anchors of the step confidence, the
    confidence of a step being that of its most confident class; logits biased by
@@ -39,7 +40,7 @@ design of them (see docs/dense.md), read top to bottom like a method section:
 6. Event CAS: with MEAE on, sqrt(p_fused * m) = (p_fused^2 p_a p_v)^(1/4): an AV event must be audible AND
    visible. The video prediction is the top-k MIL pooling of that same CAS, so training picks its top-k
    steps where the modalities agree instead of at the (stronger) single-modality distractors.
-7. ``linear_skip`` (our change, issue 13): each class head adds a linear map of its raw inputs (audio,
+7. ``linear_skip`` (our change): each class head adds a linear map of its raw inputs (audio,
    visual, concat(audio, visual) for the fused head), so CLASP contains the ``linear_mil`` classifier and
    its encoders, anchors and propagation only have to learn what a linear read-out misses.
 

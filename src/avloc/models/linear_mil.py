@@ -1,8 +1,8 @@
 """``linear_mil``: the floor of every W-DAVEL table -- one linear classifier per timestep, top-k MIL, BCE.
 
 Why it exists: a W-DAVEL method is only worth its modules if it beats the simplest weakly-supervised
-localizer on the same features and post-processing (issue 13, row 3: per-step linear classifier on
-concat(audio, visual), top-k MIL pooling, video-level BCE). No encoder, no temporal context, no fusion
+localizer on the same features and post-processing (per-step linear classifier on concat(audio, visual),
+top-k MIL pooling, video-level BCE). No encoder, no temporal context, no fusion
 layer: whatever CLASP gains over it comes from modelling, not from the proposal pipeline.
 """
 

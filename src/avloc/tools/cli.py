@@ -37,6 +37,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from avloc.inference.predictor import export_run
+
+    path = export_run(args.run_dir, args.out, args.data)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): avloc predict VIDEO --model {path}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from avloc.tools.info import model_info
 
@@ -212,6 +220,16 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_reproduce)
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="a run's val-selected model as one portable file (weights, config, classes, "
+                       "feature recipe; safetensors, no code executed on load)")
+    p.add_argument("run_dir", help="run folder of avloc train")
+    p.add_argument("--out", required=True, help="the model file to write, e.g. model.avloc")
+    p.add_argument("--data", default=None, help="runs trained before model.json existed: their feature folder "
+                   "(default: the one data.json records)")
+    p.set_defaults(func=_cmd_export)
+
+
 def _add_extract(sub: argparse._SubParsersAction) -> None:
     from avloc.tools.extract import register
 
@@ -226,7 +244,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_train, _add_eval, _add_info, _add_demo, _add_synth, _add_detect_eval, _add_bench, _add_reproduce,
-    _add_extract, _add_predict,
+    _add_extract, _add_predict, _add_export,
 ]
 
 

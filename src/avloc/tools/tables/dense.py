@@ -22,7 +22,7 @@ from avloc.tools.tables.table import Run, Table
 TIOUS = [f"0.{i}" for i in range(1, 10)]
 COLUMNS = {**{t: f"test.mAP@{t}" for t in TIOUS}, "Avg": "test_mAP_avg"}
 
-# Issue 13, row 3: runs of CAS >= theta (theta = 0.1:0.1:0.9) scored by their mean CAS, classes with video
+# Row 3 (naive post-processing): runs of CAS >= theta (theta = 0.1:0.1:0.9) scored by their mean CAS, classes with video
 # score >= 0.1, hard NMS 0.5, top 100. Row 4: the same + 3-step CAS smoothing + outer-inner contrast.
 ROW3_EVAL = ["eval.minmax=false", "eval.class_threshold=0.1", "eval.class_topk=0", "eval.smooth=1",
              "eval.score=mean", "eval.oic_gamma=0.0", "eval.nms=hard", "eval.nms_iou=0.5", "eval.top_n=100"]
