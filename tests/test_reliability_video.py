@@ -123,7 +123,10 @@ def test_truncated_video_uses_what_decodes_and_is_flagged(truncated_mkv, tmp_pat
     from avloc.media.decode import decode, probe
     from avloc.media.extract import unav_steps
 
-    assert probe(truncated_mkv).duration > 13.9  # the container still claims 14 s
+    info = probe(truncated_mkv)  # the container still claims 14 s; its packets end near 3.3-4 s
+    assert info.truncated and 3.0 < info.duration <= 4.0
+    whole = probe(truncated_mkv.with_name("full.mkv"))
+    assert not whole.truncated and abs(whole.duration - 14.0) < 0.1
     media = decode(truncated_mkv, None, 16000)
     assert "video_truncated" in media.flags and 3.0 < media.duration <= 4.0
     _, _, seconds, flags = quick_extractor.video(truncated_mkv)

@@ -27,7 +27,7 @@ class MediaError(Exception):
 
 @dataclass
 class Probe:
-    """Stream facts read from the container header (and the packet index when the header lacks a duration)."""
+    """Stream facts from the container header, the duration checked against the last video packet."""
 
     path: str
     duration: float  # seconds of the video stream
@@ -39,6 +39,7 @@ class Probe:
     audio_codec: str = ""
     audio_rate: int = 0
     audio_channels: int = 0
+    truncated: bool = False  # the header promised more than the file holds; ``duration`` is what it holds
 
 
 @dataclass
@@ -75,9 +76,8 @@ def _stream_start(stream) -> float:  # noqa: ANN001
 
 
 def probe(path: str | Path) -> Probe:
-    """Durations, rates and codecs of ``path`` without decoding; a file without a video stream is an error."""
-    import av
-
+    """Durations, rates and codecs of ``path`` without decoding; a file without a video stream is an error.
+    The duration is what the file holds: a header that promises more (a cut-off download) sets ``truncated``."""
     path = Path(path)
     with _open(path) as box:
         if not box.streams.video:
@@ -85,16 +85,17 @@ def probe(path: str | Path) -> Probe:
         v = box.streams.video[0]
         a = box.streams.audio[0] if box.streams.audio else None
         fps = float(v.average_rate or v.guessed_rate or 0) or 25.0
-        if v.duration is not None:
-            duration = float(v.duration * v.time_base)
-        elif box.duration is not None:
-            duration = box.duration / 1e6
-        else:  # no duration in the header: the last packet's end, read from the index without decoding
-            try:
-                ends = [float((p.pts + (p.duration or 0)) * p.time_base) for p in box.demux(v) if p.pts is not None]
-            except av.error.FFmpegError:
-                ends = []
-            duration = (max(ends) - _stream_start(v)) if ends else 0.0
+        declared = _declared_end(v, box)
+        # the last packet's end: from two seconds before the declared end (a whole file: a few packets), or from
+        # the start when the header has no duration or the seek finds nothing (a truncated file: what it holds)
+        end = _packets_end(box, v, declared - 2.0 if declared != float("inf") else None)
+        if end is None:
+            with _open(path) as again:
+                end = _packets_end(again, again.streams.video[0], None)
+        held = (end - _stream_start(v)) if end is not None else 0.0
+        tolerance = 2.0 / fps  # two frames: containers round their durations
+        truncated = declared != float("inf") and held < declared - tolerance
+        duration = held if truncated or declared == float("inf") else declared
         if v.codec_context is None or not v.codec_context.width:
             raise MediaError(path, "video stream has no decodable frames (unknown size)")
         return Probe(
@@ -102,8 +103,26 @@ def probe(path: str | Path) -> Probe:
             height=v.codec_context.height, video_codec=v.codec_context.name, has_audio=a is not None,
             audio_codec=a.codec_context.name if a is not None else "",
             audio_rate=a.codec_context.sample_rate or 0 if a is not None else 0,
-            audio_channels=a.codec_context.channels if a is not None else 0,
+            audio_channels=a.codec_context.channels if a is not None else 0, truncated=truncated,
         )
+
+
+def _packets_end(box, stream, from_s: float | None) -> float | None:  # noqa: ANN001
+    """The end (seconds, stream clock) of the last video packet, demuxed (not decoded) from ``from_s`` (a
+    backward seek to the keyframe before it) or from the start; None when no packet was read."""
+    import av
+
+    end = None
+    try:
+        if from_s is not None:
+            box.seek(max(0, int((from_s + _stream_start(stream)) / stream.time_base)), stream=stream, backward=True)
+        for p in box.demux(stream):
+            if p.pts is not None:
+                t = float((p.pts + (p.duration or 0)) * p.time_base)
+                end = t if end is None else max(end, t)
+    except av.error.FFmpegError:
+        pass  # a cut-off file ends in a read error: the packets before it are what it holds
+    return end
 
 
 def iter_frames(path: str | Path, frame_times: np.ndarray | None, chunk: int = 64,
@@ -232,7 +251,7 @@ def decode(path: str | Path, frame_times: np.ndarray | None, audio_rate: int) ->
     (``audio_unreadable``); a peak under ``SILENCE`` adds ``silent``.
     """
     info = probe(path)
-    flags: list[str] = []
+    flags: list[str] = ["video_truncated"] if info.truncated else []
     stats: dict[str, float] = {}
     chunks = list(iter_frames(path, frame_times, chunk=1 << 30, flags=flags, stats=stats))
     if chunks:
@@ -250,7 +269,8 @@ def decode(path: str | Path, frame_times: np.ndarray | None, audio_rate: int) ->
     elif len(wave) == 0 or float(np.abs(wave).max()) < SILENCE:
         flags.append("silent")
     return Decoded(frames=frames, frame_times=times, audio=wave, audio_rate=audio_rate,
-                   duration=usable_seconds(info.duration, stats, flags), has_audio=has_audio, flags=flags)
+                   duration=usable_seconds(info.duration, stats, flags), has_audio=has_audio,
+                   flags=list(dict.fromkeys(flags)))
 
 
 def usable_seconds(container_s: float, stats: dict[str, float], flags: list[str]) -> float:

@@ -199,7 +199,7 @@ class Extractor:
         info = probe(path)
         if info.duration <= 0:
             raise MediaError(path, "empty video stream (duration 0)")
-        flags: list[str] = []
+        flags: list[str] = ["video_truncated"] if info.truncated else []  # probe: the header promised more
         until = AVE_SEGMENTS + 1.0 if c.format == "ave" else None  # AVE reads only the first 10 s
         wave = decode_audio(path, self.audio.sample_rate, flags, until) if info.has_audio else None
         self.times["decode"] += time.perf_counter() - t0
@@ -232,7 +232,7 @@ class Extractor:
             t1 = time.perf_counter()
             audio = self.audio.embed(wave, starts, window).float().cpu()  # (T, Da)
             self.times["audio"] += time.perf_counter() - t1
-        return audio.numpy(), visual.numpy(), float(seconds), flags
+        return audio.numpy(), visual.numpy(), float(seconds), list(dict.fromkeys(flags))
 
 
 def features_for_video(path: str | Path, meta: FeatureMeta,
