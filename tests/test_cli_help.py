@@ -29,7 +29,7 @@ def test_every_option_of_every_verb_has_help_text():
     ("extract", ["--format {ave,unav}", "(default: ave)", "(default: efficientnet_lite0)", "(default: aisfx)",
                  "(default: squash)", "(default: 0.32)"]),
     ("predict", ["(default: predictions)"]),
-    ("demo", ["(default: runs/demo)", "(default: 2)"]),
+    ("demo", ["(default: runs/demo)", "(default: 2)", "(default: 0)"]),  # a default of 0 is shown too
 ])
 def test_help_shows_defaults(verb, shown):
     text = " ".join(_verbs()[verb].format_help().split())  # argparse wraps lines: compare word by word

@@ -252,7 +252,8 @@ class _HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
     """``--help`` shows each option's default, except where there is none to show (None, off, empty)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False, "", []) or "default" in (action.help or ""):
+        d = action.default
+        if d is None or d is False or (isinstance(d, (str, list)) and not d) or "default" in (action.help or ""):
             return action.help or ""
         return super()._get_help_string(action)
 
