@@ -124,6 +124,12 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
     or the clips' folders (``class_from_folder``; see :mod:`avloc.media.ave_layout`); either way the label
     files and, when the folder has none, a ``split`` of the rows (seeded) are written beside the features."""
     cfg = cfg or ExtractConfig()
+    if (annotations is not None or class_from_folder or classes is not None) and cfg.format != "ave":
+        raise ValueError("--annotations, --classes and --class-from-folder are for --format ave")
+    if annotations is not None and class_from_folder:
+        raise ValueError("labels come from --annotations or from --class-from-folder, not both")
+    if classes is not None and annotations is None:
+        raise ValueError("--classes names the class list of --annotations; pass both")
     out = check_out_folder(out)
     parts = out / PARTS_DIR
     parts.mkdir(parents=True, exist_ok=True)
@@ -133,12 +139,6 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
     ids = video_ids(paths)
     order = ids
     summary = Summary()
-    if (annotations is not None or class_from_folder or classes is not None) and cfg.format != "ave":
-        raise ValueError("--annotations, --classes and --class-from-folder are for --format ave")
-    if annotations is not None and class_from_folder:
-        raise ValueError("labels come from --annotations or from --class-from-folder, not both")
-    if classes is not None and annotations is None:
-        raise ValueError("--classes names the class list of --annotations; pass both")
     category = None
     if class_from_folder:
         folder_cls, category = folder_classes(paths)
