@@ -117,9 +117,9 @@ def test_missing_and_unreadable_videos_are_named(trained, tmp_path, capsys):
     bad.write_text("not a video")
     base = ["--run", str(trained["run"]), "--data", str(trained["data"])]
     rc, err = run_cli([str(tmp_path / "nope.mp4"), *base], out, capsys)
-    assert rc == 2 and "nope.mp4: video file not found" in err
+    assert rc == 1 and "nope.mp4: video file not found" in err
     rc, err = run_cli([str(bad), *base], out, capsys)
-    assert rc == 2 and "broken.mp4: unreadable video" in err
+    assert rc == 1 and "broken.mp4: unreadable video" in err
     assert not out.exists()
 
 

@@ -196,7 +196,8 @@ def test_stale_temp_files_are_removed_on_start(tiny_ave_dir, tmp_path, caplog):
         fit(_cfg("train.epochs=2"), tiny_ave_dir, run, resume=True, **QUIET)
     assert not stale.exists() and f"removed {stale}" in caplog.text
     assert sorted(p.name for p in run.iterdir()) == [
-        "best.pt", "config.yaml", "data.json", "last.pt", "metrics.jsonl", "predictions_test.json", "report.json"]
+        "best.pt", "config.yaml", "data.json", "last.pt", "metrics.jsonl", "model.json", "predictions_test.json",
+        "report.json"]
 
 
 def _tensor_record_offset(path: Path) -> int:

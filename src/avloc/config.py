@@ -197,8 +197,14 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
             raise ConfigError(f"{data_layer_from} describes '{data_layer['name']}' features, but {where} trains "
                               f"on data '{own}'; use a {data_layer['name']} config")
         raw = merge(raw, {"data": dict(data_layer)})
-    raw = merge(raw, parse_overrides(overrides))
-    return resolve(raw, where=where)
+    cfg = resolve(raw, where=where)  # the file (and layer) alone: its mistakes are named as the file's
+    if not overrides:
+        return cfg
+    said = f"the command-line override(s) {' '.join(overrides)}"
+    try:
+        return resolve(merge(raw, parse_overrides(overrides)), where=said)
+    except ConfigError as exc:  # the file resolved: the override is what is wrong, and the message says so
+        raise ConfigError(str(exc) if said in str(exc) else f"{said}: {exc}") from None
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -95,8 +95,12 @@ def build_dataclass(cls: type[T], values: Mapping[str, Any], where: str = "") ->
     names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(names))
     if unknown:
+        import difflib
+
+        near = [m for u in unknown for m in difflib.get_close_matches(u, names, n=1)]
+        hint = f" (did you mean {', '.join(repr(m) for m in near)}?)" if near else ""
         raise ConfigError(
-            f"unknown key(s) {unknown} in {where or cls.__name__}; valid keys: {sorted(names)}"
+            f"unknown key(s) {unknown} in {where or cls.__name__}{hint}; valid keys: {sorted(names)}"
         )
     try:
         hints = typing.get_type_hints(cls)

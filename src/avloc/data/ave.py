@@ -2,7 +2,9 @@
 
 Files (folder ``root``; names configurable), all h5 datasets under key ``avadataset`` unless noted:
 
-* ``Annotations.txt``: ``Category&VideoID&Quality&Start&End``, line i = row i of every h5 (required).
+* ``Annotations.txt``: ``Category&VideoID&Quality&Start&End``, line i = row i of every h5 (required);
+  ``background`` as Category marks a clip without an event. Categories: the 28 AVE classes, or the event
+  classes of ``classes_file`` (one per line; background is always added last).
 * ``audio_feature.h5`` (N, 10, 128) VGGish, ``visual_feature.h5`` (N, 10, 7, 7, 512) VGG-19 pool5
   (float64 on disk, float32 here, loaded once in row chunks: 7.7 GB on disk -> 4.16 GB in RAM; with
   ``storage: float16`` half that, converted back to float32 batch by batch).
@@ -14,6 +16,8 @@ Files (folder ``root``; names configurable), all h5 datasets under key ``avadata
 * weak setting, optional: ``audio_feature_noisy.h5`` (M, 10, 128), ``visual_feature_noisy.h5``
   (M, 10, 7, 7, 512), ``labels_noisy.h5`` (M, 29): the M = 178 background-only videos, appended after the
   N rows and added to the training split only.
+
+Rows ``avloc extract`` could not make (``failed`` in its ``features.json``; zeros) are left out, named.
 
 Every problem (missing file or key, wrong shape or dtype, disagreeing row counts, NaN/inf, bad split
 indices, malformed annotation line) is a ``DataError`` naming the file.
@@ -30,15 +34,14 @@ import numpy as np
 import torch
 
 from avloc.data import ave_labels as L
-from avloc.data.ave_files import FEATURE_DTYPES, h5_shape, load_features, read_array, read_order
+from avloc.data.ave_files import FEATURE_DTYPES, h5_shape, load_features, read_array
+from avloc.data.ave_splits import read_orders, split_subset, without_failed
 from avloc.data.base import DataError, InMemoryDataset
 from avloc.registry import DATASETS
 
 log = logging.getLogger(__name__)
 
 H5_KEY = "avadataset"  # dataset key of every official feature/label file
-ORDER_KEY = "order"  # dataset key of the split files
-SPLITS = ("train", "val", "test")
 
 
 def _one_hot_rows(arr: np.ndarray, path: Path, what: str) -> torch.Tensor:
@@ -51,16 +54,6 @@ def _one_hot_rows(arr: np.ndarray, path: Path, what: str) -> torch.Tensor:
         raise DataError(f"{path}['{H5_KEY}']: {what} must be one-hot (0/1, one 1 per vector); "
                         f"row {bad} is not")
     return t
-
-
-def split_subset(orders: dict[str, np.ndarray], total: int, max_videos: int) -> dict[str, np.ndarray]:
-    """The first ``round(max_videos * len(split) / total)`` rows of each split (>= 1 of a non-empty one)."""
-    if max_videos <= 0 or max_videos >= total:
-        return orders
-    return {
-        name: order[: max(1 if len(order) else 0, round(max_videos * len(order) / total))]
-        for name, order in orders.items()
-    }
 
 
 @DATASETS.register("ave")
@@ -80,6 +73,7 @@ class AVEDataset(InMemoryDataset):
     class Config:
         setting: str = "fully"  # fully | weak (weak: noisy background videos join the training split)
         annotations_file: str = "Annotations.txt"  # Category&VideoID&Quality&Start&End, no header
+        classes_file: str = ""  # "": the 28 AVE classes; else a file in the folder, one event class per line
         audio_file: str = "audio_feature.h5"  # (N, 10, 128) VGGish
         visual_file: str = "visual_feature.h5"  # (N, 10, 7, 7, 512) VGG-19 pool5
         labels_file: str = "labels.h5"  # (N, 10, 29) one-hot; rebuilt from annotations when absent
@@ -95,12 +89,17 @@ class AVEDataset(InMemoryDataset):
         labels_noisy_file: str = "labels_noisy.h5"  # (M, 29), background column set
         max_videos: int = 0  # 0 = all; else keep the first split-proportional subset (quick runs)
         storage: str = "float32"  # features in RAM: float32 | float16 (half the RAM; float32 per batch)
+        # rows avloc extract could not make (features.json 'failed'; zeros in the h5): exclude (from every split,
+        # named in a warning) | error (refuse the folder)
+        failed_videos: str = "exclude"
 
         def __post_init__(self) -> None:
             if self.setting not in ("fully", "weak"):
                 raise ValueError(f"setting must be 'fully' or 'weak', got {self.setting!r}")
             if self.storage not in FEATURE_DTYPES:
                 raise ValueError(f"storage must be one of {sorted(FEATURE_DTYPES)}, got {self.storage!r}")
+            if self.failed_videos not in ("exclude", "error"):
+                raise ValueError(f"failed_videos must be 'exclude' or 'error', got {self.failed_videos!r}")
             if self.max_videos < 0:
                 raise ValueError(f"max_videos must be >= 0, got {self.max_videos}")
 
@@ -108,10 +107,14 @@ class AVEDataset(InMemoryDataset):
         super().__init__(cfg, root)
         if not self.root.is_dir():
             raise DataError(f"{self.root}: AVE data folder not found")
-        self.class_names: list[str] = list(L.CLASS_NAMES)
-        self.annotations = L.read_annotations(self._p(cfg.annotations_file))
+        classes = L.read_classes(self._p(cfg.classes_file)) if cfg.classes_file else L.AVE_CLASSES
+        self.class_names: list[str] = [*classes, L.BACKGROUND_NAME]
+        self.annotations = L.read_annotations(self._p(cfg.annotations_file), classes=classes)
         n = len(self.annotations)
-        orders = split_subset(self._read_orders(n), n, cfg.max_videos)
+        orders = read_orders(self.root, {"train": cfg.train_order_file, "val": cfg.val_order_file,
+                                         "test": cfg.test_order_file}, n)
+        orders, self.failed_rows = without_failed(orders, self.root, self.annotations, cfg.failed_videos)
+        orders = split_subset(orders, n, cfg.max_videos)
         rows = np.unique(np.concatenate(list(orders.values())))  # sorted h5 rows to load
         pos = np.full(n, -1, dtype=np.int64)
         pos[rows] = np.arange(len(rows))
@@ -193,38 +196,12 @@ class AVEDataset(InMemoryDataset):
             "audio_dim": int(self.audio.shape[-1]),
             "visual_dim": int(self.visual.shape[-1]),
             "att_regions": int(self.visual.shape[2] * self.visual.shape[3]),
-            "num_classes": L.NUM_CLASSES,
+            "num_classes": len(self.class_names),
         }
 
     # ------------------------------------------------------------------ reading
     def _p(self, name: str) -> Path:
         return self.root / name
-
-    def _read_orders(self, n: int) -> dict[str, np.ndarray]:
-        cfg = self.cfg
-        files = {"train": cfg.train_order_file, "val": cfg.val_order_file, "test": cfg.test_order_file}
-        orders = {}
-        for name, fname in files.items():
-            path = self._p(fname)
-            order = read_order(path, ORDER_KEY)
-            if not len(order):
-                raise DataError(f"{path}['{ORDER_KEY}']: the {name} split is empty (no rows)")
-            if (order.min() < 0 or order.max() >= n):
-                bad = int(order[(order < 0) | (order >= n)][0])
-                raise DataError(f"{path}['{ORDER_KEY}']: index {bad} is outside the {n} annotation rows")
-            uniq, counts = np.unique(order, return_counts=True)
-            if (counts > 1).any():
-                raise DataError(f"{path}['{ORDER_KEY}']: row {int(uniq[counts > 1][0])} is listed twice")
-            orders[name] = order
-        for i, a in enumerate(SPLITS):
-            for b in SPLITS[i + 1 :]:
-                common = np.intersect1d(orders[a], orders[b])
-                if len(common):
-                    raise DataError(
-                        f"{self._p(files[a])} and {self._p(files[b])}: splits overlap in {len(common)} rows "
-                        f"(e.g. row {int(common[0])})"
-                    )
-        return orders
 
     def _read_rows(self, path: Path, n: int, tail: tuple[int, ...], kinds: str = "fiub") -> np.ndarray:
         """Read a label file whose rows must match the n annotation lines; says so when they do not."""
@@ -242,10 +219,11 @@ class AVEDataset(InMemoryDataset):
     def _labels(self, n: int, rows: np.ndarray) -> dict[str, torch.Tensor]:
         """Every label tensor for ``rows``: from the files when present (checked), else rebuilt."""
         ann = self.annotations
+        bg, nc = ann.background, ann.background + 1
         rebuilt = L.segment_labels(ann)
         path = self._optional(self.cfg.labels_file)
         if path is not None:
-            labels = _one_hot_rows(self._read_rows(path, n, (L.NUM_SEGMENTS, L.NUM_CLASSES)), path, "labels")
+            labels = _one_hot_rows(self._read_rows(path, n, (L.NUM_SEGMENTS, nc)), path, "labels")
             seg = labels.argmax(-1)
             differ = (seg != rebuilt).any(1).nonzero().flatten()
             if len(differ):  # AVE issue #10: a few official rows carry labels the annotation line lacks
@@ -253,7 +231,7 @@ class AVEDataset(InMemoryDataset):
                             path, len(differ), ann.path, differ[:5].tolist())
         else:
             seg = rebuilt
-            labels = L.one_hot_labels(seg)
+            labels = L.one_hot_labels(seg, nc)
 
         path = self._optional(self.cfg.closs_file)
         if path is not None:
@@ -261,15 +239,16 @@ class AVEDataset(InMemoryDataset):
             if not bool(((mask == 0) | (mask == 1)).all()):
                 raise DataError(f"{path}['{H5_KEY}']: event mask must hold only 0 and 1")
         else:
-            mask = labels[..., : L.BACKGROUND].amax(-1)
+            mask = labels[..., :bg].amax(-1)
 
         path = self._optional(self.cfg.mil_labels_file)
         if path is not None:
-            video = _one_hot_rows(self._read_rows(path, n, (L.NUM_CLASSES,)), path, "video labels")
-            if bool(video[:, L.BACKGROUND].any()):
-                row = int(video[:, L.BACKGROUND].nonzero()[0, 0])
+            video = _one_hot_rows(self._read_rows(path, n, (nc,)), path, "video labels")
+            odd = video[:, bg].bool() & torch.from_numpy(ann.category != bg)  # bg only for background clips
+            if bool(odd.any()):
+                row = int(odd.nonzero()[0, 0])
                 raise DataError(
-                    f"{path}['{H5_KEY}']: row {row} is a background video; AVE rows have an event"
+                    f"{path}['{H5_KEY}']: row {row} is a background video, but its annotation line names an event"
                 )
         else:
             video = L.mil_labels(ann)
@@ -281,11 +260,11 @@ class AVEDataset(InMemoryDataset):
 
         path = self._optional(self.cfg.prob_label_file)
         if path is not None:
-            prob = torch.from_numpy(self._read_rows(path, n, (L.NUM_CLASSES,), kinds="f")).float()
+            prob = torch.from_numpy(self._read_rows(path, n, (nc,), kinds="f")).float()
             if not torch.allclose(prob.sum(-1), torch.ones(n), atol=1e-4) or bool((prob < 0).any()):
                 raise DataError(f"{path}['{H5_KEY}']: rows must be non-negative and sum to 1")
         else:
-            prob = L.prob_label(video_class, mask)
+            prob = L.prob_label(video_class, mask, nc)
 
         sel = torch.from_numpy(rows)
         out = {
@@ -346,16 +325,17 @@ class AVEDataset(InMemoryDataset):
     def _append_noisy(self, labels: dict[str, torch.Tensor], noisy: int) -> dict[str, torch.Tensor]:
         """Noisy videos: every segment background, video_class 28, video/prob label = labels_noisy row."""
         path = self._p(self.cfg.labels_noisy_file)
-        video = _one_hot_rows(read_array(path, H5_KEY, (None, L.NUM_CLASSES))[:noisy], path, "noisy labels")
-        if not bool((video[:, L.BACKGROUND] == 1).all()):
-            row = int((video[:, L.BACKGROUND] != 1).nonzero()[0, 0])
+        bg, nc = self.annotations.background, self.annotations.background + 1
+        video = _one_hot_rows(read_array(path, H5_KEY, (None, nc))[:noisy], path, "noisy labels")
+        if not bool((video[:, bg] == 1).all()):
+            row = int((video[:, bg] != 1).nonzero()[0, 0])
             raise DataError(
                 f"{path}['{H5_KEY}']: row {row} is not background; noisy videos are background-only"
             )
-        seg = torch.full((noisy, L.NUM_SEGMENTS), L.BACKGROUND, dtype=torch.long)
+        seg = torch.full((noisy, L.NUM_SEGMENTS), bg, dtype=torch.long)
         extra = {
-            "labels": L.one_hot_labels(seg), "segment_labels": seg,
+            "labels": L.one_hot_labels(seg, nc), "segment_labels": seg,
             "event_mask": torch.zeros(noisy, L.NUM_SEGMENTS), "video_label": video,
-            "video_class": torch.full((noisy,), L.BACKGROUND, dtype=torch.long), "prob_label": video.clone(),
+            "video_class": torch.full((noisy,), bg, dtype=torch.long), "prob_label": video.clone(),
         }
         return {k: torch.cat([v, extra[k]]) for k, v in labels.items()}

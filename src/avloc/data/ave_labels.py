@@ -58,14 +58,17 @@ BACKGROUND = len(AVE_CLASSES)  # 28: the background class index
 NUM_CLASSES = BACKGROUND + 1  # 29 outputs: 28 events + background
 NUM_SEGMENTS = 10  # one-second segments per AVE video
 CLASS_NAMES: tuple[str, ...] = AVE_CLASSES + ("background",)
-_CLASS_INDEX = {name: i for i, name in enumerate(AVE_CLASSES)}
+
+
+BACKGROUND_NAME = "background"  # the category of a background-only clip (no event; its times are ignored)
 
 
 @dataclass
 class Annotations:
     """The parsed ``Annotations.txt``: one entry per line (= per h5 row).
 
-    category: (N,) int64 in 0..27; start, end: (N,) int64 seconds with 0 <= start <= end <= 10.
+    category: (N,) int64 in 0..C, C = len(classes) for a background-only clip; start, end: (N,) int64 seconds
+    with 0 <= start <= end <= 10. ``classes``: the event classes (the 28 AVE ones unless a class list is given).
     """
 
     category: np.ndarray
@@ -74,16 +77,44 @@ class Annotations:
     start: np.ndarray
     end: np.ndarray
     path: Path
+    classes: tuple[str, ...] = AVE_CLASSES
 
     def __len__(self) -> int:
         return len(self.video_ids)
 
+    @property
+    def background(self) -> int:
+        """The background class index (after the events)."""
+        return len(self.classes)
 
-def read_annotations(path: str | Path, segments: int = NUM_SEGMENTS) -> Annotations:
+
+def read_classes(path: str | Path) -> tuple[str, ...]:
+    """A class list: one event class per line, in index order (``#`` comments and blank lines skipped). Names
+    must be unique, without ``&``, and not ``background`` (always the last class, added by the reader)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: class list not found")
+    names: list[str] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        if "&" in name or name.lower() == BACKGROUND_NAME or name in names:
+            why = "contains '&'" if "&" in name else "is reserved" if name.lower() == BACKGROUND_NAME else "repeats"
+            raise DataError(f"{path}:{lineno}: class name {name!r} {why}")
+        names.append(name)
+    if not names:
+        raise DataError(f"{path}: no class names")
+    return tuple(names)
+
+
+def read_annotations(path: str | Path, segments: int = NUM_SEGMENTS,
+                     classes: tuple[str, ...] | None = None) -> Annotations:
     """Parse an AVE ``Annotations.txt`` (no header, ``&``-separated), independent of any loader.
 
-    Raises ``DataError`` naming the file and 1-based line number for a malformed line, an unknown class
-    name or times outside ``0 <= start <= end <= segments``. A header line like the raw-zip one
+    ``classes``: the event classes (default: the 28 AVE ones); the category ``background`` marks a clip with
+    no event (``background&ID&good&0&0``). Raises ``DataError`` naming the file and 1-based line number for a
+    malformed line, an unknown class name or times outside ``0 <= start <= end <= segments``. A header line like the raw-zip one
     (``Category&VideoID&Quality&StartTime&EndTime``) is skipped. Blank lines are allowed only at the end.
     """
     path = Path(path)
@@ -100,6 +131,9 @@ def read_annotations(path: str | Path, segments: int = NUM_SEGMENTS) -> Annotati
         first, lines = 2, lines[1:]
     else:
         first = 1
+    classes = AVE_CLASSES if classes is None else tuple(classes)
+    index = {name: i for i, name in enumerate(classes)}
+    index[BACKGROUND_NAME] = len(classes)
     cats, ids, quals, starts, ends = [], [], [], [], []
     for lineno, line in enumerate(lines, start=first):
         parts = line.rstrip("\r").split("&")
@@ -109,8 +143,9 @@ def read_annotations(path: str | Path, segments: int = NUM_SEGMENTS) -> Annotati
                 f"(Category&VideoID&Quality&Start&End), got {len(parts)}: {line!r}"
             )
         name, vid, qual, s, e = (p.strip() for p in parts)
-        if name not in _CLASS_INDEX:
-            raise DataError(f"{path}:{lineno}: unknown AVE class name {name!r}")
+        if name not in index:
+            which = "AVE class name" if classes == AVE_CLASSES else "class name (see the class list)"
+            raise DataError(f"{path}:{lineno}: unknown {which} {name!r}")
         if not vid:
             raise DataError(f"{path}:{lineno}: empty video id")
         try:
@@ -119,7 +154,7 @@ def read_annotations(path: str | Path, segments: int = NUM_SEGMENTS) -> Annotati
             raise DataError(f"{path}:{lineno}: start/end must be integer seconds, got {s!r}, {e!r}") from None
         if not 0 <= s_i <= e_i <= segments:
             raise DataError(f"{path}:{lineno}: need 0 <= start <= end <= {segments}, got {s_i}, {e_i}")
-        cats.append(_CLASS_INDEX[name])
+        cats.append(index[name])
         ids.append(vid)
         quals.append(qual)
         starts.append(s_i)
@@ -133,56 +168,62 @@ def read_annotations(path: str | Path, segments: int = NUM_SEGMENTS) -> Annotati
         start=np.asarray(starts, dtype=np.int64),
         end=np.asarray(ends, dtype=np.int64),
         path=path,
+        classes=classes,
     )
 
 
 def write_annotations(path: str | Path, category: np.ndarray, video_ids: list[str], start: np.ndarray,
-                      end: np.ndarray, quality: str = "good") -> None:
-    """Write the official ``Annotations.txt`` layout (no header, '\\n' line ends, trailing newline)."""
+                      end: np.ndarray, quality: str = "good", classes: tuple[str, ...] = AVE_CLASSES) -> None:
+    """Write the official ``Annotations.txt`` layout (no header, '\\n' line ends, trailing newline); category
+    ``len(classes)`` is written as ``background``."""
+    names = (*classes, BACKGROUND_NAME)
     rows = (
-        f"{AVE_CLASSES[c]}&{v}&{quality}&{s}&{e}\n"
+        f"{names[c]}&{v}&{quality}&{s}&{e}\n"
         for c, v, s, e in zip(category.tolist(), video_ids, start.tolist(), end.tolist())
     )
     Path(path).write_text("".join(rows), encoding="utf-8", newline="\n")
 
 
 def event_mask(ann: Annotations, segments: int = NUM_SEGMENTS) -> torch.Tensor:
-    """(N, T) float32: 1 on segments t with start <= t < end (the ``labels_closs.h5`` content)."""
+    """(N, T) float32: 1 on segments t with start <= t < end (the ``labels_closs.h5`` content); 0 throughout
+    a background-only clip."""
     t = torch.arange(segments)
     s = torch.from_numpy(ann.start)[:, None]
     e = torch.from_numpy(ann.end)[:, None]
-    return ((t >= s) & (t < e)).float()
+    event = torch.from_numpy(ann.category != ann.background)[:, None]
+    return ((t >= s) & (t < e) & event).float()
 
 
 def segment_labels(ann: Annotations, segments: int = NUM_SEGMENTS) -> torch.Tensor:
-    """(N, T) int64: the category on event segments, background (28) elsewhere."""
+    """(N, T) int64: the category on event segments, background (28 for AVE) elsewhere."""
     mask = event_mask(ann, segments).bool()
     cat = torch.from_numpy(ann.category)[:, None].expand(-1, segments)
-    return torch.where(mask, cat, torch.full_like(cat, BACKGROUND))
+    return torch.where(mask, cat, torch.full_like(cat, ann.background))
 
 
-def one_hot_labels(seg: torch.Tensor) -> torch.Tensor:
-    """(N, T) class indices -> (N, T, 29) float32 one-hot (the ``labels.h5`` content)."""
-    return torch.nn.functional.one_hot(seg, NUM_CLASSES).float()
+def one_hot_labels(seg: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+    """(N, T) class indices -> (N, T, C + 1) float32 one-hot (the ``labels.h5`` content; 29 for AVE)."""
+    return torch.nn.functional.one_hot(seg, num_classes).float()
 
 
 def mil_labels(ann: Annotations) -> torch.Tensor:
-    """(N, 29) float32 one-hot video category, bg column 0 (the ``mil_labels.h5`` content).
+    """(N, C + 1) float32 one-hot video category (the ``mil_labels.h5`` content; bg column set only for a
+    background-only clip).
 
     The 0-length row 26 (file line 27, ``VWi2ENBuTbw 0&0``) keeps its category, exactly like the official
     file; its event mask is all zeros.
     """
-    return torch.nn.functional.one_hot(torch.from_numpy(ann.category), NUM_CLASSES).float()
+    return torch.nn.functional.one_hot(torch.from_numpy(ann.category), ann.background + 1).float()
 
 
-def prob_label(category: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(N, 29) float32 PSP weak target: k/T on the category, (T-k)/T on bg; k = event segments.
+def prob_label(category: torch.Tensor, mask: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+    """(N, C + 1) float32 PSP weak target: k/T on the category, (T-k)/T on bg; k = event segments.
 
-    category: (N,) int64 in 0..27; mask: (N, T) event mask.
+    category: (N,) int64 in 0..C (C: background); mask: (N, T) event mask.
     """
     n, t = mask.shape
     frac = mask.sum(1) / t
-    out = torch.zeros(n, NUM_CLASSES)
+    out = torch.zeros(n, num_classes)
     out[torch.arange(n), category] = frac
-    out[:, BACKGROUND] = 1.0 - frac
+    out[:, num_classes - 1] = 1.0 - frac
     return out

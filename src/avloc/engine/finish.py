@@ -12,7 +12,7 @@ from avloc.engine import distributed as dist_utils
 from avloc.engine.build import Run, build_evaluator, build_model, load_data, resolve_device
 from avloc.engine.checkpoint import load_safe
 from avloc.engine.memory import peak_rss_mb
-from avloc.engine.run_folder import write_text_atomic
+from avloc.engine.run_folder import recorded_data_folder, write_text_atomic
 from avloc.registry import ConfigError
 
 
@@ -59,9 +59,10 @@ def _final_report(run: Run) -> dict[str, Any]:
     report.update(evaluator.finalize(model, run.data, run.run_dir, run.device, bs))
     return report
 
-def evaluate_run(run_dir: str | Path, data_root: str | Path, split: str = "test",
+def evaluate_run(run_dir: str | Path, data_root: str | Path | None = None, split: str = "test",
                  device: str = "auto", checkpoint: str = "best.pt") -> dict[str, Any]:
-    """Score a finished run folder's checkpoint on one split (``avloc eval``)."""
+    """Score a finished run folder's checkpoint on one split (``avloc eval``); ``data_root`` None: the data
+    folder the run recorded in ``data.json``."""
     from avloc.config import load_config
 
     run_dir = Path(run_dir)
@@ -69,6 +70,7 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path, split: str = "test"
     if not cfg_path.is_file():
         raise ConfigError(f"{run_dir} is not a run folder: config.yaml is missing")
     cfg = load_config(cfg_path)
+    data_root = recorded_data_folder(run_dir) if data_root is None else data_root
     data = load_data(cfg, data_root)
     if split not in data.splits:
         raise ConfigError(f"unknown split {split!r}; the data has {sorted(data.splits)}")
@@ -78,5 +80,5 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path, split: str = "test"
     evaluator = build_evaluator(cfg)
     t0 = time.perf_counter()
     metrics = evaluator(model, data, split, dev, cfg.train.eval_batch_size)
-    return {"run": str(run_dir), "split": split, "checkpoint": checkpoint, **metrics,
+    return {"run": str(run_dir), "data": str(data_root), "split": split, "checkpoint": checkpoint, **metrics,
             "eval_seconds": time.perf_counter() - t0}

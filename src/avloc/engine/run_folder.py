@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from avloc.formats.model_record import MODEL_RECORD
+from avloc.out_folder import OutFolderError, check_out_folder
 from avloc.registry import ConfigError
 
 try:
@@ -57,6 +58,10 @@ class RunLock:
         self.created_dir = False
 
     def __enter__(self) -> RunLock:
+        try:
+            check_out_folder(self.run_dir)
+        except OutFolderError as exc:
+            raise RunFolderError(str(exc)) from None
         try:
             if not self.run_dir.is_dir():
                 self.run_dir.mkdir(parents=True)
@@ -113,8 +118,11 @@ def run_files(run_dir: Path) -> list[str]:
 
 def check_new_run(run_dir: Path, overwrite: bool) -> list[str]:
     """Before a fresh start: refuse a folder that holds another run's files, naming them, unless
-    ``overwrite``. Returns the files to remove once the new run is known to start."""
+    ``overwrite`` (or the run there never trained). Returns the files to remove once the new run starts."""
     found = run_files(run_dir)
+    if found and not overwrite and never_trained(run_dir, found):
+        logger.warning("%s: replacing %s of a run that stopped before its first epoch", run_dir, ", ".join(found))
+        return found
     if found and not overwrite:
         hint = "--resume to continue it or " if "last.pt" in found else ""
         raise RunFolderError(
@@ -122,6 +130,16 @@ def check_new_run(run_dir: Path, overwrite: bool) -> list[str]:
             "or choose another --out"
         )
     return found
+
+
+def never_trained(run_dir: Path, found: list[str]) -> bool:
+    """True when ``run_dir`` holds only what a run writes before its first epoch (``config.yaml``,
+    ``data.json``, ``model.json``, an empty ``metrics.jsonl``): a command that failed there (a bad batch size) left no result,
+    so its corrected form is not "another run" and needs no ``--overwrite``."""
+    if not set(found) <= {"config.yaml", DATA_RECORD, MODEL_RECORD, "metrics.jsonl"}:
+        return False
+    metrics = run_dir / "metrics.jsonl"
+    return not metrics.exists() or not metrics.read_text(encoding="utf-8", errors="replace").strip()
 
 
 def remove_run_files(run_dir: Path, names: list[str]) -> None:
@@ -249,6 +267,21 @@ def fingerprint_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 5
 
 def record_data(run_dir: Path, fingerprint: dict[str, Any]) -> None:
     write_text_atomic(run_dir / DATA_RECORD, json.dumps(fingerprint, indent=1) + "\n")
+
+
+def recorded_data_folder(run_dir: Path) -> Path:
+    """The data folder ``run_dir`` was trained on, as its ``data.json`` records it (``avloc eval`` without
+    ``--data``); an error naming the file when there is no record or the folder is gone."""
+    path = run_dir / DATA_RECORD
+    try:
+        folder = json.loads(path.read_text()).get("folder") if path.is_file() else None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunFolderError(f"{path}: unreadable ({exc}); pass --data") from None
+    if not folder:
+        raise RunFolderError(f"{run_dir}: no {DATA_RECORD} records the data folder; pass --data")
+    if not Path(folder).is_dir():
+        raise RunFolderError(f"{path}: the recorded data folder {folder} is gone; pass --data")
+    return Path(folder)
 
 
 def check_same_data(run_dir: Path, fingerprint: dict[str, Any]) -> None:

@@ -47,14 +47,15 @@ class AVEAccuracy(Evaluator):
 
     @dataclass
     class Config:
-        background: int = 28  # class index of background
+        background: int = 28  # class index of background where the data names no classes (else its last)
 
     primary = "acc"
 
     def __call__(self, model: AVModel, data: InMemoryDataset, split: str, device: torch.device,
                  batch_size: int) -> dict[str, float]:
         pred, true = predict_segments(model, data, split, device, batch_size)
-        bg = true == self.cfg.background
+        names = getattr(data, "class_names", None)  # a data set with its own class list: background is last
+        bg = true == (len(names) - 1 if names else self.cfg.background)
         out = {"acc": segment_accuracy(pred, true)}
         if bg.any():
             out["bg_acc"] = (pred[bg] == true[bg]).float().mean().item()

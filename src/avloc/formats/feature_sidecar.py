@@ -38,3 +38,15 @@ def sidecar_data_section(folder: str | Path) -> dict[str, Any] | None:
     if not isinstance(section, dict) or not isinstance(section.get("name"), str):
         raise ValueError(f"{path}: the feature sidecar has no 'data' section with a dataset 'name'")
     return section
+
+
+def sidecar_failed(folder: str | Path) -> list[dict[str, Any]]:
+    """The videos ``avloc extract`` could not make features for (``failed``: row, id, reason): their AVE h5 rows
+    are zeros. Empty when the folder has no sidecar (the official features) or nothing failed."""
+    path = Path(folder) / META_FILE
+    if not path.is_file():
+        return []
+    failed = read_sidecar(folder).get("failed", [])
+    if not isinstance(failed, list) or not all(isinstance(f, dict) and "id" in f for f in failed):
+        raise ValueError(f"{path}: 'failed' must be a list of {{row, id, reason}} objects")
+    return failed

@@ -21,7 +21,7 @@ def readable_videos(items: list[str | Path]) -> tuple[list[Path], list[str]]:
         try:
             probe(path)
         except MediaError as exc:
-            bad.append(f"{path}: unreadable video ({exc})")
+            bad.append(f"{path}: unreadable video ({exc.reason})")  # the path once
             continue
         ok.append(path)
     ids = [p.stem for p in ok]

@@ -27,7 +27,7 @@ class MediaError(Exception):
 
 @dataclass
 class Probe:
-    """Stream facts read from the container header (and the packet index when the header lacks a duration)."""
+    """Stream facts from the container header, the duration checked against the last video packet."""
 
     path: str
     duration: float  # seconds of the video stream
@@ -39,6 +39,7 @@ class Probe:
     audio_codec: str = ""
     audio_rate: int = 0
     audio_channels: int = 0
+    truncated: bool = False  # the header promised more than the file holds; ``duration`` is what it holds
 
 
 @dataclass
@@ -62,7 +63,12 @@ def _open(path: Path):  # noqa: ANN202  (av.container.InputContainer)
     try:
         return av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise MediaError(path, f"not a readable media file ({exc})") from None
+        raise MediaError(path, f"not a readable media file ({_why(exc)})") from None
+
+
+def _why(exc: Exception) -> str:
+    """FFmpeg's reason in words, without its errno and the path the message already names."""
+    return str(getattr(exc, "strerror", None) or exc)
 
 
 def _stream_start(stream) -> float:  # noqa: ANN001
@@ -70,9 +76,8 @@ def _stream_start(stream) -> float:  # noqa: ANN001
 
 
 def probe(path: str | Path) -> Probe:
-    """Durations, rates and codecs of ``path`` without decoding; a file without a video stream is an error."""
-    import av
-
+    """Durations, rates and codecs of ``path`` without decoding; a file without a video stream is an error.
+    The duration is what the file holds: a header that promises more (a cut-off download) sets ``truncated``."""
     path = Path(path)
     with _open(path) as box:
         if not box.streams.video:
@@ -80,16 +85,17 @@ def probe(path: str | Path) -> Probe:
         v = box.streams.video[0]
         a = box.streams.audio[0] if box.streams.audio else None
         fps = float(v.average_rate or v.guessed_rate or 0) or 25.0
-        if v.duration is not None:
-            duration = float(v.duration * v.time_base)
-        elif box.duration is not None:
-            duration = box.duration / 1e6
-        else:  # no duration in the header: the last packet's end, read from the index without decoding
-            try:
-                ends = [float((p.pts + (p.duration or 0)) * p.time_base) for p in box.demux(v) if p.pts is not None]
-            except av.error.FFmpegError:
-                ends = []
-            duration = (max(ends) - _stream_start(v)) if ends else 0.0
+        declared = _declared_end(v, box)
+        # the last packet's end: from two seconds before the declared end (a whole file: a few packets), or from
+        # the start when the header has no duration or the seek finds nothing (a truncated file: what it holds)
+        end = _packets_end(box, v, declared - 2.0 if declared != float("inf") else None)
+        if end is None:
+            with _open(path) as again:
+                end = _packets_end(again, again.streams.video[0], None)
+        held = (end - _stream_start(v)) if end is not None else 0.0
+        tolerance = 2.0 / fps  # two frames: containers round their durations
+        truncated = declared != float("inf") and held < declared - tolerance
+        duration = held if truncated or declared == float("inf") else declared
         if v.codec_context is None or not v.codec_context.width:
             raise MediaError(path, "video stream has no decodable frames (unknown size)")
         return Probe(
@@ -97,15 +103,37 @@ def probe(path: str | Path) -> Probe:
             height=v.codec_context.height, video_codec=v.codec_context.name, has_audio=a is not None,
             audio_codec=a.codec_context.name if a is not None else "",
             audio_rate=a.codec_context.sample_rate or 0 if a is not None else 0,
-            audio_channels=a.codec_context.channels if a is not None else 0,
+            audio_channels=a.codec_context.channels if a is not None else 0, truncated=truncated,
         )
 
 
+def _packets_end(box, stream, from_s: float | None) -> float | None:  # noqa: ANN001
+    """The end (seconds, stream clock) of the last video packet, demuxed (not decoded) from ``from_s`` (a
+    backward seek to the keyframe before it) or from the start; None when no packet was read."""
+    import av
+
+    end = None
+    try:
+        if from_s is not None:
+            box.seek(max(0, int((from_s + _stream_start(stream)) / stream.time_base)), stream=stream, backward=True)
+        for p in box.demux(stream):
+            if p.pts is not None:
+                t = float((p.pts + (p.duration or 0)) * p.time_base)
+                end = t if end is None else max(end, t)
+    except av.error.FFmpegError:
+        pass  # a cut-off file ends in a read error: the packets before it are what it holds
+    return end
+
+
 def iter_frames(path: str | Path, frame_times: np.ndarray | None, chunk: int = 64,
-                flags: list[str] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                flags: list[str] | None = None,
+                stats: dict[str, float] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (times (n,), frames uint8 (n, H, W, 3)) chunks: for each requested time (ascending) the last
     decoded frame at or before it (the first frame for times before it), or every frame when ``frame_times``
-    is None. A stream that ends early repeats its last frame and adds ``video_truncated`` to ``flags``."""
+    is None. A stream that ends early repeats its last frame and adds ``video_truncated`` to ``flags``.
+
+    ``stats``: when decoding reached the end of the stream, ``stats["decoded_s"]`` is set to the seconds that
+    decoded (last frame time + one frame), which is less than the container's duration in a truncated file."""
     import av
 
     path = Path(path)
@@ -121,12 +149,13 @@ def iter_frames(path: str | Path, frame_times: np.ndarray | None, chunk: int = 6
             raise MediaError(path, "no video stream")
         v = box.streams.video[0]
         v.thread_type = "AUTO"
-        t0 = None
+        t0 = last_t = None
         try:
             for frame in box.decode(v):
                 t = frame.time if frame.time is not None else (len(times) / float(v.average_rate or 25))
                 t0 = t if t0 is None else t0
                 t -= t0
+                last_t = t
                 if want is None:
                     times.append(t)
                     frames.append(frame.to_ndarray(format="rgb24"))
@@ -145,16 +174,21 @@ def iter_frames(path: str | Path, frame_times: np.ndarray | None, chunk: int = 6
                     times, frames = [], []
         except av.error.FFmpegError as exc:
             if prev is None and not frames and not times:
-                raise MediaError(path, f"video stream unreadable ({exc})") from None
+                raise MediaError(path, f"video stream unreadable ({_why(exc)})") from None
             if flags is not None:
                 flags.append("video_decode_error")
+        frame_dt = 1.0 / float(v.average_rate or 25)
+        ended = want is None or k < len(want)  # the loop ran out of frames rather than of requested times
+        if ended and last_t is not None:
+            if stats is not None:
+                stats["decoded_s"] = last_t + frame_dt
+            short = _declared_end(v, box) > last_t + 2 * frame_dt
+            if flags is not None and short and (want is None or want[-1] > last_t + 2 * frame_dt):
+                flags.append("video_truncated")
         if want is not None and k < len(want):
             if prev is None:
                 raise MediaError(path, "video stream has no decodable frames")
             last = prev[1].to_ndarray(format="rgb24")
-            frame_dt = 1.0 / float(v.average_rate or 25)
-            if flags is not None and want[-1] > prev[0] + 2 * frame_dt and _declared_end(v) > prev[0] + 2 * frame_dt:
-                flags.append("video_truncated")
             rest = want[k:]
             times.extend(rest.tolist())
             frames.extend([last] * len(rest))
@@ -163,8 +197,11 @@ def iter_frames(path: str | Path, frame_times: np.ndarray | None, chunk: int = 6
             yield np.asarray(times[i : i + chunk]), np.stack(frames[i : i + chunk])
 
 
-def _declared_end(stream) -> float:  # noqa: ANN001
-    return float(stream.duration * stream.time_base) if stream.duration is not None else float("inf")
+def _declared_end(stream, box) -> float:  # noqa: ANN001
+    """The video stream's duration from the header (the container's when the stream has none; Matroska)."""
+    if stream.duration is not None:
+        return float(stream.duration * stream.time_base)
+    return box.duration / 1e6 if box.duration is not None else float("inf")
 
 
 def decode_audio(path: str | Path, rate: int, flags: list[str] | None = None,
@@ -208,13 +245,15 @@ def decode_audio(path: str | Path, rate: int, flags: list[str] | None = None,
 
 def decode(path: str | Path, frame_times: np.ndarray | None, audio_rate: int) -> Decoded:
     """Frames at ``frame_times`` (every frame when None) and the mono audio at ``audio_rate``, on one clock.
+    ``duration``: the seconds that decode when the stream is truncated (flag ``video_truncated``).
 
     No audio track (or an unreadable one) gives zeros of the video's length with flag ``no_audio``
     (``audio_unreadable``); a peak under ``SILENCE`` adds ``silent``.
     """
     info = probe(path)
-    flags: list[str] = []
-    chunks = list(iter_frames(path, frame_times, chunk=1 << 30, flags=flags))
+    flags: list[str] = ["video_truncated"] if info.truncated else []
+    stats: dict[str, float] = {}
+    chunks = list(iter_frames(path, frame_times, chunk=1 << 30, flags=flags, stats=stats))
     if chunks:
         times = np.concatenate([c[0] for c in chunks])
         frames = np.concatenate([c[1] for c in chunks])
@@ -229,5 +268,14 @@ def decode(path: str | Path, frame_times: np.ndarray | None, audio_rate: int) ->
         wave = np.zeros(int(round(info.duration * audio_rate)), np.float32)
     elif len(wave) == 0 or float(np.abs(wave).max()) < SILENCE:
         flags.append("silent")
-    return Decoded(frames=frames, frame_times=times, audio=wave, audio_rate=audio_rate, duration=info.duration,
-                   has_audio=has_audio, flags=flags)
+    return Decoded(frames=frames, frame_times=times, audio=wave, audio_rate=audio_rate,
+                   duration=usable_seconds(info.duration, stats, flags), has_audio=has_audio,
+                   flags=list(dict.fromkeys(flags)))
+
+
+def usable_seconds(container_s: float, stats: dict[str, float], flags: list[str]) -> float:
+    """The seconds to use: the container's duration, or what decoded when the stream was flagged truncated
+    (a cut-off download keeps the full duration in its header; only the frames that decode are real)."""
+    if "video_truncated" in flags and "decoded_s" in stats:
+        return min(container_s, stats["decoded_s"])
+    return container_s

@@ -28,7 +28,7 @@ import torch
 from avloc.formats.feature_sidecar import META_FILE, read_sidecar
 from avloc.media.backbones import BACKBONES, AudioBackbone, VisualBackbone, create_backbone
 from avloc.media.backbones.vgg import ave_audio_starts
-from avloc.media.decode import SILENCE, MediaError, decode_audio, iter_frames, probe
+from avloc.media.decode import SILENCE, MediaError, decode_audio, iter_frames, probe, usable_seconds
 
 
 AVE_SEGMENTS = 10
@@ -83,7 +83,9 @@ class FeatureMeta:
     audio_dim: int
     grid: int
     audio_rate: int
-    videos: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {path, seconds, steps, flags}
+    videos: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {path, seconds, steps, flags[, row]}
+    failed: list[dict[str, Any]] = field(default_factory=list)  # [{row (ave), id, reason[, path]}]: no features
+    classes_file: str = ""  # ave: the class list beside the features ("": AVE's 28 classes)
 
     def recipe(self) -> dict[str, Any]:
         """What makes two feature folders interchangeable: the backbones, their settings and the grid (not
@@ -99,7 +101,7 @@ class FeatureMeta:
         """The ``data`` section that makes ``avloc train`` read these features."""
         c = self.config
         if c.format == "ave":
-            return {"name": "ave"}
+            return {"name": "ave", **({"classes_file": self.classes_file} if self.classes_file else {})}
         return {"name": "unav", "visual_dir": FEATURE_DIR, "audio_dir": FEATURE_DIR,
                 "visual_suffixes": [f"_{c.visual}.npy"], "audio_suffixes": [f"_{c.audio}.npy"],
                 "visual_dim": self.visual_dim, "audio_dim": self.audio_dim, "feat_stride": c.frames_per_stride,
@@ -107,7 +109,8 @@ class FeatureMeta:
 
     def to_json(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "visual_dim": self.visual_dim, "audio_dim": self.audio_dim,
-                "grid": self.grid, "audio_rate": self.audio_rate, "data": self.data_config(), "videos": self.videos}
+                "grid": self.grid, "audio_rate": self.audio_rate, "data": self.data_config(), "videos": self.videos,
+                "failed": self.failed}
 
 
 def read_feature_meta(folder: str | Path) -> FeatureMeta:
@@ -120,7 +123,8 @@ def feature_meta_from_json(raw: dict[str, Any], where: str) -> FeatureMeta:
     try:
         cfg = ExtractConfig(**raw["config"])
         return FeatureMeta(cfg, int(raw["visual_dim"]), int(raw["audio_dim"]), int(raw["grid"]),
-                           int(raw["audio_rate"]), dict(raw.get("videos", {})))
+                           int(raw["audio_rate"]), dict(raw.get("videos", {})), list(raw.get("failed", [])),
+                           str((raw.get("data") or {}).get("classes_file", "")))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{where}: malformed feature sidecar ({exc})") from None
 
@@ -164,10 +168,11 @@ class Extractor:
         return np.arange(n) / c.fps, steps
 
     @torch.no_grad()
-    def _visual(self, path: Path, times: np.ndarray, flags: list[str]) -> torch.Tensor:
+    def _visual(self, path: Path, times: np.ndarray, flags: list[str],
+                stats: dict[str, float] | None = None) -> torch.Tensor:
         """Per-frame features: (N, grid, grid, Dv) maps for AVE, (N, Dv) pooled for UnAV, float32 CPU."""
         out = []
-        frames_iter = iter_frames(path, times, chunk=DECODE_CHUNK, flags=flags)
+        frames_iter = iter_frames(path, times, chunk=DECODE_CHUNK, flags=flags, stats=stats)
         while True:
             t0 = time.perf_counter()
             item = next(frames_iter, None)
@@ -194,13 +199,16 @@ class Extractor:
         info = probe(path)
         if info.duration <= 0:
             raise MediaError(path, "empty video stream (duration 0)")
-        flags: list[str] = []
+        flags: list[str] = ["video_truncated"] if info.truncated else []  # probe: the header promised more
         until = AVE_SEGMENTS + 1.0 if c.format == "ave" else None  # AVE reads only the first 10 s
         wave = decode_audio(path, self.audio.sample_rate, flags, until) if info.has_audio else None
         self.times["decode"] += time.perf_counter() - t0
-        seconds = info.duration
-        times, steps = self.frame_times(seconds)
-        feats = self._visual(path, times, flags)  # (N, ...)
+        times, steps = self.frame_times(info.duration)
+        stats: dict[str, float] = {}
+        feats = self._visual(path, times, flags, stats)  # (N, ...)
+        seconds = usable_seconds(info.duration, stats, flags)  # a truncated file: what decodes, not its header
+        if c.format == "unav":
+            steps = min(steps, unav_steps(seconds, c.stride, c.window))
         if c.format == "ave":
             visual = feats.view(AVE_SEGMENTS, c.frames_per_segment, *feats.shape[1:]).mean(1)  # (10, g, g, Dv)
             starts, window = ave_audio_starts(self.audio, AVE_SEGMENTS)
@@ -224,7 +232,7 @@ class Extractor:
             t1 = time.perf_counter()
             audio = self.audio.embed(wave, starts, window).float().cpu()  # (T, Da)
             self.times["audio"] += time.perf_counter() - t1
-        return audio.numpy(), visual.numpy(), float(seconds), flags
+        return audio.numpy(), visual.numpy(), float(seconds), list(dict.fromkeys(flags))
 
 
 def features_for_video(path: str | Path, meta: FeatureMeta,

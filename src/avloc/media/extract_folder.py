@@ -17,7 +17,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from avloc.data.ave_labels import AVE_CLASSES
 from avloc.formats.feature_sidecar import META_FILE
+from avloc.media.ave_layout import (
+    CLASSES_FILE, annotation_order, copy_label_files, folder_classes, write_folder_annotations, write_splits)
+from avloc.out_folder import check_out_folder
 from avloc.media.decode import MediaError
 from avloc.media.extract import AVE_SEGMENTS, FEATURE_DIR, ExtractConfig, Extractor, FeatureMeta
 
@@ -27,6 +31,7 @@ VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".flv", ".m4v", ".m
                     ".ogv", ".wmv"}
 PARTS_DIR = ".parts"  # per-video results: the resumable unit; the AVE h5 files are assembled from them
 H5_KEY = "avadataset"
+FAILED_SUFFIX = ".failed.json"  # in PARTS_DIR: why a video has no features (read when the folder is assembled)
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -86,7 +91,8 @@ class Summary:
     skipped: list[str] = field(default_factory=list)  # already extracted (resumed)
     failed: dict[str, str] = field(default_factory=dict)  # path -> reason
     flagged: dict[str, list[str]] = field(default_factory=dict)
-    seconds: float = 0.0  # of video extracted in this run
+    seconds: float = 0.0  # of video used in this run (AVE: at most the first 10 s of a clip)
+    written: list[str] = field(default_factory=list)  # label files written beside the features (AVE)
     wall: float = 0.0
 
     @property
@@ -98,6 +104,8 @@ class Summary:
                  f"; {self.seconds:.1f} s of video in {self.wall:.1f} s"]
         lines += [f"  FAILED {p}: {r}" for p, r in self.failed.items()]
         lines += [f"  flagged {v}: {', '.join(f)}" for v, f in self.flagged.items()]
+        if self.written:
+            lines.append(f"  wrote {', '.join(self.written)}: avloc train --data reads this folder as it is")
         return "\n".join(lines)
 
 
@@ -107,10 +115,22 @@ def _rank_world() -> tuple[int, int]:
 
 def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractConfig | None = None,
                    annotations: str | Path | None = None, progress: bool = True,
-                   extractor: Extractor | None = None) -> Summary:
-    """Extract every input into ``out`` (resumable, atomic per video, sharded over torchrun ranks)."""
+                   extractor: Extractor | None = None, classes: str | Path | None = None,
+                   class_from_folder: bool = False, split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                   seed: int = 0) -> Summary:
+    """Extract every input into ``out`` (resumable, atomic per video, sharded over torchrun ranks).
+
+    AVE layout: the labels are ``annotations`` (an Annotations.txt, its class list ``classes`` when not AVE's)
+    or the clips' folders (``class_from_folder``; see :mod:`avloc.media.ave_layout`); either way the label
+    files and, when the folder has none, a ``split`` of the rows (seeded) are written beside the features."""
     cfg = cfg or ExtractConfig()
-    out = Path(out)
+    if (annotations is not None or class_from_folder or classes is not None) and cfg.format != "ave":
+        raise ValueError("--annotations, --classes and --class-from-folder are for --format ave")
+    if annotations is not None and class_from_folder:
+        raise ValueError("labels come from --annotations or from --class-from-folder, not both")
+    if classes is not None and annotations is None:
+        raise ValueError("--classes names the class list of --annotations; pass both")
+    out = check_out_folder(out)
     parts = out / PARTS_DIR
     parts.mkdir(parents=True, exist_ok=True)
     if cfg.format == "unav":
@@ -119,10 +139,11 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
     ids = video_ids(paths)
     order = ids
     summary = Summary()
+    category = None
+    if class_from_folder:
+        folder_cls, category = folder_classes(paths)
     if annotations is not None:
-        from avloc.data.ave_labels import read_annotations
-
-        order = read_annotations(annotations).video_ids
+        order, category = annotation_order(Path(annotations), Path(classes) if classes else None)
         known = set(order)
         for vid, p in zip(ids, paths):
             if vid not in known:
@@ -133,6 +154,8 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
     mine = list(range(rank, len(paths), world))
     ex = extractor if extractor is not None and extractor.cfg == cfg else Extractor(cfg)
     meta = ex.meta()
+    if classes is not None or (class_from_folder and folder_cls != AVE_CLASSES):
+        meta.classes_file = CLASSES_FILE
     start = time.perf_counter()
     bar = _progress(len(mine), progress and rank == 0)
     for i in mine:
@@ -145,10 +168,13 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
         try:
             audio, visual, seconds, flags = ex.video(path)
         except (MediaError, OSError, RuntimeError, ValueError) as exc:
-            summary.failed[str(path)] = exc.reason if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
-            log.warning("skipped %s: %s", path, summary.failed[str(path)])
+            reason = exc.reason if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
+            summary.failed[str(path)] = reason
+            _save_json(parts / f"{vid}{FAILED_SUFFIX}", {"path": str(path), "reason": reason})  # for _assemble
+            log.info("skipped %s: %s", path, reason)  # the summary names it once, at the end
             bar.update(1)
             continue
+        (parts / f"{vid}{FAILED_SUFFIX}").unlink(missing_ok=True)  # an earlier failure, fixed since
         if cfg.format == "ave":
             _save_npy(parts / f"{vid}.audio.npy", audio.astype(np.float32))
             _save_npy(parts / f"{vid}.visual.npy", visual.astype(np.float32))
@@ -158,7 +184,7 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
         record = {"path": str(path), "seconds": seconds, "steps": int(audio.shape[0]), "flags": flags}
         _save_json(done, record)  # written last: the video counts as done only once its arrays are in place
         summary.extracted.append(vid)
-        summary.seconds += seconds
+        summary.seconds += min(seconds, AVE_SEGMENTS) if cfg.format == "ave" else seconds  # what was used
         if flags:
             summary.flagged[vid] = flags
         bar.update(1)
@@ -172,6 +198,12 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
         for vid in _assemble(out, order, meta):
             if vid not in reported:
                 summary.failed[vid] = "no features (not among the inputs, or failed on another rank)"
+        if category is not None:  # the label files the h5 rows follow, and a split when there is none
+            seconds = {v: float(r["seconds"]) for v, r in meta.videos.items()}
+            summary.written = (write_folder_annotations(out, order, folder_cls, category, seconds)
+                               if class_from_folder else copy_label_files(out, Path(annotations),
+                                                                          Path(classes) if classes else None))
+            summary.written += write_splits(out, category, split, seed)
 
     summary.wall = time.perf_counter() - start
     return summary
@@ -205,15 +237,28 @@ def _assemble(out: Path, order: list[str], meta: FeatureMeta) -> list[str]:
         if f.is_file():
             records[vid] = json.loads(f.read_text())
     missing = [vid for vid in order if vid not in records]
-    meta.videos = {vid: records[vid] for vid in order if vid in records}
-    if meta.config.format == "ave":
+    ave = meta.config.format == "ave"
+    meta.videos = {vid: {**records[vid], **({"row": row} if ave else {})}
+                   for row, vid in enumerate(order) if vid in records}
+    meta.failed = [{**({"row": row} if ave else {}), "id": vid, **_failure(parts, vid)}
+                   for row, vid in enumerate(order) if vid not in records]
+    if ave:
         _write_ave_h5(out, order, records, meta)
     _save_json(out / META_FILE, meta.to_json())
     return missing
 
 
+def _failure(parts: Path, vid: str) -> dict[str, str]:
+    """Why ``vid`` has no features: the reason its extraction recorded, else that it was never extracted."""
+    f = parts / f"{vid}{FAILED_SUFFIX}"
+    if f.is_file():
+        return json.loads(f.read_text())
+    return {"reason": "no features: not among the inputs (or failed on another rank)"}
+
+
 def _write_ave_h5(out: Path, order: list[str], records: dict[str, Any], meta: FeatureMeta) -> None:
-    """The official h5 pair, one row per id of ``order``; a row without features stays zeros (and is reported)."""
+    """The official h5 pair, one row per id of ``order``. A row without features stays zeros: ``features.json``
+    lists it under ``failed`` (row, id, reason) and the AVE reader leaves such rows out, naming them."""
     import h5py
 
     g, dv, da = meta.grid, meta.visual_dim, meta.audio_dim

@@ -2,7 +2,7 @@
 
 The video plays at the top (``video.mp4`` beside the page), the timeline picture is embedded as a data URI with a
 playhead that follows playback, and every event (and ground-truth segment) is a button that seeks the video to
-its start. A run over several videos also gets ``index.html`` linking the pages.
+its start. ``index.html`` (:mod:`avloc.report.index`) links the pages of every video in the folder.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import json
 from pathlib import Path
 
 from avloc.inference.prediction import VideoPrediction
+from avloc.report.answer import answer, score_note
+from avloc.report.names import display_name
 from avloc.report.timeline import AXIS_LEFT, AXIS_RIGHT, TRACK_NAME, class_colours, timeline_labels
 
-_STYLE = """
+STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.2em auto; max-width: 1000px; color: #222; }
 video { width: 100%; max-height: 60vh; background: #000; }
 #timeline { position: relative; margin-top: .6em; cursor: pointer; }
@@ -27,6 +29,7 @@ video { width: 100%; max-height: 60vh; background: #000; }
 .gt button { border-style: dashed; }
 table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: .2em .6em; text-align: left; }
 .note { color: #a40; } .muted { color: #666; font-size: .9em; }
+.answer { font-size: 1.25em; font-weight: 600; margin: .3em 0; }
 """
 
 _SCRIPT = """
@@ -68,21 +71,27 @@ def _event_buttons(rows: list[tuple[str, float, float, str, str]], colours: dict
     return f'<ul class="events {css}">' + "".join(items) + "</ul>" if items else '<p class="muted">none</p>'
 
 
+def _track_section(pred: VideoPrediction, track: str, colours: dict) -> str:
+    ev = pred.events.of_track(track)
+    rows = [(track, s, e, lab, f"{display_name(lab)} {sc:.2f}") for s, e, lab, sc in
+            zip(ev.start.tolist(), ev.end.tolist(), ev.label.tolist(), ev.score.tolist())]
+    return (f"<h3>{html.escape(TRACK_NAME.get(track, track))} events</h3>"
+            + _event_buttons(rows, colours, f"pred track-{track}"))
+
+
 def report_html(pred: VideoPrediction, timeline_png: Path, video_name: str) -> str:
-    """The page for one video; ``timeline_png`` is embedded, ``video_name`` is a path relative to the page."""
+    """The page for one video; ``timeline_png`` is embedded, ``video_name`` is a path relative to the page.
+    The answer comes first (the audio-visual events, or why there are none), then the video and timeline,
+    then the single-modality tracks, the ground truth and the score."""
     image = base64.b64encode(Path(timeline_png).read_bytes()).decode()
     colours = class_colours(timeline_labels(pred))
     meta = {"duration": pred.duration, "left": AXIS_LEFT, "right": AXIS_RIGHT}
-    sections = []
-    for track in dict.fromkeys(pred.events.track.tolist() or ["av"]):
-        ev = pred.events.of_track(track)
-        rows = [(track, s, e, lab, f"{lab} {sc:.2f}") for s, e, lab, sc in
-                zip(ev.start.tolist(), ev.end.tolist(), ev.label.tolist(), ev.score.tolist())]
-        sections.append(f"<h3>{html.escape(TRACK_NAME.get(track, track))} events</h3>"
-                        + _event_buttons(rows, colours, "pred"))
+    others = [t for t in ("audio", "visual") if any(tr.name == t for tr in pred.tracks) or t in pred.events.track]
+    sections = [_track_section(pred, t, colours) for t in others]
     if pred.ground_truth is not None:
         gt = pred.ground_truth
-        rows = [("ground truth", s, e, lab, lab) for s, e, lab in zip(gt.start.tolist(), gt.end.tolist(), gt.label.tolist())]
+        rows = [("ground truth", s, e, lab, display_name(lab))
+                for s, e, lab in zip(gt.start.tolist(), gt.end.tolist(), gt.label.tolist())]
         sections.append("<h3>ground truth</h3>" + _event_buttons(rows, colours, "gt"))
     if pred.metrics:
         cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{v:.4f}</td></tr>" for k, v in pred.metrics.items())
@@ -92,32 +101,17 @@ def report_html(pred: VideoPrediction, timeline_png: Path, video_name: str) -> s
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}: avloc predict</title>
 <link rel="icon" href="data:,">
-<style>{_STYLE}</style></head>
+<style>{STYLE}</style></head>
 <body>
 <h2>{title} <span class="muted">{html.escape(pred.method)}, {pred.duration:.1f} s</span></h2>
+<p class="answer" id="answer">{html.escape(answer(pred))}</p>
+{_track_section(pred, "av", colours)}
+<p class="muted" id="score-note">{html.escape(score_note(pred))}</p>
 {notes}
 <video id="video" src="{html.escape(video_name)}" controls preload="auto"></video>
 <div id="timeline"><img alt="timeline of {title}" src="data:image/png;base64,{image}"><div id="playhead"></div></div>
 {''.join(sections)}
 <script type="application/json" id="meta">{json.dumps(meta)}</script>
 <script>{_SCRIPT}</script>
-</body></html>
-"""
-
-
-def index_html(preds: list[VideoPrediction]) -> str:
-    """A table of the videos of one run, each linking to its report."""
-    rows = []
-    for p in preds:
-        ev = p.events.of_track("av")
-        labels = ", ".join(dict.fromkeys(ev.label.tolist())) or "-"
-        score = ", ".join(f"{k} {v:.3f}" for k, v in p.metrics.items()) or "-"
-        rows.append(f'<tr><td><a href="{html.escape(p.video_id)}/report.html">{html.escape(p.video_id)}</a></td>'
-                    f"<td>{p.duration:.1f}</td><td>{len(ev)}</td><td>{html.escape(labels)}</td>"
-                    f"<td>{html.escape(score)}</td></tr>")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>avloc predict</title><link rel="icon" href="data:,">
-<style>{_STYLE}</style></head><body><h2>avloc predict: {len(preds)} videos</h2>
-<table><tr><th>video</th><th>duration (s)</th><th>events</th><th>labels</th><th>score</th></tr>{''.join(rows)}</table>
 </body></html>
 """

@@ -7,8 +7,10 @@ import shutil
 from pathlib import Path
 
 from avloc.inference.prediction import VideoPrediction
+from avloc.out_folder import check_out_folder
 from avloc.report import event_files
-from avloc.report.html import index_html, report_html
+from avloc.report import index
+from avloc.report.html import STYLE, report_html
 from avloc.report.playable import playable_copy
 from avloc.report.timeline import draw_timeline
 
@@ -23,7 +25,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 def write_video_report(pred: VideoPrediction, out: Path) -> Path:
     """``out/<video id>/`` with every file of ``VIDEO_FILES`` and the playable video; replaces an old one."""
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_folder(out).mkdir(parents=True, exist_ok=True)
     final = out / pred.video_id
     tmp = out / f".{pred.video_id}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -48,7 +50,10 @@ def write_video_report(pred: VideoPrediction, out: Path) -> Path:
     return final
 
 
-def write_run_files(preds: list[VideoPrediction], out: Path) -> None:
-    """``out/events.json`` over all videos (for ``avloc detect-eval``) and ``out/index.html``."""
-    write_atomic(out / "events.json", event_files.events_json(preds))
-    write_atomic(out / "index.html", index_html(preds))
+def write_run_files(preds: list[VideoPrediction], out: Path) -> list[str]:
+    """``out/events.json`` (for ``avloc detect-eval``) and ``out/index.html`` over every video folder in
+    ``out``: the videos of ``preds`` and those earlier commands wrote there. Returns the ids listed."""
+    entries = index.collect(preds, out)
+    write_atomic(out / "events.json", index.events_json(entries))
+    write_atomic(out / "index.html", index.index_html(entries, STYLE))
+    return [e.video_id for e in entries]

@@ -55,7 +55,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from avloc.tools.demo import run_demo
 
-    run_demo(out=args.out, videos=args.videos, epochs=args.epochs, seed=args.seed)
+    run_demo(out=args.out, videos=args.videos, epochs=args.epochs, seed=args.seed, threads=args.threads)
     return 0
 
 
@@ -132,11 +132,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score a run folder's selected checkpoint on a split (prints JSON)")
-    p.add_argument("run_dir")
-    p.add_argument("--data", required=True)
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--device", default="auto")
-    p.add_argument("--checkpoint", default="best.pt", choices=["best.pt", "last.pt"])
+    p.add_argument("run_dir", help="run folder written by avloc train")
+    p.add_argument("--data", default=None,
+                   help="dataset folder (default: the folder the run recorded in its data.json)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to score")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--checkpoint", default="best.pt", choices=["best.pt", "last.pt"],
+                   help="best.pt: the val-selected epoch; last.pt: the last epoch")
     p.set_defaults(func=_cmd_eval)
 
 
@@ -150,19 +152,21 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train PSP and VSCG on built-in synthetic AVE data (a few minutes on CPU)")
     p.add_argument("--out", default="runs/demo",
-                   help="folder for the demo's data, both runs and the plot (default: runs/demo)")
-    p.add_argument("--videos", type=int, default=600)
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--seed", type=int, default=0)
+                   help="folder for the demo's data, both runs and the plot")
+    p.add_argument("--videos", type=int, default=600, help="synthetic videos (80%% train, 10%% val, 10%% test)")
+    p.add_argument("--epochs", type=int, default=15, help="epochs per model")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and of training")
+    p.add_argument("--threads", type=int, default=2,
+                   help="torch threads; the numbers depend on it (the README table: 2)")
     p.set_defaults(func=_cmd_demo)
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="write a synthetic dataset in an official file layout")
-    p.add_argument("kind", choices=["ave", "unav"])
-    p.add_argument("--out", required=True)
-    p.add_argument("--videos", type=int, required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("kind", choices=["ave", "unav"], help="ave: the AVE h5 layout; unav: UnAV-100 npy + JSON")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--videos", type=int, required=True, help="number of videos")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
     p.add_argument("--dtype", default="float64", choices=["float32", "float64"],
                    help="ave: on-disk feature dtype (the official files are float64)")
     p.add_argument("--annotations", default=None,
@@ -184,7 +188,7 @@ def _add_detect_eval(sub: argparse._SubParsersAction) -> None:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="speed and memory benchmark")
-    p.add_argument("kind", choices=["ave", "dense", "extract"])
+    p.add_argument("kind", choices=["ave", "dense", "extract"], help="what to time")
     p.add_argument("--data", default=None, help="dataset folder (ave: required); extract: a video file")
     p.add_argument("--pairs", nargs="+", default=None, help="extract: visual+audio backbone pairs to time")
     p.add_argument("--device", default="cpu", help="extract: torch device")
@@ -205,9 +209,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="train every cell of a paper table and print mean ± std over seeds")
     p.add_argument("table", help="methods | ablation | plugin | losses | dense")
-    p.add_argument("--data", required=True)
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--out", default="runs/reproduce")
+    p.add_argument("--data", required=True, help="dataset folder every cell trains on")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per cell (mean ± std)")
+    p.add_argument("--out", default="runs/reproduce", help="folder of the cells' run folders and the table")
     p.add_argument("--quick", action="store_true", help="few epochs (and videos): a smoke run of the table")
     p.add_argument("--rows", default=None, help="comma-separated rows of the table to run (default: all)")
     p.add_argument("--workers", type=int, default=1,
@@ -244,11 +248,26 @@ ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [
 ]
 
 
+class _HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, except where there is none to show (None, off, empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        d = action.default
+        if d is None or d is False or (isinstance(d, (str, list)) and not d) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from avloc import __version__
+
     parser = argparse.ArgumentParser(prog="avloc", description="Audio-visual event localization toolkit")
+    parser.add_argument("--version", action="version", version=f"avloc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in ADDERS:
         add(sub)
+    for verb in sub.choices.values():
+        verb.formatter_class = _HelpWithDefaults
     return parser
 
 

@@ -3,11 +3,13 @@
 Usage::
 
     avloc extract clips/ --out feats --format ave --annotations Annotations.txt
+    avloc extract clips/ --out feats --class-from-folder   # clips/<class>/*.mp4, clips/background/*.mp4
     avloc extract list.txt --out feats --format unav --visual efficientnet_lite0 --audio aisfx --stride 0.32
     torchrun --nproc-per-node 4 -m avloc extract clips/ --out feats --format unav   # inputs split over ranks
 
-Exit status: 0 when every input was extracted (flagged videos included), 1 when some inputs failed (listed
-in the summary), 2 for a usage error (bad option, unknown backbone, missing weights).
+Exit status (shared with ``avloc predict``): 0 every input done (flagged videos included); 1 some or all
+inputs failed, each named once on stderr, the others done; 2 a one-line error that stops the command before
+any input is done (bad option, config, annotations, weights, an ``--out`` that is a file).
 """
 
 from __future__ import annotations
@@ -25,21 +27,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract", help="video files -> AVE h5 / UnAV npy features with pretrained backbones")
     p.add_argument("inputs", nargs="+", help="video files, folders (searched recursively) or list files (.txt)")
     p.add_argument("--out", required=True, help="feature folder (resumable: finished videos are skipped)")
-    p.add_argument("--format", default="ave", choices=["ave", "unav"], dest="fmt")
+    p.add_argument("--format", default="ave", choices=["ave", "unav"], dest="fmt",
+                   help="ave: 10 one-second segments, AVE h5 files; unav: a window grid, npy per video")
     p.add_argument("--visual", default="efficientnet_lite0", help="visual backbone (efficientnet_lite0, vgg19)")
     p.add_argument("--audio", default="aisfx", help="audio backbone (aisfx, soundnet8, vggish)")
     p.add_argument("--visual-weights", default="", help="weight file of the visual backbone (vgg19)")
     p.add_argument("--audio-weights", default="", help="weight file of the audio backbone (vggish)")
-    p.add_argument("--annotations", default=None, help="ave: Annotations.txt giving the h5 row order")
-    p.add_argument("--stride", type=float, default=0.32, help="unav: seconds between windows (0.32)")
-    p.add_argument("--window", type=float, default=0.96, help="unav: window seconds (0.96)")
+    p.add_argument("--annotations", default=None,
+                   help="ave: Annotations.txt giving the h5 row order (copied into --out)")
+    p.add_argument("--classes", default=None,
+                   help="ave: the class list of --annotations, one event class per line (when not AVE's 28)")
+    p.add_argument("--class-from-folder", action="store_true",
+                   help="ave: label each clip by its folder (clips/dog/a.mp4: dog; clips/background/: no event) "
+                        "and write Annotations.txt (and classes.txt) into --out")
+    p.add_argument("--split", default="0.8,0.1,0.1",
+                   help="ave: train,val,test fractions of the *_order.h5 files written when --out has none")
+    p.add_argument("--seed", type=int, default=0, help="ave: seed of that split")
+    p.add_argument("--stride", type=float, default=0.32, help="unav: seconds between windows")
+    p.add_argument("--window", type=float, default=0.96, help="unav: window seconds")
     p.add_argument("--fps", type=float, default=12.5, help="unav: visual frames per second (stride x fps whole)")
-    p.add_argument("--frames-per-segment", type=int, default=16, help="ave: frames averaged per second (16)")
-    p.add_argument("--resize", default="squash", choices=["squash", "center_crop"])
+    p.add_argument("--frames-per-segment", type=int, default=16, help="ave: frames averaged per second")
+    p.add_argument("--resize", default="squash", choices=["squash", "center_crop"],
+                   help="frames to the backbone's input: squash the whole frame (AVE's recipe) or crop its centre")
     p.add_argument("--batch", type=int, default=0,
                    help="frames per visual backbone call (0: 2 on CPU, where small batches stay in cache; 64 on GPU)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", default="cpu", help="torch device of the backbones (cpu, cuda, cuda:N)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, batch jobs)")
     p.set_defaults(func=run)
 
 
@@ -59,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         cfg = _config(args)
+        split = tuple(float(x) for x in args.split.split(","))
         summary = extract_videos(args.inputs, args.out, cfg, annotations=args.annotations,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, classes=args.classes,
+                                 class_from_folder=args.class_from_folder, split=split, seed=args.seed)
     except (ValueError, WeightsError, ConfigError) as exc:
         print(f"avloc extract: error: {exc}", file=sys.stderr)
         return 2

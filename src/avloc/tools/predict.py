@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from avloc.inference.events import PostProcess
 from avloc.inference.prediction import PredictError
+from avloc.out_folder import check_out_folder
 
 if TYPE_CHECKING:
     from avloc.inference.predictor import Predictor
@@ -73,14 +72,15 @@ def run(args: argparse.Namespace) -> int:
     paths, bad = readable_videos(args.videos)
     for msg in bad:
         print(f"avloc predict: skipped {msg}", file=sys.stderr)
-    if not paths:
-        raise PredictError("no readable video among the inputs: " + "; ".join(bad))
+    if not paths:  # each input's reason is printed above; exit 1 like any run where inputs failed
+        print(f"avloc predict: no readable video among the {len(bad)} inputs", file=sys.stderr)
+        return 1
     ids = [p.stem for p in paths]
     truth = ground_truth_of(args.annotations, ids) if args.annotations else {}
     # 2. the predictor, built once
     predictor = _predictor(args)
     # 3. per video
-    out = Path(args.out)
+    out = check_out_folder(args.out)  # before the first video's minutes of work
     preds = []
     for path, vid in zip(paths, ids):
         pred = predictor.predict(path, truth.get(vid))
