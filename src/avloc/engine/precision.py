@@ -27,6 +27,19 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (the platform's processor string elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def bf16_matmul_support(device: torch.device) -> tuple[bool, str]:
     """(has fast bf16 matmuls, a one-line reason naming what was checked)."""
     if device.type == "cuda":

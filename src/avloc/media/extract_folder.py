@@ -167,6 +167,7 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
                             f"{summary.seconds / elapsed:.1f} video-s/s")
     bar.close()
     _barrier(world)
+    meta.engines = ex.meta().engines  # resolved now that the networks have run
     if rank == 0:
         reported = {Path(p).stem for p in summary.failed}
         for vid in _assemble(out, order, meta):

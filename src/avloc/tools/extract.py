@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=0,
                    help="frames per visual backbone call (0: 2 on CPU, where small batches stay in cache; 64 on GPU)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"],
+                   help="runs the backbones: auto = the one measured fastest here (timed once, cached)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16 only where the CPU has bf16 units (avx512_bf16 / AMX) or on a GPU")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -49,7 +53,7 @@ def _config(args: argparse.Namespace):  # noqa: ANN202
     return ExtractConfig(format=args.fmt, visual=args.visual, audio=args.audio, visual_weights=args.visual_weights,
                          audio_weights=args.audio_weights, frames_per_segment=args.frames_per_segment,
                          stride=args.stride, window=args.window, fps=args.fps, resize=args.resize,
-                         batch=args.batch, device=args.device)
+                         batch=args.batch, device=args.device, engine=args.engine, precision=args.precision)
 
 
 def run(args: argparse.Namespace) -> int:
