@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from avloc.engine.precision import cpu_flags, cpu_model
+from avloc.engine.precision import cpu_model, kernel_flags
 from avloc.media.decode import probe
 from avloc.media.engines import ENGINES, installed
-from avloc.media.engines.net import FLAGS_THAT_MATTER
 from avloc.media.engines.support import has_precision, version
 from avloc.media.extract import ExtractConfig, Extractor
 from avloc.media.weights import WeightsError
@@ -30,7 +29,7 @@ DEFAULT_PAIRS = ["efficientnet_lite0+aisfx", "efficientnet_lite0+soundnet8"]
 
 def cpu_report() -> dict[str, Any]:
     """CPU model, the flags that matter for these kernels, threads, load average and library versions."""
-    return {"cpu": cpu_model(), "flags": sorted(set(FLAGS_THAT_MATTER) & cpu_flags()),
+    return {"cpu": cpu_model(), "flags": kernel_flags(),
             "threads": torch.get_num_threads(), "load_average_1_5_15min": [round(x, 1) for x in os.getloadavg()],
             "versions": {e: version(e) for e in ENGINES if installed(e)}}
 
@@ -50,7 +49,7 @@ def _extractor(cfg: ExtractConfig) -> tuple[Extractor, bool]:
 
 
 def bench_speed(video: str | Path, pairs: list[str] | None = None, device: str = "cpu", rounds: int = 3,
-                engines: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+                engines: list[tuple[str, str]] | None = None, frames_per_segment: int = 16) -> list[dict[str, Any]]:
     """Per pair and (engine, precision): x real time and seconds per video-second of each stage (best round)."""
     seconds = min(probe(video).duration, 10.0)
     rows = []
@@ -59,7 +58,7 @@ def bench_speed(video: str | Path, pairs: list[str] | None = None, device: str =
         extractors = {}
         for engine, precision in engines or combos(device):
             cfg = ExtractConfig(format="ave", visual=visual, audio=audio, device=device, engine=engine,
-                                precision=precision)
+                                precision=precision, frames_per_segment=frames_per_segment)
             extractors[(engine, precision)] = _extractor(cfg)
             extractors[(engine, precision)][0].video(video)  # warm-up: export, compile, first-call allocations
         best: dict[tuple[str, str], tuple[float, dict[str, float]]] = {}

@@ -184,7 +184,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fidelity", action="store_true",
                    help="extract: feature error of each engine against eager float32 on --data and --clips")
     p.add_argument("--rounds", type=int, default=3, help="extract: interleaved timing rounds (best counts)")
-    p.add_argument("--frames-per-segment", type=int, default=16, help="extract --fidelity: frames per second")
+    p.add_argument("--frames-per-segment", type=int, default=16, help="extract: frames per second through the visual net (AVE: 16)")
     p.add_argument("--pairs", nargs="+", default=None, help="extract: visual+audio backbone pairs to time")
     p.add_argument("--device", default="cpu", help="extract: torch device")
     p.add_argument("--models", nargs="+", default=["vscg", "psp"], help="ave: registered models to time")

@@ -18,14 +18,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from avloc.engine.precision import cpu_flags, cpu_model
+from avloc.engine.precision import cpu_flags, cpu_model, kernel_flags
 from avloc.media.engines import cache
 from avloc.media.engines.runners import RUNNERS
 from avloc.media.engines.support import ENGINES, candidates, check, engine_threads, version
 
 AUTO_FILE = "auto.json"
 AUTO_ROUNDS = 3  # interleaved timing rounds per candidate; the best call of each counts
-FLAGS_THAT_MATTER = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
@@ -92,7 +91,7 @@ class EngineNet:
         table = cache.read_json(path)
         table[key] = {"engine": best, "seconds_per_call": seconds, "backbone": self.name,
                       "input": list(x.shape), "precision": self.precision, "threads": self.threads,
-                      "cpu": cpu_model(), "flags": sorted(set(FLAGS_THAT_MATTER) & cpu_flags())}
+                      "cpu": cpu_model(), "flags": kernel_flags()}
         cache.write_json(path, table)
         return best, runners[best]
 
