@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from avloc.media.engines import installed
 from avloc.media.extract_bench import bench_fidelity, bench_speed, combos, cpu_report
@@ -16,9 +17,11 @@ OTHER = "onnxruntime" if installed("onnxruntime") else "openvino" if installed("
 
 def test_speed_rows_split_the_stages_for_each_engine(tmp_path):
     clip = make_video(tmp_path / "c.mp4", seconds=1.0, fps=5)
+    before = torch.get_num_threads()
     rows = bench_speed(clip, ["efficientnet_lite0+aisfx"], rounds=1, engines=[("torch", "fp32")],
-                       frames_per_segment=1)
-    (row,) = rows
+                       frames_per_segment=1, threads=[1, 2])
+    assert [r["threads"] for r in rows] == [1, 2] and torch.get_num_threads() == before
+    row = rows[0]
     assert row["engine"] == "torch" and row["precision"] == "fp32" and row["x_realtime"] > 0
     assert all(row[f"{k}_s_per_video_s"] > 0 for k in ("decode", "resize", "visual", "audio"))
     report = cpu_report()

@@ -49,32 +49,43 @@ def _extractor(cfg: ExtractConfig) -> tuple[Extractor, bool]:
 
 
 def bench_speed(video: str | Path, pairs: list[str] | None = None, device: str = "cpu", rounds: int = 3,
-                engines: list[tuple[str, str]] | None = None, frames_per_segment: int = 16) -> list[dict[str, Any]]:
-    """Per pair and (engine, precision): x real time and seconds per video-second of each stage (best round)."""
+                engines: list[tuple[str, str]] | None = None, frames_per_segment: int = 16,
+                threads: list[int] | None = None) -> list[dict[str, Any]]:
+    """Per pair, (engine, precision) and thread count: x real time and seconds per video-second of each stage
+    (best round). ``threads`` (default: torch's current count) are interleaved like the engines, so the
+    rows show which counts hold up under the load of the moment."""
     seconds = min(probe(video).duration, 10.0)
+    counts = threads or [torch.get_num_threads()]
+    before = torch.get_num_threads()
     rows = []
-    for pair in pairs or DEFAULT_PAIRS:
-        visual, audio = pair.split("+")
-        extractors = {}
-        for engine, precision in engines or combos(device):
-            cfg = ExtractConfig(format="ave", visual=visual, audio=audio, device=device, engine=engine,
-                                precision=precision, frames_per_segment=frames_per_segment)
-            extractors[(engine, precision)] = _extractor(cfg)
-            extractors[(engine, precision)][0].video(video)  # warm-up: export, compile, first-call allocations
-        best: dict[tuple[str, str], tuple[float, dict[str, float]]] = {}
-        for _ in range(rounds):
-            for key, (ex, _) in extractors.items():
-                ex.times = dict.fromkeys(ex.times, 0.0)
-                t0 = time.perf_counter()
-                ex.video(video)
-                wall = time.perf_counter() - t0
-                if key not in best or wall < best[key][0]:
-                    best[key] = (wall, dict(ex.times))
-        for (engine, precision), (wall, stages) in best.items():
-            rows.append({"pair": pair, "engine": engine, "precision": precision,
-                         "random_weights": extractors[(engine, precision)][1], "video_s": round(seconds, 2),
-                         "wall_s": round(wall, 3), "x_realtime": round(seconds / wall, 2),
-                         **{f"{k}_s_per_video_s": round(v / seconds, 4) for k, v in stages.items()}})
+    try:
+        for pair in pairs or DEFAULT_PAIRS:
+            visual, audio = pair.split("+")
+            extractors = {}
+            for n in counts:
+                torch.set_num_threads(n)  # the engines take torch's count when they are built
+                for engine, precision in engines or combos(device):
+                    cfg = ExtractConfig(format="ave", visual=visual, audio=audio, device=device, engine=engine,
+                                        precision=precision, frames_per_segment=frames_per_segment)
+                    extractors[(engine, precision, n)] = _extractor(cfg)
+                    extractors[(engine, precision, n)][0].video(video)  # warm-up: export, compile, allocations
+            best: dict[tuple[str, str, int], tuple[float, dict[str, float]]] = {}
+            for _ in range(rounds):
+                for key, (ex, _) in extractors.items():
+                    torch.set_num_threads(key[2])
+                    ex.times = dict.fromkeys(ex.times, 0.0)
+                    t0 = time.perf_counter()
+                    ex.video(video)
+                    wall = time.perf_counter() - t0
+                    if key not in best or wall < best[key][0]:
+                        best[key] = (wall, dict(ex.times))
+            for (engine, precision, n), (wall, stages) in best.items():
+                rows.append({"pair": pair, "engine": engine, "precision": precision, "threads": n,
+                             "random_weights": extractors[(engine, precision, n)][1], "video_s": round(seconds, 2),
+                             "wall_s": round(wall, 3), "x_realtime": round(seconds / wall, 2),
+                             **{f"{k}_s_per_video_s": round(v / seconds, 4) for k, v in stages.items()}})
+    finally:
+        torch.set_num_threads(before)
     return rows
 
 

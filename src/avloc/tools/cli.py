@@ -183,6 +183,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="extract: ENGINE:PRECISION to compare (default: every installed one, e.g. openvino:bf16)")
     p.add_argument("--fidelity", action="store_true",
                    help="extract: feature error of each engine against eager float32 on --data and --clips")
+    p.add_argument("--threads", type=int, nargs="+", default=None,
+                   help="extract: thread counts compared in the same rounds (default: torch's current count)")
     p.add_argument("--rounds", type=int, default=3, help="extract: interleaved timing rounds (best counts)")
     p.add_argument("--frames-per-segment", type=int, default=16, help="extract: frames per second through the visual net (AVE: 16)")
     p.add_argument("--pairs", nargs="+", default=None, help="extract: visual+audio backbone pairs to time")

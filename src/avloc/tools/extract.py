@@ -88,7 +88,7 @@ def bench_main(args: argparse.Namespace) -> int:
             rows = bench_fidelity(videos, args.pairs, args.frames_per_segment, combos)
         else:
             rows = bench_speed(args.data, args.pairs, args.device, rounds=args.rounds, engines=combos,
-                               frames_per_segment=args.frames_per_segment)
+                               frames_per_segment=args.frames_per_segment, threads=args.threads)
     except (EngineError, ValueError) as exc:
         print(f"avloc bench extract: error: {exc}", file=sys.stderr)
         return 2
