@@ -36,3 +36,18 @@ def test_fidelity_rows_compare_each_engine_with_eager_float32(tmp_path):
     assert 0 <= row["visual_rel_err_mean"] <= row["visual_rel_err_max"] < 1e-4
     assert 0 <= row["audio_rel_err_max"] < 1e-4
     json.dumps(row)  # printable as it is
+
+
+@pytest.mark.parametrize("preset,expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_extract_lets_openmp_workers_sleep_unless_the_user_chose(preset, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    code = ("import os; from avloc.tools.extract import passive_openmp; passive_openmp(); "
+            "print(os.environ['OMP_WAIT_POLICY'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
