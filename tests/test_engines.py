@@ -170,3 +170,4 @@ def test_bad_engine_or_precision_names_the_choices():
         ExtractConfig(precision="int8")
     with pytest.raises(EngineError, match="CPU only"):
         support.check("openvino", "fp32", torch.device("cuda"))
+    assert support.candidates("fp32", torch.device("cuda")) == ["torch"]  # auto keeps torch on a GPU
