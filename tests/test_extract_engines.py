@@ -51,6 +51,9 @@ def test_features_of_any_engine_train_and_predict_interchangeably(shared_dir, tm
     assert meta.engines == {"visual": f"{engine} {precision}", "audio": f"{engine} {precision}"}
     assert ref_meta.engines == {"visual": "torch fp32", "audio": "torch fp32"}
     assert meta.data_config() == ref_meta.data_config()  # avloc train reads both folders alike
+    again = extract_videos([shared_dir / "media" / CLIPS[0]], tmp_path / engine, ExtractConfig(
+        format="ave", frames_per_segment=1, engine=engine, precision=precision), progress=False)
+    assert again.skipped and read_feature_meta(tmp_path / engine).engines == meta.engines  # a re-run keeps it
     tol = 1e-4 if precision == "fp32" else 0.1
     for key in ("audio", "visual"):
         a, b = other.visual if key == "visual" else other.audio, ref.visual if key == "visual" else ref.audio
