@@ -29,6 +29,7 @@ from avloc.formats.feature_sidecar import META_FILE, read_sidecar
 from avloc.media.backbones import BACKBONES, AudioBackbone, VisualBackbone, create_backbone
 from avloc.media.backbones.vgg import ave_audio_starts
 from avloc.media.decode import SILENCE, MediaError, decode_audio, iter_frames, probe, usable_seconds
+from avloc.media.engines import CHOICES, PRECISIONS, EngineNet
 
 
 AVE_SEGMENTS = 10
@@ -52,8 +53,13 @@ class ExtractConfig:
     resize: str = "squash"  # squash (AVE) | center_crop
     batch: int = 0  # frames per visual backbone call; 0 = 2 on CPU (a small batch stays in cache), 64 on GPU
     device: str = "cpu"
+    engine: str = "auto"  # auto (fastest measured here) | torch | onnxruntime | openvino: see media/engines
+    precision: str = "fp32"  # fp32 | bf16 (CPUs with bf16 units, GPUs): bf16 moves features by ~1e-2 relative
 
     def __post_init__(self) -> None:
+        if self.engine not in CHOICES or self.precision not in PRECISIONS:
+            raise ValueError(f"engine must be one of {', '.join(CHOICES)} and precision one of "
+                             f"{', '.join(PRECISIONS)}, got {self.engine!r} / {self.precision!r}")
         if self.format not in ("ave", "unav"):
             raise ValueError(f"format must be 'ave' or 'unav', got {self.format!r}")
         if self.frames_per_segment < 1 or self.batch < 0:
@@ -86,12 +92,13 @@ class FeatureMeta:
     videos: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {path, seconds, steps, flags[, row]}
     failed: list[dict[str, Any]] = field(default_factory=list)  # [{row (ave), id, reason[, path]}]: no features
     classes_file: str = ""  # ave: the class list beside the features ("": AVE's 28 classes)
+    engines: dict[str, str] = field(default_factory=dict)  # visual / audio -> the engine that ran, e.g. "openvino fp32"
 
     def recipe(self) -> dict[str, Any]:
         """What makes two feature folders interchangeable: the backbones, their settings and the grid (not
-        where or in what batches they ran)."""
+        where, in what batches or by which engine they ran: every engine makes interchangeable features)."""
         return {k: v for k, v in asdict(self.config).items()
-                if k not in ("device", "batch", "visual_weights", "audio_weights")}
+                if k not in ("device", "batch", "visual_weights", "audio_weights", "engine", "precision")}
 
     def describe(self) -> str:
         c = self.config
@@ -109,8 +116,8 @@ class FeatureMeta:
 
     def to_json(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "visual_dim": self.visual_dim, "audio_dim": self.audio_dim,
-                "grid": self.grid, "audio_rate": self.audio_rate, "data": self.data_config(), "videos": self.videos,
-                "failed": self.failed}
+                "grid": self.grid, "audio_rate": self.audio_rate, "engines": self.engines, "data": self.data_config(),
+                "videos": self.videos, "failed": self.failed}
 
 
 def read_feature_meta(folder: str | Path) -> FeatureMeta:
@@ -124,7 +131,7 @@ def feature_meta_from_json(raw: dict[str, Any], where: str) -> FeatureMeta:
         cfg = ExtractConfig(**raw["config"])
         return FeatureMeta(cfg, int(raw["visual_dim"]), int(raw["audio_dim"]), int(raw["grid"]),
                            int(raw["audio_rate"]), dict(raw.get("videos", {})), list(raw.get("failed", [])),
-                           str((raw.get("data") or {}).get("classes_file", "")))
+                           str((raw.get("data") or {}).get("classes_file", "")), dict(raw.get("engines", {})))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{where}: malformed feature sidecar ({exc})") from None
 
@@ -151,12 +158,19 @@ class Extractor:
                 raise ValueError(f"backbone '{name}' is not a {kind.__name__}; choose from {BACKBONES.names()}")
         self.visual.fold_batchnorm().to(memory_format=torch.channels_last)  # faster depthwise/3x3 convs on CPU
         self.audio.fold_batchnorm()
+        self.visual_net = EngineNet(self.visual, cfg.visual, cfg.engine, cfg.precision)  # runs visual.forward
+        self.audio_net = EngineNet(self.audio, cfg.audio, cfg.engine, cfg.precision)  # runs audio.forward
         self.batch = cfg.batch or (64 if self.visual.device.type == "cuda" else 2)
         self.times = {"decode": 0.0, "resize": 0.0, "visual": 0.0, "audio": 0.0}
 
     def meta(self) -> FeatureMeta:
+        engines = {"visual": self.visual_net.describe(), "audio": self.audio_net.describe()}
         return FeatureMeta(self.cfg, self.visual.out_dim, self.audio.out_dim, self.visual.grid,
-                           self.audio.sample_rate)
+                           self.audio.sample_rate, engines=engines)
+
+    def embed_audio(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float) -> torch.Tensor:
+        """(S,) waveform -> (T, Da) float32 CPU: the audio backbone's windows through the chosen engine."""
+        return self.audio.embed(wave, starts_s, window_s, net=self.audio_net).float().cpu()
 
     def frame_times(self, seconds: float) -> tuple[np.ndarray, int]:
         """The sampled frame times and the number of steps of a clip of ``seconds``."""
@@ -183,7 +197,7 @@ class Extractor:
             x = self.visual.preprocess(item[1], self.cfg.resize).contiguous(memory_format=torch.channels_last)
             t2 = time.perf_counter()
             for part in x.split(self.batch):
-                fmap = self.visual(part)  # (n, Dv, g, g)
+                fmap = self.visual_net(part)  # (n, Dv, g, g)
                 fmap = fmap.permute(0, 2, 3, 1) if self.cfg.format == "ave" else fmap.mean((2, 3))
                 out.append(fmap.float().cpu())
             self.times["resize"] += t2 - t1
@@ -230,7 +244,7 @@ class Extractor:
             if len(wave) == 0 or float(np.abs(wave).max()) < SILENCE:
                 flags.append("silent")
             t1 = time.perf_counter()
-            audio = self.audio.embed(wave, starts, window).float().cpu()  # (T, Da)
+            audio = self.embed_audio(wave, starts, window)  # (T, Da)
             self.times["audio"] += time.perf_counter() - t1
         return audio.numpy(), visual.numpy(), float(seconds), list(dict.fromkeys(flags))
 

@@ -193,6 +193,9 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
                             f"{summary.seconds / elapsed:.1f} video-s/s")
     bar.close()
     _barrier(world)
+    meta.engines = ex.meta().engines  # resolved now that the networks have run
+    if not summary.extracted and (out / META_FILE).is_file():  # a re-run that made nothing keeps the record
+        meta.engines = json.loads((out / META_FILE).read_text()).get("engines", meta.engines)
     if rank == 0:
         reported = {Path(p).stem for p in summary.failed}
         for vid in _assemble(out, order, meta):

@@ -190,6 +190,15 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="speed and memory benchmark")
     p.add_argument("kind", choices=["ave", "dense", "extract"], help="what to time")
     p.add_argument("--data", default=None, help="dataset folder (ave: required); extract: a video file")
+    p.add_argument("--clips", nargs="*", default=[], help="extract --fidelity: more video files or folders")
+    p.add_argument("--engines", nargs="+", default=None,
+                   help="extract: ENGINE:PRECISION to compare (default: every installed one, e.g. openvino:bf16)")
+    p.add_argument("--fidelity", action="store_true",
+                   help="extract: feature error of each engine against eager float32 on --data and --clips")
+    p.add_argument("--threads", type=int, nargs="+", default=None,
+                   help="extract: thread counts compared in the same rounds (default: torch's current count)")
+    p.add_argument("--rounds", type=int, default=3, help="extract: interleaved timing rounds (best counts)")
+    p.add_argument("--frames-per-segment", type=int, default=16, help="extract: frames per second through the visual net (AVE: 16)")
     p.add_argument("--pairs", nargs="+", default=None, help="extract: visual+audio backbone pairs to time")
     p.add_argument("--device", default="cpu", help="extract: torch device")
     p.add_argument("--models", nargs="+", default=["vscg", "psp"], help="ave: registered models to time")

@@ -10,7 +10,7 @@ to get and where to put it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, TypeVar
@@ -121,6 +121,12 @@ class Backbone(nn.Module):
             self._replace(norm, nn.Identity())
         return self
 
+    def engine_parts(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]:
+        """(front, core) with ``forward(x) == core(front(x))``: an inference engine runs ``core`` (exported
+        to ONNX where the engine is not torch) and the cheap ``front`` stays in torch. By default the whole
+        forward is the core; a backbone whose forward starts with ops ONNX cannot export overrides this."""
+        return _identity, self
+
     def _replace(self, path: str, module: nn.Module) -> None:
         parent, _, name = path.rpartition(".")
         setattr(self.get_submodule(parent) if parent else self, name, module)
@@ -128,6 +134,10 @@ class Backbone(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
 class VisualBackbone(Backbone):
@@ -172,9 +182,12 @@ class AudioBackbone(Backbone):
     sample_rate: ClassVar[int]
     out_dim: ClassVar[int]
 
-    def embed(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float) -> torch.Tensor:
-        """(S,) float waveform -> (T, out_dim): the window of ``window_s`` seconds at each start time."""
-        return self(self.windows(wave, starts_s, window_s))  # (T, out_dim)
+    def embed(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float,
+              net: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """(S,) float waveform -> (T, out_dim): the window of ``window_s`` seconds at each start time.
+
+        ``net`` runs the forward (an inference engine's ``EngineNet``); by default this module does."""
+        return (net or self)(self.windows(wave, starts_s, window_s))  # (T, out_dim)
 
     def windows(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float) -> torch.Tensor:
         """(S,) -> (T, L) float windows on this module's device; samples past the end of the clip are zeros."""

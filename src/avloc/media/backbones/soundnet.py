@@ -17,7 +17,7 @@ Time: conv7 hops 32,768 samples (1.49 s); conv8 hops 65,536 (2.97 s) with a 14.5
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,10 +136,12 @@ class SoundNet8(AudioBackbone):
         return torch.from_numpy(padded[starts[:, None] + offsets]).to(self.device)  # (T, n_loop)
 
     @torch.no_grad()
-    def embed(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float) -> torch.Tensor:
-        """(T, 1024): conv7 averaged over each looped window (the audio feature ``avloc extract`` stores)."""
+    def embed(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float,
+              net: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """(T, 1024): conv7 averaged over each looped window (the audio feature ``avloc extract`` stores);
+        ``net`` runs the forward (an inference engine's ``EngineNet``), by default this module."""
         windows = self.looped_windows(wave, starts_s, window_s)  # (T, n_loop)
-        parts = [self(chunk) for chunk in windows.split(self.cfg.batch)]  # [(b, 1024)]
+        parts = [(net or self)(chunk) for chunk in windows.split(self.cfg.batch)]  # [(b, 1024)]
         return torch.cat(parts) if parts else torch.zeros(0, self.out_dim)
 
     @torch.no_grad()
