@@ -137,7 +137,7 @@ def test_run_without_checkpoint_or_with_other_backbones(trained, tmp_path, capsy
     meta["config"]["audio"], meta["audio_dim"] = "aisfx", 512
     (other / "features.json").write_text(json.dumps(meta))
     rc, err = run_cli([video, "--run", str(trained["run"]), "--data", str(other)], out, capsys)
-    assert rc == 2 and "config.yaml" in err and "audio_dim 1024" in err and "aisfx" in err
+    assert rc == 2 and "config.yaml" in err and "audio_dim 256" in err and "aisfx" in err
     assert not out.exists()
 
 
@@ -211,7 +211,7 @@ def test_features_without_a_sidecar_need_the_backbones_named(trained, tmp_path, 
     assert main([*base, "--out", str(tmp_path / "none")]) == 2
     assert "features.json is missing" in capsys.readouterr().err and not (tmp_path / "none").exists()
     assert main([*base, "--visual", "efficientnet_lite0", "--audio", "aisfx", "--out", str(tmp_path / "bad")]) == 2
-    assert "audio_dim 1024" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert "audio_dim 256" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     out = tmp_path / "named"
     assert main([*base, "--visual", "efficientnet_lite0", "--audio", "soundnet8", "--out", str(out)]) == 0
     doc = json.loads((out / "held_out" / "events.json").read_text())

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from avloc.formats.feature_sidecar import META_FILE
 from avloc.media.decode import MediaError
-from avloc.media.extract import AVE_SEGMENTS, FEATURE_DIR, ExtractConfig, Extractor, FeatureMeta
+from avloc.media.extract import AVE_SEGMENTS, FEATURE_DIR, ExtractConfig, Extractor, FeatureMeta, read_feature_meta
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,24 @@ class Summary:
         return "\n".join(lines)
 
 
+RUNTIME_ONLY = ("device", "batch")  # ExtractConfig fields that do not change the features
+
+
+def _refuse_other_recipe(out: Path, cfg: ExtractConfig) -> None:
+    """A folder already holding features made another way (another backbone, layer or grid) is never mixed into.
+
+    A folder written before the audio layer was recorded reads as the layer of that time (soundnet8: conv7), so
+    resuming it with today's default layer is refused here rather than silently mixing two layers."""
+    if not (out / META_FILE).is_file():
+        return
+    made = read_feature_meta(out).config
+    diff = [f"{k}={getattr(made, k)!r} (asked: {getattr(cfg, k)!r})" for k in asdict(cfg)
+            if k not in RUNTIME_ONLY and getattr(made, k) != getattr(cfg, k)]
+    if diff:
+        raise ValueError(f"{out / META_FILE}: this folder holds features made with {', '.join(diff)}; "
+                         "extract into a new folder or ask for the same recipe")
+
+
 def _rank_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
@@ -111,6 +129,7 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
     """Extract every input into ``out`` (resumable, atomic per video, sharded over torchrun ranks)."""
     cfg = cfg or ExtractConfig()
     out = Path(out)
+    _refuse_other_recipe(out, cfg)
     parts = out / PARTS_DIR
     parts.mkdir(parents=True, exist_ok=True)
     if cfg.format == "unav":

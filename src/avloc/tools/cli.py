@@ -76,6 +76,10 @@ def _cmd_detect_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.kind == "backbones":
+        from avloc.tools.bench_backbones import run
+
+        return run(args)
     if args.kind == "extract":
         from avloc.tools.extract import bench_main
 
@@ -175,8 +179,10 @@ def _add_detect_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="speed and memory benchmark")
-    p.add_argument("kind", choices=["ave", "dense", "extract"])
+    from avloc.tools.bench_backbones import add_flags
+
+    p = sub.add_parser("bench", help="speed and memory benchmark; backbones: accuracy against the papers")
+    p.add_argument("kind", choices=["ave", "dense", "extract", "backbones"])
     p.add_argument("--data", default=None, help="dataset folder (ave: required); extract: a video file")
     p.add_argument("--pairs", nargs="+", default=None, help="extract: visual+audio backbone pairs to time")
     p.add_argument("--device", default="cpu", help="extract: torch device")
@@ -191,6 +197,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="time N batches per epoch of a fixed random subset and scale to the epoch (0: whole epochs)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("overrides", nargs="*", help="ave: section.key=value for every model, e.g. data.storage=float16")
+    add_flags(p)
     p.set_defaults(func=_cmd_bench)
 
 
