@@ -3,6 +3,8 @@
 Files (folder ``root``; names configurable), all h5 datasets under key ``avadataset`` unless noted:
 
 * ``Annotations.txt``: ``Category&VideoID&Quality&Start&End``, line i = row i of every h5 (required).
+* ``classes.txt``, optional: the event classes of an AVE-layout set of its own (one a line; background is
+  added last), e.g. a composed real-media set; without it the classes are AVE's 28.
 * ``audio_feature.h5`` (N, 10, 128) VGGish, ``visual_feature.h5`` (N, 10, 7, 7, 512) VGG-19 pool5
   (float64 on disk, float32 here, loaded once in row chunks: 7.7 GB on disk -> 4.16 GB in RAM; with
   ``storage: float16`` half that, converted back to float32 batch by batch).
@@ -80,6 +82,7 @@ class AVEDataset(InMemoryDataset):
     class Config:
         setting: str = "fully"  # fully | weak (weak: noisy background videos join the training split)
         annotations_file: str = "Annotations.txt"  # Category&VideoID&Quality&Start&End, no header
+        classes_file: str = "classes.txt"  # the set's event classes, one a line, when present; else AVE's 28
         audio_file: str = "audio_feature.h5"  # (N, 10, 128) VGGish
         visual_file: str = "visual_feature.h5"  # (N, 10, 7, 7, 512) VGG-19 pool5
         labels_file: str = "labels.h5"  # (N, 10, 29) one-hot; rebuilt from annotations when absent
@@ -108,8 +111,10 @@ class AVEDataset(InMemoryDataset):
         super().__init__(cfg, root)
         if not self.root.is_dir():
             raise DataError(f"{self.root}: AVE data folder not found")
-        self.class_names: list[str] = list(L.CLASS_NAMES)
-        self.annotations = L.read_annotations(self._p(cfg.annotations_file))
+        events = self._event_classes()
+        self.bg, self.nc = len(events), len(events) + 1  # background index, outputs (AVE: 28, 29)
+        self.class_names: list[str] = [*events, "background"]
+        self.annotations = L.read_annotations(self._p(cfg.annotations_file), classes=events)
         n = len(self.annotations)
         orders = split_subset(self._read_orders(n), n, cfg.max_videos)
         rows = np.unique(np.concatenate(list(orders.values())))  # sorted h5 rows to load
@@ -193,8 +198,18 @@ class AVEDataset(InMemoryDataset):
             "audio_dim": int(self.audio.shape[-1]),
             "visual_dim": int(self.visual.shape[-1]),
             "att_regions": int(self.visual.shape[2] * self.visual.shape[3]),
-            "num_classes": L.NUM_CLASSES,
+            "num_classes": self.nc,
         }
+
+    def _event_classes(self) -> tuple[str, ...]:
+        """AVE's 28 classes, or those of ``classes_file`` in the data folder (an AVE-layout set of its own)."""
+        path = self._p(self.cfg.classes_file) if self.cfg.classes_file else None
+        if path is None or not path.is_file():
+            return L.AVE_CLASSES
+        names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if not names or len(set(names)) != len(names) or "background" in names:
+            raise DataError(f"{path}: need distinct event class names, one a line ('background' is implied)")
+        return tuple(names)
 
     # ------------------------------------------------------------------ reading
     def _p(self, name: str) -> Path:
@@ -245,7 +260,7 @@ class AVEDataset(InMemoryDataset):
         rebuilt = L.segment_labels(ann)
         path = self._optional(self.cfg.labels_file)
         if path is not None:
-            labels = _one_hot_rows(self._read_rows(path, n, (L.NUM_SEGMENTS, L.NUM_CLASSES)), path, "labels")
+            labels = _one_hot_rows(self._read_rows(path, n, (L.NUM_SEGMENTS, self.nc)), path, "labels")
             seg = labels.argmax(-1)
             differ = (seg != rebuilt).any(1).nonzero().flatten()
             if len(differ):  # AVE issue #10: a few official rows carry labels the annotation line lacks
@@ -253,7 +268,7 @@ class AVEDataset(InMemoryDataset):
                             path, len(differ), ann.path, differ[:5].tolist())
         else:
             seg = rebuilt
-            labels = L.one_hot_labels(seg)
+            labels = L.one_hot_labels(seg, self.nc)
 
         path = self._optional(self.cfg.closs_file)
         if path is not None:
@@ -261,13 +276,13 @@ class AVEDataset(InMemoryDataset):
             if not bool(((mask == 0) | (mask == 1)).all()):
                 raise DataError(f"{path}['{H5_KEY}']: event mask must hold only 0 and 1")
         else:
-            mask = labels[..., : L.BACKGROUND].amax(-1)
+            mask = labels[..., : self.bg].amax(-1)
 
         path = self._optional(self.cfg.mil_labels_file)
         if path is not None:
-            video = _one_hot_rows(self._read_rows(path, n, (L.NUM_CLASSES,)), path, "video labels")
-            if bool(video[:, L.BACKGROUND].any()):
-                row = int(video[:, L.BACKGROUND].nonzero()[0, 0])
+            video = _one_hot_rows(self._read_rows(path, n, (self.nc,)), path, "video labels")
+            if bool(video[:, self.bg].any()):
+                row = int(video[:, self.bg].nonzero()[0, 0])
                 raise DataError(
                     f"{path}['{H5_KEY}']: row {row} is a background video; AVE rows have an event"
                 )
@@ -281,11 +296,11 @@ class AVEDataset(InMemoryDataset):
 
         path = self._optional(self.cfg.prob_label_file)
         if path is not None:
-            prob = torch.from_numpy(self._read_rows(path, n, (L.NUM_CLASSES,), kinds="f")).float()
+            prob = torch.from_numpy(self._read_rows(path, n, (self.nc,), kinds="f")).float()
             if not torch.allclose(prob.sum(-1), torch.ones(n), atol=1e-4) or bool((prob < 0).any()):
                 raise DataError(f"{path}['{H5_KEY}']: rows must be non-negative and sum to 1")
         else:
-            prob = L.prob_label(video_class, mask)
+            prob = L.prob_label(video_class, mask, self.nc)
 
         sel = torch.from_numpy(rows)
         out = {
@@ -346,16 +361,16 @@ class AVEDataset(InMemoryDataset):
     def _append_noisy(self, labels: dict[str, torch.Tensor], noisy: int) -> dict[str, torch.Tensor]:
         """Noisy videos: every segment background, video_class 28, video/prob label = labels_noisy row."""
         path = self._p(self.cfg.labels_noisy_file)
-        video = _one_hot_rows(read_array(path, H5_KEY, (None, L.NUM_CLASSES))[:noisy], path, "noisy labels")
-        if not bool((video[:, L.BACKGROUND] == 1).all()):
-            row = int((video[:, L.BACKGROUND] != 1).nonzero()[0, 0])
+        video = _one_hot_rows(read_array(path, H5_KEY, (None, self.nc))[:noisy], path, "noisy labels")
+        if not bool((video[:, self.bg] == 1).all()):
+            row = int((video[:, self.bg] != 1).nonzero()[0, 0])
             raise DataError(
                 f"{path}['{H5_KEY}']: row {row} is not background; noisy videos are background-only"
             )
-        seg = torch.full((noisy, L.NUM_SEGMENTS), L.BACKGROUND, dtype=torch.long)
+        seg = torch.full((noisy, L.NUM_SEGMENTS), self.bg, dtype=torch.long)
         extra = {
-            "labels": L.one_hot_labels(seg), "segment_labels": seg,
+            "labels": L.one_hot_labels(seg, self.nc), "segment_labels": seg,
             "event_mask": torch.zeros(noisy, L.NUM_SEGMENTS), "video_label": video,
-            "video_class": torch.full((noisy,), L.BACKGROUND, dtype=torch.long), "prob_label": video.clone(),
+            "video_class": torch.full((noisy,), self.bg, dtype=torch.long), "prob_label": video.clone(),
         }
         return {k: torch.cat([v, extra[k]]) for k, v in labels.items()}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -58,7 +59,6 @@ BACKGROUND = len(AVE_CLASSES)  # 28: the background class index
 NUM_CLASSES = BACKGROUND + 1  # 29 outputs: 28 events + background
 NUM_SEGMENTS = 10  # one-second segments per AVE video
 CLASS_NAMES: tuple[str, ...] = AVE_CLASSES + ("background",)
-_CLASS_INDEX = {name: i for i, name in enumerate(AVE_CLASSES)}
 
 
 @dataclass
@@ -74,13 +74,21 @@ class Annotations:
     start: np.ndarray
     end: np.ndarray
     path: Path
+    classes: tuple[str, ...] = AVE_CLASSES  # the event classes; background is index len(classes)
 
     def __len__(self) -> int:
         return len(self.video_ids)
 
+    @property
+    def background(self) -> int:
+        return len(self.classes)
 
-def read_annotations(path: str | Path, segments: int = NUM_SEGMENTS) -> Annotations:
+
+def read_annotations(path: str | Path, segments: int = NUM_SEGMENTS,
+                     classes: Sequence[str] | None = None) -> Annotations:
     """Parse an AVE ``Annotations.txt`` (no header, ``&``-separated), independent of any loader.
+
+    ``classes``: the event class list of an AVE-layout set with its own classes (default AVE's 28).
 
     Raises ``DataError`` naming the file and 1-based line number for a malformed line, an unknown class
     name or times outside ``0 <= start <= end <= segments``. A header line like the raw-zip one
@@ -100,6 +108,8 @@ def read_annotations(path: str | Path, segments: int = NUM_SEGMENTS) -> Annotati
         first, lines = 2, lines[1:]
     else:
         first = 1
+    names = tuple(classes) if classes is not None else AVE_CLASSES
+    index = {name: i for i, name in enumerate(names)}
     cats, ids, quals, starts, ends = [], [], [], [], []
     for lineno, line in enumerate(lines, start=first):
         parts = line.rstrip("\r").split("&")
@@ -109,8 +119,8 @@ def read_annotations(path: str | Path, segments: int = NUM_SEGMENTS) -> Annotati
                 f"(Category&VideoID&Quality&Start&End), got {len(parts)}: {line!r}"
             )
         name, vid, qual, s, e = (p.strip() for p in parts)
-        if name not in _CLASS_INDEX:
-            raise DataError(f"{path}:{lineno}: unknown AVE class name {name!r}")
+        if name not in index:
+            raise DataError(f"{path}:{lineno}: unknown {'AVE ' if names == AVE_CLASSES else ''}class name {name!r}")
         if not vid:
             raise DataError(f"{path}:{lineno}: empty video id")
         try:
@@ -119,7 +129,7 @@ def read_annotations(path: str | Path, segments: int = NUM_SEGMENTS) -> Annotati
             raise DataError(f"{path}:{lineno}: start/end must be integer seconds, got {s!r}, {e!r}") from None
         if not 0 <= s_i <= e_i <= segments:
             raise DataError(f"{path}:{lineno}: need 0 <= start <= end <= {segments}, got {s_i}, {e_i}")
-        cats.append(_CLASS_INDEX[name])
+        cats.append(index[name])
         ids.append(vid)
         quals.append(qual)
         starts.append(s_i)
@@ -133,6 +143,7 @@ def read_annotations(path: str | Path, segments: int = NUM_SEGMENTS) -> Annotati
         start=np.asarray(starts, dtype=np.int64),
         end=np.asarray(ends, dtype=np.int64),
         path=path,
+        classes=names,
     )
 
 
@@ -155,15 +166,15 @@ def event_mask(ann: Annotations, segments: int = NUM_SEGMENTS) -> torch.Tensor:
 
 
 def segment_labels(ann: Annotations, segments: int = NUM_SEGMENTS) -> torch.Tensor:
-    """(N, T) int64: the category on event segments, background (28) elsewhere."""
+    """(N, T) int64: the category on event segments, background (AVE: 28) elsewhere."""
     mask = event_mask(ann, segments).bool()
     cat = torch.from_numpy(ann.category)[:, None].expand(-1, segments)
-    return torch.where(mask, cat, torch.full_like(cat, BACKGROUND))
+    return torch.where(mask, cat, torch.full_like(cat, ann.background))
 
 
-def one_hot_labels(seg: torch.Tensor) -> torch.Tensor:
-    """(N, T) class indices -> (N, T, 29) float32 one-hot (the ``labels.h5`` content)."""
-    return torch.nn.functional.one_hot(seg, NUM_CLASSES).float()
+def one_hot_labels(seg: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+    """(N, T) class indices -> (N, T, C) float32 one-hot (the ``labels.h5`` content; AVE: C = 29)."""
+    return torch.nn.functional.one_hot(seg, num_classes).float()
 
 
 def mil_labels(ann: Annotations) -> torch.Tensor:
@@ -172,17 +183,17 @@ def mil_labels(ann: Annotations) -> torch.Tensor:
     The 0-length row 26 (file line 27, ``VWi2ENBuTbw 0&0``) keeps its category, exactly like the official
     file; its event mask is all zeros.
     """
-    return torch.nn.functional.one_hot(torch.from_numpy(ann.category), NUM_CLASSES).float()
+    return torch.nn.functional.one_hot(torch.from_numpy(ann.category), ann.background + 1).float()
 
 
-def prob_label(category: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def prob_label(category: torch.Tensor, mask: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
     """(N, 29) float32 PSP weak target: k/T on the category, (T-k)/T on bg; k = event segments.
 
     category: (N,) int64 in 0..27; mask: (N, T) event mask.
     """
     n, t = mask.shape
     frac = mask.sum(1) / t
-    out = torch.zeros(n, NUM_CLASSES)
+    out = torch.zeros(n, num_classes)
     out[torch.arange(n), category] = frac
-    out[:, BACKGROUND] = 1.0 - frac
+    out[:, num_classes - 1] = 1.0 - frac  # background is the last class
     return out

@@ -52,6 +52,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
+    if args.media:
+        return _synth_media(args)
     if args.kind == "ave":
         from avloc.data.synth_ave import write_synthetic_ave
 
@@ -65,6 +67,27 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         write_synthetic_unav(Path(args.out), videos=args.videos, seed=args.seed, annotations=ann,
                              cfg=SynthUnavConfig(**grid))
     print(f"wrote synthetic {args.kind} data to {args.out}")
+    return 0
+
+
+def _synth_media(args: argparse.Namespace) -> int:
+    from avloc.data.media_writer import VideoFormat
+    from avloc.data.synth_media import write_media_ave, write_media_unav
+    from avloc.media.decode import MediaError
+    from avloc.tools.paths import config_path
+
+    if not args.sounds or not args.photos:
+        print("avloc synth --media: give --sounds FOLDER and --photos FOLDER", file=sys.stderr)
+        return 2
+    write = write_media_ave if args.kind == "ave" else write_media_unav
+    try:
+        info = write(Path(args.out), args.sounds, args.photos, config_path(args.class_map), videos=args.videos,
+                     seed=args.seed, fmt=VideoFormat(fps=args.video_fps))
+    except (FileNotFoundError, ValueError, MediaError) as exc:
+        print(f"avloc synth --media: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {info['videos']} composed real-media videos ({args.kind} layout) to {args.out}; event classes "
+          f"{info['classes']}; audio-only classes {info['audio_only_classes']}")
     return 0
 
 
@@ -154,7 +177,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("synth", help="write a synthetic dataset in an official file layout")
+    p = sub.add_parser("synth", help="write a synthetic dataset (features, or with --media real videos composed "
+                       "from labelled sounds and photos) in an official file layout")
     p.add_argument("kind", choices=["ave", "unav"])
     p.add_argument("--out", required=True)
     p.add_argument("--videos", type=int, required=True)
@@ -165,6 +189,13 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
                    help="unav: the real UnAV-100 annotation JSON; its videos, splits and timings are used")
     for flag, typ in (("--feat-stride", int), ("--num-frames", int), ("--fps", float)):
         p.add_argument(flag, type=typ, default=None, help="unav: feature grid (default I3D 8 / 24 / 25: 0.32 s)")
+    p.add_argument("--media", action="store_true",
+                   help="compose real H.264 + AAC videos from --sounds and --photos instead of writing features")
+    p.add_argument("--sounds", default=None, help="media: folder of class folders of recordings (ESC layout)")
+    p.add_argument("--photos", default=None, help="media: folder of '<wnid>_<name>.JPEG' photos")
+    p.add_argument("--class-map", default="media/esc10_imagenet.json",
+                   help="media: sound class -> ImageNet wnids JSON (a path, or a name under configs/)")
+    p.add_argument("--video-fps", type=int, default=8, help="media: frames per second of the stills")
     p.set_defaults(func=_cmd_synth)
 
 
