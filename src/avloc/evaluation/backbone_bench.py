@@ -140,9 +140,8 @@ def markdown_table(report: dict[str, Any]) -> str:
     lines = ["| task | backbone | layer / resize | ours | top-5 | published | gap (pts) | per fold | source |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
-        if "skipped" in r:
-            lines.append(f"| {r['task']} | {r['backbone']} | {r['variant']} | skipped: {r['skipped']} "
-                         "| | | | | |")
+        if "skipped" in r:  # the full reason (which file, where) is in backbones.json
+            lines.append(f"| {r['task']} | {r['backbone']} | {r['variant']} | skipped: no weights here | | | | | |")
             continue
         ours = r.get("accuracy", r.get("top1"))
         gap = "-" if r.get("published") is None else f"{100 * (ours - r['published']):+.1f}"
