@@ -69,7 +69,7 @@ def test_class_map_refuses_unknown_classes(real, tmp_path):
 
 
 def test_composed_ave_decodes_with_its_labels_and_is_deterministic(real, tmp_path):
-    from avloc.data.ave_labels import read_annotations
+    from avloc.data.ave_labels import classes_beside, read_annotations
     from avloc.data.ave_files import read_order
     from avloc.data.media_writer import MediaCache, VideoFormat
     from avloc.data.synth_media import write_media_ave
@@ -82,6 +82,7 @@ def test_composed_ave_decodes_with_its_labels_and_is_deterministic(real, tmp_pat
     meta = json.loads((out / "timeline.json").read_text())
     assert meta["composed_real_media"] and meta["classes"] == info["classes"]
     ann = read_annotations(out / "Annotations.txt", classes=meta["classes"])
+    assert classes_beside(out / "Annotations.txt") == tuple(meta["classes"])  # what avloc extract reads
     assert [read_order(out / f"{s}_order.h5").tolist() for s in ("train", "val", "test")] == [[0], [1], [2]]
     cache = MediaCache(VideoFormat())
     for row, vid in enumerate(ann.video_ids):

@@ -204,12 +204,7 @@ class AVEDataset(InMemoryDataset):
     def _event_classes(self) -> tuple[str, ...]:
         """AVE's 28 classes, or those of ``classes_file`` in the data folder (an AVE-layout set of its own)."""
         path = self._p(self.cfg.classes_file) if self.cfg.classes_file else None
-        if path is None or not path.is_file():
-            return L.AVE_CLASSES
-        names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        if not names or len(set(names)) != len(names) or "background" in names:
-            raise DataError(f"{path}: need distinct event class names, one a line ('background' is implied)")
-        return tuple(names)
+        return L.read_class_list(path) if path is not None and path.is_file() else L.AVE_CLASSES
 
     # ------------------------------------------------------------------ reading
     def _p(self, name: str) -> Path:

@@ -147,6 +147,24 @@ def read_annotations(path: str | Path, segments: int = NUM_SEGMENTS,
     )
 
 
+CLASSES_FILE = "classes.txt"  # an AVE-layout set's own event classes, one a line, beside Annotations.txt
+
+
+def read_class_list(path: str | Path) -> tuple[str, ...]:
+    """The event classes of a ``classes.txt`` (one a line; background is implied, added last)."""
+    path = Path(path)
+    names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not names or len(set(names)) != len(names) or "background" in names:
+        raise DataError(f"{path}: need distinct event class names, one a line ('background' is implied)")
+    return tuple(names)
+
+
+def classes_beside(annotations: str | Path) -> tuple[str, ...]:
+    """The class list of the set an ``Annotations.txt`` belongs to: its ``classes.txt``, else AVE's 28."""
+    path = Path(annotations).parent / CLASSES_FILE
+    return read_class_list(path) if path.is_file() else AVE_CLASSES
+
+
 def write_annotations(path: str | Path, category: np.ndarray, video_ids: list[str], start: np.ndarray,
                       end: np.ndarray, quality: str = "good") -> None:
     """Write the official ``Annotations.txt`` layout (no header, '\\n' line ends, trailing newline)."""

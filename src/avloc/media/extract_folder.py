@@ -139,9 +139,9 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
     order = ids
     summary = Summary()
     if annotations is not None:
-        from avloc.data.ave_labels import read_annotations
+        from avloc.data.ave_labels import classes_beside, read_annotations
 
-        order = read_annotations(annotations).video_ids
+        order = read_annotations(annotations, classes=classes_beside(annotations)).video_ids
         known = set(order)
         for vid, p in zip(ids, paths):
             if vid not in known:
