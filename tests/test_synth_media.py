@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from avloc.data.media_timeline import ave_timeline, runs, unav_timeline
 
-CLASS_MAP = "configs/media/esc10_imagenet.json"
+CLASS_MAP = str(Path(__file__).resolve().parents[1] / "configs" / "media" / "esc10_imagenet.json")
 
 
 @pytest.fixture(scope="module")
