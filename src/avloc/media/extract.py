@@ -27,6 +27,7 @@ import torch
 
 from avloc.formats.feature_sidecar import META_FILE, read_sidecar
 from avloc.media.backbones import BACKBONES, AudioBackbone, VisualBackbone, create_backbone
+from avloc.media.backbones.base import backbone_config, default_layer
 from avloc.media.backbones.vgg import ave_audio_starts
 from avloc.media.decode import SILENCE, MediaError, decode_audio, iter_frames, probe, usable_seconds
 from avloc.media.engines import CHOICES, PRECISIONS, EngineNet
@@ -46,6 +47,7 @@ class ExtractConfig:
     audio: str = "aisfx"
     visual_weights: str = ""  # weight file; "" = the backbone's package or the weights folder
     audio_weights: str = ""
+    audio_layer: str = ""  # tapped layer of the audio backbone (soundnet8: pool5 | conv6 | conv7); "" = default
     frames_per_segment: int = 16  # ave: frames per one-second segment, averaged after the backbone
     stride: float = 0.32  # unav: seconds between window starts
     window: float = 0.96  # unav: window length in seconds
@@ -60,6 +62,8 @@ class ExtractConfig:
         if self.engine not in CHOICES or self.precision not in PRECISIONS:
             raise ValueError(f"engine must be one of {', '.join(CHOICES)} and precision one of "
                              f"{', '.join(PRECISIONS)}, got {self.engine!r} / {self.precision!r}")
+        if not self.audio_layer and self.audio in BACKBONES.names():  # record the layer, never "the default"
+            self.audio_layer = default_layer(self.audio)
         if self.format not in ("ave", "unav"):
             raise ValueError(f"format must be 'ave' or 'unav', got {self.format!r}")
         if self.frames_per_segment < 1 or self.batch < 0:
@@ -128,7 +132,11 @@ def read_feature_meta(folder: str | Path) -> FeatureMeta:
 def feature_meta_from_json(raw: dict[str, Any], where: str) -> FeatureMeta:
     """Parse a ``features.json`` object (or a run's copy of one without the videos); errors name ``where``."""
     try:
-        cfg = ExtractConfig(**raw["config"])
+        made = dict(raw["config"])
+        if "audio_layer" not in made and made.get("audio") in BACKBONES.names():
+            # written before the layer was an option: it holds the layer that was tapped then
+            made["audio_layer"] = getattr(BACKBONES.get(made["audio"]), "legacy_layer", "")
+        cfg = ExtractConfig(**made)
         return FeatureMeta(cfg, int(raw["visual_dim"]), int(raw["audio_dim"]), int(raw["grid"]),
                            int(raw["audio_rate"]), dict(raw.get("videos", {})), list(raw.get("failed", [])),
                            str((raw.get("data") or {}).get("classes_file", "")), dict(raw.get("engines", {})))
@@ -147,10 +155,11 @@ class Extractor:
     def __init__(self, cfg: ExtractConfig, random_weights: bool = False) -> None:
         self.cfg = cfg
         if random_weights:  # timing only (``avloc bench extract`` without the user's VGG files)
-            visual, audio = BACKBONES.get(cfg.visual)().eval(), BACKBONES.get(cfg.audio)().eval()
+            visual = BACKBONES.get(cfg.visual)().eval()
+            audio = BACKBONES.get(cfg.audio)(backbone_config(cfg.audio, cfg.audio_layer)).eval()
         else:
             visual = create_backbone(cfg.visual, cfg.visual_weights or None)
-            audio = create_backbone(cfg.audio, cfg.audio_weights or None)
+            audio = create_backbone(cfg.audio, cfg.audio_weights or None, cfg.audio_layer)
         self.visual: VisualBackbone = visual.to(cfg.device)
         self.audio: AudioBackbone = audio.to(cfg.device)
         for name, net, kind in ((cfg.visual, self.visual, VisualBackbone), (cfg.audio, self.audio, AudioBackbone)):

