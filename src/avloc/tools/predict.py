@@ -67,6 +67,9 @@ def _predictor(args: argparse.Namespace) -> Predictor:
 
 
 def run(args: argparse.Namespace) -> int:
+    from avloc.tools.extract import passive_openmp
+
+    passive_openmp()  # before torch loads: the backbones share the cores with whatever else runs
     from avloc.inference.inputs import readable_videos
     from avloc.inference.video_score import ground_truth_of
     from avloc.report.table import events_table
