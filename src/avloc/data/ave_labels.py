@@ -61,6 +61,7 @@ CLASS_NAMES: tuple[str, ...] = AVE_CLASSES + ("background",)
 
 
 BACKGROUND_NAME = "background"  # the category of a background-only clip (no event; its times are ignored)
+CLASSES_FILE = "classes.txt"  # an AVE-layout set's own event classes, one a line, beside Annotations.txt
 
 
 @dataclass
@@ -170,6 +171,12 @@ def read_annotations(path: str | Path, segments: int = NUM_SEGMENTS,
         path=path,
         classes=classes,
     )
+
+
+def classes_beside(annotations: str | Path) -> tuple[str, ...]:
+    """The class list of the set an ``Annotations.txt`` belongs to: its ``classes.txt``, else AVE's 28."""
+    path = Path(annotations).parent / CLASSES_FILE
+    return read_classes(path) if path.is_file() else AVE_CLASSES
 
 
 def write_annotations(path: str | Path, category: np.ndarray, video_ids: list[str], start: np.ndarray,

@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of bf16 matrix instructions
+# the flags that decide which float32 / bf16 / int8 kernels oneDNN, ONNX Runtime and OpenVINO run
+KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 
 def cpu_flags() -> set[str]:
@@ -25,6 +27,24 @@ def cpu_flags() -> set[str]:
         if line.startswith("flags"):
             return set(line.split(":", 1)[1].split())
     return set()
+
+
+def kernel_flags() -> list[str]:
+    """Which of ``KERNEL_FLAGS`` this CPU has (what benchmarks print beside the CPU model)."""
+    return sorted(set(KERNEL_FLAGS) & cpu_flags())
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (the platform's processor string elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
 
 
 def bf16_matmul_support(device: torch.device) -> tuple[bool, str]:

@@ -47,15 +47,16 @@ class AVEAccuracy(Evaluator):
 
     @dataclass
     class Config:
-        background: int = 28  # class index of background where the data names no classes (else its last)
+        background: int = -1  # class index of background; -1 = the data's last class (AVE: 28)
 
     primary = "acc"
 
     def __call__(self, model: AVModel, data: InMemoryDataset, split: str, device: torch.device,
                  batch_size: int) -> dict[str, float]:
         pred, true = predict_segments(model, data, split, device, batch_size)
-        names = getattr(data, "class_names", None)  # a data set with its own class list: background is last
-        bg = true == (len(names) - 1 if names else self.cfg.background)
+        names = getattr(data, "class_names", None)
+        background = self.cfg.background if self.cfg.background >= 0 else (len(names) - 1 if names else 28)
+        bg = true == background
         out = {"acc": segment_accuracy(pred, true)}
         if bg.any():
             out["bg_acc"] = (pred[bg] == true[bg]).float().mean().item()

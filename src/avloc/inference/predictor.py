@@ -31,24 +31,28 @@ class Predictor:
 
     @classmethod
     def from_trained(cls, trained: TrainedModel, device: str = "cpu", data: str | Path | None = None,
-                     backbones: tuple[str, str] | None = None, post: PostProcess | None = None) -> "Predictor":
+                     backbones: tuple[str, str] | None = None, post: PostProcess | None = None,
+                     engine: str = "auto", precision: str = "fp32") -> "Predictor":
+        """``engine`` / ``precision`` run the feature backbones (``avloc extract --engine``): any engine makes
+        features the model can read."""
         from avloc.inference.trained import TrainedDetector
 
-        detector = TrainedDetector(trained, device, data, backbones)
+        detector = TrainedDetector(trained, device, data, backbones, engine, precision)
         return cls(detector, detector.method, post)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str = "cpu", data: str | Path | None = None,
-                 backbones: tuple[str, str] | None = None, post: PostProcess | None = None) -> "Predictor":
+                 backbones: tuple[str, str] | None = None, post: PostProcess | None = None,
+                 engine: str = "auto", precision: str = "fp32") -> "Predictor":
         """A run folder's val-selected checkpoint; the training data is not needed (``data``, if given, is
         checked to hold features made like the training data's)."""
-        return cls.from_trained(read_run(run_dir, data), device, data, backbones, post)
+        return cls.from_trained(read_run(run_dir, data), device, data, backbones, post, engine, precision)
 
     @classmethod
     def from_file(cls, path: str | Path, device: str = "cpu", backbones: tuple[str, str] | None = None,
-                  post: PostProcess | None = None) -> "Predictor":
+                  post: PostProcess | None = None, engine: str = "auto", precision: str = "fp32") -> "Predictor":
         """A model file written by ``avloc export`` (or :func:`export_run`)."""
-        return cls.from_trained(read_model_file(path), device, None, backbones, post)
+        return cls.from_trained(read_model_file(path), device, None, backbones, post, engine, precision)
 
     @classmethod
     def zero_shot(cls, device: str = "cpu", post: PostProcess | None = None) -> "Predictor":

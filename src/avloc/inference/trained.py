@@ -74,7 +74,7 @@ def _ave_features(extractor, path: Path, wave: np.ndarray | None, start: float) 
     if wave is None:
         audio = torch.zeros(AVE_WINDOW, extractor.audio.out_dim)
     else:
-        audio = extractor.audio.embed(wave, start + starts, window).float().cpu()  # (10, Da)
+        audio = extractor.embed_audio(wave, start + starts, window)  # (10, Da)
     return audio.numpy(), visual.numpy()
 
 
@@ -116,7 +116,7 @@ class TrainedDetector:
     """A trained model and the feature recipe it needs: video path -> VideoPrediction."""
 
     def __init__(self, trained: TrainedModel, device: str = "cpu", data: str | Path | None = None,
-                 backbones: tuple[str, str] | None = None) -> None:
+                 backbones: tuple[str, str] | None = None, engine: str = "auto", precision: str = "fp32") -> None:
         from avloc.catalog import MODELS
         from avloc.engine.build import resolve_device
         from avloc.media.extract import Extractor
@@ -137,7 +137,8 @@ class TrainedDetector:
         if model.task != "dense" and self.meta.config.format != "ave":
             raise PredictError(f"{trained.source}: an AVE model needs features in the ave layout, not "
                                f"{self.meta.config.format!r}")
-        self.extractor = Extractor(replace(self.meta.config, device=str(self.dev)))
+        # where and by which engine the backbones run is this machine's choice, not the training data's
+        self.extractor = Extractor(replace(self.meta.config, device=str(self.dev), engine=engine, precision=precision))
         self.cfg, self.names = cfg, list(trained.record.class_names)
         self.method = f"run:{Path(trained.source).name}"
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from avloc.data.ave_labels import AVE_CLASSES, BACKGROUND_NAME, read_annotations, read_classes, write_annotations
+from avloc.data.ave_labels import (AVE_CLASSES, BACKGROUND_NAME, CLASSES_FILE, classes_beside, read_annotations,
+                                   read_classes, write_annotations)
 
 SPLIT_FILES = {"train": "train_order.h5", "val": "val_order.h5", "test": "test_order.h5"}
-CLASSES_FILE = "classes.txt"
 ANNOTATIONS_FILE = "Annotations.txt"
 
 
@@ -87,6 +87,8 @@ def write_splits(out: Path, category: np.ndarray, fractions: tuple[float, float,
 
 
 def annotation_order(annotations: Path, classes: Path | None) -> tuple[list[str], np.ndarray]:
-    """The video ids (h5 row order) and categories of the user's ``Annotations.txt``."""
-    ann = read_annotations(annotations, classes=read_classes(classes) if classes is not None else None)
+    """The video ids (h5 row order) and categories of the user's ``Annotations.txt``; its class list is
+    ``classes``, else the ``classes.txt`` beside it, else AVE's 28."""
+    ann = read_annotations(annotations, classes=read_classes(classes) if classes is not None
+                           else classes_beside(annotations))
     return ann.video_ids, ann.category

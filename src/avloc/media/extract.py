@@ -27,8 +27,10 @@ import torch
 
 from avloc.formats.feature_sidecar import META_FILE, read_sidecar
 from avloc.media.backbones import BACKBONES, AudioBackbone, VisualBackbone, create_backbone
+from avloc.media.backbones.base import backbone_config, default_layer
 from avloc.media.backbones.vgg import ave_audio_starts
 from avloc.media.decode import SILENCE, MediaError, decode_audio, iter_frames, probe, usable_seconds
+from avloc.media.engines import CHOICES, PRECISIONS, EngineNet
 
 
 AVE_SEGMENTS = 10
@@ -45,6 +47,7 @@ class ExtractConfig:
     audio: str = "aisfx"
     visual_weights: str = ""  # weight file; "" = the backbone's package or the weights folder
     audio_weights: str = ""
+    audio_layer: str = ""  # tapped layer of the audio backbone (soundnet8: pool5 | conv6 | conv7); "" = default
     frames_per_segment: int = 16  # ave: frames per one-second segment, averaged after the backbone
     stride: float = 0.32  # unav: seconds between window starts
     window: float = 0.96  # unav: window length in seconds
@@ -52,8 +55,15 @@ class ExtractConfig:
     resize: str = "squash"  # squash (AVE) | center_crop
     batch: int = 0  # frames per visual backbone call; 0 = 2 on CPU (a small batch stays in cache), 64 on GPU
     device: str = "cpu"
+    engine: str = "auto"  # auto (fastest measured here) | torch | onnxruntime | openvino: see media/engines
+    precision: str = "fp32"  # fp32 | bf16 (CPUs with bf16 units, GPUs): bf16 moves features by ~1e-2 relative
 
     def __post_init__(self) -> None:
+        if self.engine not in CHOICES or self.precision not in PRECISIONS:
+            raise ValueError(f"engine must be one of {', '.join(CHOICES)} and precision one of "
+                             f"{', '.join(PRECISIONS)}, got {self.engine!r} / {self.precision!r}")
+        if not self.audio_layer and self.audio in BACKBONES.names():  # record the layer, never "the default"
+            self.audio_layer = default_layer(self.audio)
         if self.format not in ("ave", "unav"):
             raise ValueError(f"format must be 'ave' or 'unav', got {self.format!r}")
         if self.frames_per_segment < 1 or self.batch < 0:
@@ -86,12 +96,13 @@ class FeatureMeta:
     videos: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {path, seconds, steps, flags[, row]}
     failed: list[dict[str, Any]] = field(default_factory=list)  # [{row (ave), id, reason[, path]}]: no features
     classes_file: str = ""  # ave: the class list beside the features ("": AVE's 28 classes)
+    engines: dict[str, str] = field(default_factory=dict)  # visual / audio -> the engine that ran, e.g. "openvino fp32"
 
     def recipe(self) -> dict[str, Any]:
         """What makes two feature folders interchangeable: the backbones, their settings and the grid (not
-        where or in what batches they ran)."""
+        where, in what batches or by which engine they ran: every engine makes interchangeable features)."""
         return {k: v for k, v in asdict(self.config).items()
-                if k not in ("device", "batch", "visual_weights", "audio_weights")}
+                if k not in ("device", "batch", "visual_weights", "audio_weights", "engine", "precision")}
 
     def describe(self) -> str:
         c = self.config
@@ -109,8 +120,8 @@ class FeatureMeta:
 
     def to_json(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "visual_dim": self.visual_dim, "audio_dim": self.audio_dim,
-                "grid": self.grid, "audio_rate": self.audio_rate, "data": self.data_config(), "videos": self.videos,
-                "failed": self.failed}
+                "grid": self.grid, "audio_rate": self.audio_rate, "engines": self.engines, "data": self.data_config(),
+                "videos": self.videos, "failed": self.failed}
 
 
 def read_feature_meta(folder: str | Path) -> FeatureMeta:
@@ -121,10 +132,14 @@ def read_feature_meta(folder: str | Path) -> FeatureMeta:
 def feature_meta_from_json(raw: dict[str, Any], where: str) -> FeatureMeta:
     """Parse a ``features.json`` object (or a run's copy of one without the videos); errors name ``where``."""
     try:
-        cfg = ExtractConfig(**raw["config"])
+        made = dict(raw["config"])
+        if "audio_layer" not in made and made.get("audio") in BACKBONES.names():
+            # written before the layer was an option: it holds the layer that was tapped then
+            made["audio_layer"] = getattr(BACKBONES.get(made["audio"]), "legacy_layer", "")
+        cfg = ExtractConfig(**made)
         return FeatureMeta(cfg, int(raw["visual_dim"]), int(raw["audio_dim"]), int(raw["grid"]),
                            int(raw["audio_rate"]), dict(raw.get("videos", {})), list(raw.get("failed", [])),
-                           str((raw.get("data") or {}).get("classes_file", "")))
+                           str((raw.get("data") or {}).get("classes_file", "")), dict(raw.get("engines", {})))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{where}: malformed feature sidecar ({exc})") from None
 
@@ -140,10 +155,11 @@ class Extractor:
     def __init__(self, cfg: ExtractConfig, random_weights: bool = False) -> None:
         self.cfg = cfg
         if random_weights:  # timing only (``avloc bench extract`` without the user's VGG files)
-            visual, audio = BACKBONES.get(cfg.visual)().eval(), BACKBONES.get(cfg.audio)().eval()
+            visual = BACKBONES.get(cfg.visual)().eval()
+            audio = BACKBONES.get(cfg.audio)(backbone_config(cfg.audio, cfg.audio_layer)).eval()
         else:
             visual = create_backbone(cfg.visual, cfg.visual_weights or None)
-            audio = create_backbone(cfg.audio, cfg.audio_weights or None)
+            audio = create_backbone(cfg.audio, cfg.audio_weights or None, cfg.audio_layer)
         self.visual: VisualBackbone = visual.to(cfg.device)
         self.audio: AudioBackbone = audio.to(cfg.device)
         for name, net, kind in ((cfg.visual, self.visual, VisualBackbone), (cfg.audio, self.audio, AudioBackbone)):
@@ -151,12 +167,19 @@ class Extractor:
                 raise ValueError(f"backbone '{name}' is not a {kind.__name__}; choose from {BACKBONES.names()}")
         self.visual.fold_batchnorm().to(memory_format=torch.channels_last)  # faster depthwise/3x3 convs on CPU
         self.audio.fold_batchnorm()
+        self.visual_net = EngineNet(self.visual, cfg.visual, cfg.engine, cfg.precision)  # runs visual.forward
+        self.audio_net = EngineNet(self.audio, cfg.audio, cfg.engine, cfg.precision)  # runs audio.forward
         self.batch = cfg.batch or (64 if self.visual.device.type == "cuda" else 2)
         self.times = {"decode": 0.0, "resize": 0.0, "visual": 0.0, "audio": 0.0}
 
     def meta(self) -> FeatureMeta:
+        engines = {"visual": self.visual_net.describe(), "audio": self.audio_net.describe()}
         return FeatureMeta(self.cfg, self.visual.out_dim, self.audio.out_dim, self.visual.grid,
-                           self.audio.sample_rate)
+                           self.audio.sample_rate, engines=engines)
+
+    def embed_audio(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float) -> torch.Tensor:
+        """(S,) waveform -> (T, Da) float32 CPU: the audio backbone's windows through the chosen engine."""
+        return self.audio.embed(wave, starts_s, window_s, net=self.audio_net).float().cpu()
 
     def frame_times(self, seconds: float) -> tuple[np.ndarray, int]:
         """The sampled frame times and the number of steps of a clip of ``seconds``."""
@@ -183,7 +206,7 @@ class Extractor:
             x = self.visual.preprocess(item[1], self.cfg.resize).contiguous(memory_format=torch.channels_last)
             t2 = time.perf_counter()
             for part in x.split(self.batch):
-                fmap = self.visual(part)  # (n, Dv, g, g)
+                fmap = self.visual_net(part)  # (n, Dv, g, g)
                 fmap = fmap.permute(0, 2, 3, 1) if self.cfg.format == "ave" else fmap.mean((2, 3))
                 out.append(fmap.float().cpu())
             self.times["resize"] += t2 - t1
@@ -230,7 +253,7 @@ class Extractor:
             if len(wave) == 0 or float(np.abs(wave).max()) < SILENCE:
                 flags.append("silent")
             t1 = time.perf_counter()
-            audio = self.audio.embed(wave, starts, window).float().cpu()  # (T, Da)
+            audio = self.embed_audio(wave, starts, window)  # (T, Da)
             self.times["audio"] += time.perf_counter() - t1
         return audio.numpy(), visual.numpy(), float(seconds), list(dict.fromkeys(flags))
 

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -23,7 +23,7 @@ from avloc.media.ave_layout import (
     CLASSES_FILE, annotation_order, copy_label_files, folder_classes, write_folder_annotations, write_splits)
 from avloc.out_folder import check_out_folder
 from avloc.media.decode import MediaError
-from avloc.media.extract import AVE_SEGMENTS, FEATURE_DIR, ExtractConfig, Extractor, FeatureMeta
+from avloc.media.extract import AVE_SEGMENTS, FEATURE_DIR, ExtractConfig, Extractor, FeatureMeta, read_feature_meta
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,24 @@ class Summary:
         return "\n".join(lines)
 
 
+RUNTIME_ONLY = ("device", "batch")  # ExtractConfig fields that do not change the features
+
+
+def _refuse_other_recipe(out: Path, cfg: ExtractConfig) -> None:
+    """A folder already holding features made another way (another backbone, layer or grid) is never mixed into.
+
+    A folder written before the audio layer was recorded reads as the layer of that time (soundnet8: conv7), so
+    resuming it with today's default layer is refused here rather than silently mixing two layers."""
+    if not (out / META_FILE).is_file():
+        return
+    made = read_feature_meta(out).config
+    diff = [f"{k}={getattr(made, k)!r} (asked: {getattr(cfg, k)!r})" for k in asdict(cfg)
+            if k not in RUNTIME_ONLY and getattr(made, k) != getattr(cfg, k)]
+    if diff:
+        raise ValueError(f"{out / META_FILE}: this folder holds features made with {', '.join(diff)}; "
+                         "extract into a new folder or ask for the same recipe")
+
+
 def _rank_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
@@ -131,6 +149,7 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
     if classes is not None and annotations is None:
         raise ValueError("--classes names the class list of --annotations; pass both")
     out = check_out_folder(out)
+    _refuse_other_recipe(out, cfg)
     parts = out / PARTS_DIR
     parts.mkdir(parents=True, exist_ok=True)
     if cfg.format == "unav":
@@ -193,6 +212,9 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
                             f"{summary.seconds / elapsed:.1f} video-s/s")
     bar.close()
     _barrier(world)
+    meta.engines = ex.meta().engines  # resolved now that the networks have run
+    if not summary.extracted and (out / META_FILE).is_file():  # a re-run that made nothing keeps the record
+        meta.engines = json.loads((out / META_FILE).read_text()).get("engines", meta.engines)
     if rank == 0:
         reported = {Path(p).stem for p in summary.failed}
         for vid in _assemble(out, order, meta):

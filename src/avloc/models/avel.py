@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avloc.models.ave_base import AVEModel, Tensors
+from avloc.models.base import AVEInputs
 from avloc.models.blocks import (
     ESCM,
     AudioGuidedVisualAttention,
@@ -43,11 +44,7 @@ class AVEL(AVEModel):
 
 
     @dataclass
-    class Config:
-        audio_dim: int = 128  # audio feature size (VGGish: 128); filled from the data
-        visual_dim: int = 512  # visual region feature size (VGG19 pool5: 512); filled from the data
-        num_classes: int = 29  # outputs incl. background (AVE: 28 events + bg = 28); filled from the data
-        att_regions: int = 49  # spatial cells of the visual map (7 x 7); filled from the data
+    class Config(AVEInputs):
         att_hidden: int = 512  # AGVA hidden width
         hidden: int = 128  # Bi-LSTM hidden size per direction (each stream is 2 * hidden wide)
         head_hidden: int = 64  # width of the per-segment head's hidden layer

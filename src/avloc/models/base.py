@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
@@ -10,6 +11,25 @@ from torch import nn
 from avloc.models.outputs import AVEOutput
 
 Batch = Mapping[str, torch.Tensor]
+
+
+@dataclass
+class AVEInputs:
+    """The input sizes every AVE model's Config starts with; training fills each in from the data."""
+
+    audio_dim: int = 128  # audio feature size (VGGish); filled from the data
+    visual_dim: int = 512  # visual region feature size (VGG-19 pool5); filled from the data
+    num_classes: int = 29  # 28 events + background (last); filled from the data
+    att_regions: int = 49  # spatial regions per segment (7 x 7); filled from the data
+
+
+@dataclass
+class DenseInputs:
+    """The input sizes every dense model's Config starts with; training fills each in from the data."""
+
+    audio_dim: int = 128  # audio feature size (VGGish: 128); filled from the data
+    visual_dim: int = 2048  # visual feature size (I3D RGB+flow: 2048); filled from the data
+    num_classes: int = 100  # event classes (UnAV-100: 100); filled from the data
 
 
 class AVModel(nn.Module):

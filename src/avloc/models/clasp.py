@@ -57,7 +57,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from avloc.models.base import AVModel, Batch
+from avloc.models.base import AVModel, Batch, DenseInputs
 from avloc.models.dense_blocks import (
     Fusion,
     MaskedConv1d,
@@ -267,10 +267,7 @@ class CLASP(AVModel):
     task = "dense"
 
     @dataclass
-    class Config:
-        audio_dim: int = 128  # audio feature size (VGGish: 128); filled from the data
-        visual_dim: int = 2048  # visual feature size (I3D RGB+flow: 2048); filled from the data
-        num_classes: int = 100  # event classes (UnAV-100: 100); filled from the data
+    class Config(DenseInputs):
         hidden: int = 256  # width of every per-timestep feature
         encoder_layers: int = 1  # residual masked temporal conv blocks per modality encoder
         fused_layers: int = 1  # masked temporal conv blocks after fusing the propagated features

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from avloc.models.base import AVModel, Batch
+from avloc.models.base import AVModel, Batch, DenseInputs
 from avloc.models.dense_blocks import check_dense_inputs, class_head, masked_topk_mean
 from avloc.models.mil import dense_example_batch
 from avloc.models.outputs import DenseOutput
@@ -30,10 +30,7 @@ class LinearMIL(AVModel):
     task = "dense"
 
     @dataclass
-    class Config:
-        audio_dim: int = 128  # audio feature size; filled from the data
-        visual_dim: int = 2048  # visual feature size; filled from the data
-        num_classes: int = 100  # event classes; filled from the data
+    class Config(DenseInputs):
         topk_ratio: float = 8.0  # MIL pooling: mean of the top ceil(T_valid / topk_ratio) steps per class
         prior_prob: float = 0.01  # initial class probability (bias = logit of it)
 

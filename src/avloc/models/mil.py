@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from avloc.models.base import AVModel, Batch
+from avloc.models.base import AVModel, Batch, DenseInputs
 from avloc.models.dense_blocks import (
-    class_head,
     Fusion,
     MaskedConv1d,
     TemporalEncoder,
     check_dense_inputs,
+    class_head,
     masked_topk_mean,
 )
 from avloc.models.outputs import DenseOutput
@@ -57,10 +57,7 @@ class MILBaseline(AVModel):
     task = "dense"
 
     @dataclass
-    class Config:
-        audio_dim: int = 128  # audio feature size (VGGish: 128); filled from the data
-        visual_dim: int = 2048  # visual feature size (I3D RGB+flow: 2048); filled from the data
-        num_classes: int = 100  # event classes (UnAV-100: 100); filled from the data
+    class Config(DenseInputs):
         hidden: int = 256  # width of every per-timestep feature
         fusion: str = "concat"  # how audio and visual features are joined: concat | sum | mean
         encoder_layers: int = 1  # residual masked temporal conv blocks per modality

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avloc.models.ave_base import AVEModel, Tensors
-from avloc.models.outputs import AVEOutput
+from avloc.models.base import AVEInputs
 from avloc.models.blocks import (
     ESCM,
     AudioGuidedVisualAttention,
@@ -31,6 +31,7 @@ from avloc.models.blocks import (
     cosine_pairs,
     xavier_,
 )
+from avloc.models.outputs import AVEOutput
 from avloc.registry import MODELS
 
 
@@ -146,11 +147,7 @@ class PSP(AVEModel):
 
 
     @dataclass
-    class Config:
-        audio_dim: int = 128  # audio feature size (VGGish); filled from the data
-        visual_dim: int = 512  # visual region feature size (VGG-19 pool5); filled from the data
-        num_classes: int = 29  # 28 events + background (last); filled from the data
-        att_regions: int = 49  # spatial regions per segment (7 x 7); filled from the data
+    class Config(AVEInputs):
         backbone: PSPFullyBackboneConfig = field(default_factory=PSPFullyBackboneConfig)
         head_hidden: int = 64  # hidden width of the segment classifier
         escm: ESCMConfig | None = None  # VSCG's ESCM after the encoder (VSCG paper Table IV); None: none
@@ -182,11 +179,7 @@ class PSPWeak(AVEModel):
 
 
     @dataclass
-    class Config:
-        audio_dim: int = 128  # audio feature size (VGGish); filled from the data
-        visual_dim: int = 512  # visual region feature size (VGG-19 pool5); filled from the data
-        num_classes: int = 29  # 28 events + background (last); filled from the data
-        att_regions: int = 49  # spatial regions per segment (7 x 7); filled from the data
+    class Config(AVEInputs):
         backbone: PSPBackboneConfig = field(  # PSP pruning threshold 0.095 (weak README command)
             default_factory=lambda: PSPBackboneConfig(threshold=0.095))
         head_hidden: int = 64  # hidden width of the segment classifier

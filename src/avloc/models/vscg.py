@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from avloc.models.ave_base import AVEModel, Tensors
+from avloc.models.base import AVEInputs
 from avloc.models.blocks import ESCM, ESCMConfig, WeakESCMConfig, cosine_pairs, xavier_
 from avloc.models.outputs import AVEOutput
 from avloc.models.psp import (
@@ -63,11 +64,7 @@ class VSCG(AVEModel):
 
 
     @dataclass
-    class Config:
-        audio_dim: int = 128  # audio feature size (VGGish); filled from the data
-        visual_dim: int = 512  # visual region feature size (VGG-19 pool5); filled from the data
-        num_classes: int = 29  # 28 events + background (last); filled from the data
-        att_regions: int = 49  # spatial regions per segment (7 x 7); filled from the data
+    class Config(AVEInputs):
         backbone: PSPFullyBackboneConfig = field(  # PSP dropout 0.2 in VSCG (PSP: 0.1); threshold 0.099
             default_factory=lambda: PSPFullyBackboneConfig(dropout=0.2))  # is hard-coded in the official
         escm: ESCMConfig = field(default_factory=ESCMConfig)  # ESCM (dropout after the ISCE fc)
@@ -109,11 +106,7 @@ class VSCGWeak(AVEModel):
 
 
     @dataclass
-    class Config:
-        audio_dim: int = 128  # audio feature size (VGGish); filled from the data
-        visual_dim: int = 512  # visual region feature size (VGG-19 pool5); filled from the data
-        num_classes: int = 29  # 28 events + background (last); filled from the data
-        att_regions: int = 49  # spatial regions per segment (7 x 7); filled from the data
+    class Config(AVEInputs):
         backbone: PSPBackboneConfig = field(default_factory=PSPBackboneConfig)  # threshold 0.099: official
         psp_fc_dropout: float = 0.2  # dropout after the PSP fc layers
         escm: WeakESCMConfig = field(default_factory=WeakESCMConfig)  # ESCM (dropout on the GRU outputs)

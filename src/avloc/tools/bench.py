@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -24,7 +25,7 @@ from avloc.engine import distributed as dist_utils
 from avloc.engine.build import build_evaluator, build_loss, build_model, build_optimizer, load_data
 from avloc.engine.loop import batches_per_epoch, train_one_epoch
 from avloc.engine.memory import peak_rss_mb, reset_peak_rss
-from avloc.engine.precision import bf16_matmul_support
+from avloc.engine.precision import KERNEL_FLAGS, bf16_matmul_support, cpu_model, kernel_flags
 from avloc.kernels.region_attention import FUSED_LINEAR_RELU
 from avloc.tools.paths import config_path
 
@@ -143,7 +144,9 @@ def bench_ave(data_dir: Path, models: list[str] | None = None, epochs: int = 2, 
     models = models or list(BENCH_CONFIGS)
     precisions = precisions or ["fp32"]
     bf16_ok, bf16_reason = bf16_matmul_support(torch.device("cpu"))
-    results: dict[str, Any] = {"threads": torch.get_num_threads(), "models": {}, "steps": steps,
+    results: dict[str, Any] = {"cpu": cpu_model(), "cpu_flags": kernel_flags(), "threads": torch.get_num_threads(),
+                               "load_average_1_5_15min": [round(x, 1) for x in os.getloadavg()],
+                               "models": {}, "steps": steps,
                                "bf16_matmul_support": bf16_ok, "bf16_support_detail": bf16_reason}
     data = None
     rates: dict[str, float] = {}
@@ -245,7 +248,10 @@ def _bench_model(cfg: Config, data: InMemoryDataset, epochs: int, steps: int) ->
 
 def _markdown(r: dict[str, Any]) -> str:
     onednn = r.get("onednn_linear_gflops")
-    lines = [f"data load {r['load_seconds']:.1f} s, {r['train_videos']} train videos, fp32 matmul (torch.mm) "
+    lines = [f"CPU {r['cpu']} ({', '.join(r['cpu_flags']) or 'none of ' + ', '.join(KERNEL_FLAGS)}), "
+             f"{r['threads']} threads, load average {r['load_average_1_5_15min']} (a shared machine skews every "
+             "figure; compare rows measured in this run)",
+             f"data load {r['load_seconds']:.1f} s, {r['train_videos']} train videos, fp32 matmul (torch.mm) "
              f"{r['matmul_gflops']:.0f} GFLOP/s" + (f", oneDNN linear {onednn:.0f} GFLOP/s" if onednn else "")
              + f" on {r['threads']} threads, peak RSS {r['peak_rss_mb']:.0f} MB"]
     if "bf16_linear_gflops" in r:

@@ -60,6 +60,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
+    if args.media:
+        return _synth_media(args)
     if args.kind == "ave":
         from avloc.data.synth_ave import write_synthetic_ave
 
@@ -76,6 +78,27 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synth_media(args: argparse.Namespace) -> int:
+    from avloc.data.media_writer import VideoFormat
+    from avloc.data.synth_media import write_media_ave, write_media_unav
+    from avloc.media.decode import MediaError
+    from avloc.tools.paths import config_path
+
+    if not args.sounds or not args.photos:
+        print("avloc synth --media: give --sounds FOLDER and --photos FOLDER", file=sys.stderr)
+        return 2
+    write = write_media_ave if args.kind == "ave" else write_media_unav
+    try:
+        info = write(Path(args.out), args.sounds, args.photos, config_path(args.class_map), videos=args.videos,
+                     seed=args.seed, fmt=VideoFormat(fps=args.video_fps))
+    except (FileNotFoundError, ValueError, MediaError) as exc:
+        print(f"avloc synth --media: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {info['videos']} composed real-media videos ({args.kind} layout) to {args.out}; event classes "
+          f"{info['classes']}; audio-only classes {info['audio_only_classes']}")
+    return 0
+
+
 def _cmd_detect_eval(args: argparse.Namespace) -> int:
     from avloc.evaluation.detection import detect_eval
 
@@ -84,6 +107,10 @@ def _cmd_detect_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.kind == "backbones":
+        from avloc.tools.bench_backbones import run
+
+        return run(args)
     if args.kind == "extract":
         from avloc.tools.extract import bench_main
 
@@ -162,7 +189,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("synth", help="write a synthetic dataset in an official file layout")
+    p = sub.add_parser("synth", help="write a synthetic dataset (features, or with --media real videos composed "
+                       "from labelled sounds and photos) in an official file layout")
     p.add_argument("kind", choices=["ave", "unav"], help="ave: the AVE h5 layout; unav: UnAV-100 npy + JSON")
     p.add_argument("--out", required=True, help="folder to write")
     p.add_argument("--videos", type=int, required=True, help="number of videos")
@@ -173,6 +201,13 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
                    help="unav: the real UnAV-100 annotation JSON; its videos, splits and timings are used")
     for flag, typ in (("--feat-stride", int), ("--num-frames", int), ("--fps", float)):
         p.add_argument(flag, type=typ, default=None, help="unav: feature grid (default I3D 8 / 24 / 25: 0.32 s)")
+    p.add_argument("--media", action="store_true",
+                   help="compose real H.264 + AAC videos from --sounds and --photos instead of writing features")
+    p.add_argument("--sounds", default=None, help="media: folder of class folders of recordings (ESC layout)")
+    p.add_argument("--photos", default=None, help="media: folder of '<wnid>_<name>.JPEG' photos")
+    p.add_argument("--class-map", default="media/esc10_imagenet.json",
+                   help="media: sound class -> ImageNet wnids JSON (a path, or a name under configs/)")
+    p.add_argument("--video-fps", type=int, default=8, help="media: frames per second of the stills")
     p.set_defaults(func=_cmd_synth)
 
 
@@ -187,9 +222,20 @@ def _add_detect_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="speed and memory benchmark")
-    p.add_argument("kind", choices=["ave", "dense", "extract"], help="what to time")
+    from avloc.tools.bench_backbones import add_flags
+
+    p = sub.add_parser("bench", help="speed and memory benchmark; backbones: accuracy against the papers")
+    p.add_argument("kind", choices=["ave", "dense", "extract", "backbones"], help="what to measure")
     p.add_argument("--data", default=None, help="dataset folder (ave: required); extract: a video file")
+    p.add_argument("--clips", nargs="*", default=[], help="extract --fidelity: more video files or folders")
+    p.add_argument("--engines", nargs="+", default=None,
+                   help="extract: ENGINE:PRECISION to compare (default: every installed one, e.g. openvino:bf16)")
+    p.add_argument("--fidelity", action="store_true",
+                   help="extract: feature error of each engine against eager float32 on --data and --clips")
+    p.add_argument("--threads", type=int, nargs="+", default=None,
+                   help="extract: thread counts compared in the same rounds (default: torch's current count)")
+    p.add_argument("--rounds", type=int, default=3, help="extract: interleaved timing rounds (best counts)")
+    p.add_argument("--frames-per-segment", type=int, default=16, help="extract: frames per second through the visual net (AVE: 16)")
     p.add_argument("--pairs", nargs="+", default=None, help="extract: visual+audio backbone pairs to time")
     p.add_argument("--device", default="cpu", help="extract: torch device")
     p.add_argument("--models", nargs="+", default=["vscg", "psp"], help="ave: registered models to time")
@@ -203,6 +249,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="time N batches per epoch of a fixed random subset and scale to the epoch (0: whole epochs)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("overrides", nargs="*", help="ave: section.key=value for every model, e.g. data.storage=float16")
+    add_flags(p)
     p.set_defaults(func=_cmd_bench)
 
 

@@ -45,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--merge-gap", type=float, default=0.0,
                    help="merge same-label events separated by less than this many seconds (0: no merging)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"],
+                   help="--run/--model: runs the feature backbones (auto = the one measured fastest here)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="--run/--model: backbone precision (bf16 only where the CPU has bf16 units, or a GPU)")
     p.set_defaults(func=run)
 
 
@@ -58,11 +62,14 @@ def _predictor(args: argparse.Namespace) -> Predictor:
         raise PredictError("--visual and --audio go together: the two backbones that made the run's features")
     backbones = (args.visual, args.audio) if args.visual else None
     if args.model:
-        return Predictor.from_file(args.model, args.device, backbones, pp)
-    return Predictor.from_run(args.run, args.device, args.data, backbones, pp)
+        return Predictor.from_file(args.model, args.device, backbones, pp, args.engine, args.precision)
+    return Predictor.from_run(args.run, args.device, args.data, backbones, pp, args.engine, args.precision)
 
 
 def run(args: argparse.Namespace) -> int:
+    from avloc.tools.extract import passive_openmp
+
+    passive_openmp()  # before torch loads: the backbones share the cores with whatever else runs
     from avloc.inference.inputs import readable_videos
     from avloc.inference.video_score import ground_truth_of
     from avloc.report.table import events_table

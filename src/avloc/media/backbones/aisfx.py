@@ -10,7 +10,7 @@ t = 0, 96 HTK-mel unit-sum bands of the power spectrum over 0-22.05 kHz, ``log10
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -89,6 +89,10 @@ class AiSFX(AudioBackbone):
         """(T, L) waveform -> (T, F, 96) normalised log-mel, F = 1 + L // 1024."""
         spec = melspec.spectrum(melspec.frames(windows, N_FFT, HOP, center=True), self.window, N_FFT, 2.0)
         return torch.log10(1.0 + 1e4 * (spec @ self.mel_fb)) / SPEC_MAX  # (T, F, 96)
+
+    def engine_parts(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]:
+        """The log-mel front end (an FFT on a few windows, cheap) stays in torch; engines run the CNN."""
+        return self.log_mel, self.embedding_net
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return self.embedding_net(self.log_mel(windows))  # (T, 512)

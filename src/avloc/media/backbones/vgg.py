@@ -12,6 +12,7 @@ No package ships these weights; put the files in the weights folder or pass ``--
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -108,8 +109,23 @@ class VGGish(AudioBackbone):
         spec = melspec.spectrum(melspec.frames(w, WIN, HOP, center=False), self.window, FFT, 1.0)  # (T, 96, 257)
         return torch.log(spec @ self.mel_fb + 0.01)  # (T, 96, 64)
 
+    def engine_parts(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]:
+        """The log-mel front end stays in torch; engines run the CNN (sharing this module's layers)."""
+        return self.log_mel, PatchNet(self.features, self.embeddings)
+
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        x = self.features(self.log_mel(windows)[:, None])  # (T, 512, 6, 4)
+        return PatchNet(self.features, self.embeddings)(self.log_mel(windows))  # (T, 128)
+
+
+class PatchNet(nn.Module):
+    """VGGish's network on log-mel patches (T, 96, 64) -> (T, 128), over the layers of a ``VGGish``."""
+
+    def __init__(self, features: nn.Sequential, embeddings: nn.Sequential) -> None:
+        super().__init__()
+        self.features, self.embeddings = features, embeddings
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = self.features(mel[:, None])  # (T, 512, 6, 4)
         x = x.permute(0, 2, 3, 1).flatten(1)  # (T, 6 * 4 * 512) in TensorFlow's (H, W, C) order
         return self.embeddings(x)  # (T, 128)
 

@@ -1,0 +1,126 @@
+"""Render a timeline into a real video file: still photos as H.264 frames, sounds as an AAC track (PyAV).
+
+Each run of seconds with one audio label plays one recording of that class from its start (repeated when the
+run is longer than the recording; digital silence at its ends trimmed first), with 10-ms fades at the joins; near-silence is white noise at -60 dBFS
+(a true zero track would be flagged "silent" by the decoder and is not what microphones record). Each run with
+one visual label shows one photo, centre-cropped to the frame's aspect and scaled. x264 runs on one thread and
+nothing time-dependent enters the container, so the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avloc.data.media_timeline import Timeline, runs
+from avloc.media.decode import MediaError, decode_audio
+
+RATE = 44100
+NEAR_SILENCE = 1e-3  # -60 dBFS white noise
+FADE_S = 0.01
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    width: int = 320
+    height: int = 240
+    fps: int = 8  # stills: a few frames per second are enough (avloc extract picks the frame at each time)
+    audio_bitrate: int = 128_000
+    crf: int = 23
+
+
+def trim_silence(wave: np.ndarray, frame_s: float = 0.05, floor: float = 3e-3) -> np.ndarray:
+    """The recording from its first to its last 50-ms frame louder than ``floor`` RMS (-50 dBFS).
+
+    Short ESC clips were padded with digital silence to 5 s; looping the padding would put silent seconds
+    under a class's label. Quiet stretches inside the sound (between barks) stay: they are the sound."""
+    n = int(frame_s * RATE)
+    usable = len(wave) // n * n
+    if usable == 0:
+        return wave
+    rms = np.sqrt((wave[:usable].reshape(-1, n) ** 2).mean(1))  # (frames,)
+    loud = np.flatnonzero(rms > floor)
+    return wave if len(loud) == 0 else wave[loud[0] * n: (loud[-1] + 1) * n]
+
+
+class MediaCache:
+    """Decoded sounds and scaled photos, each read once however many videos use it."""
+
+    def __init__(self, fmt: VideoFormat) -> None:
+        self.fmt = fmt
+        self._sounds: dict[Path, np.ndarray] = {}
+        self._photos: dict[Path, np.ndarray] = {}
+
+    def sound(self, path: Path) -> np.ndarray:
+        if path not in self._sounds:
+            wave = decode_audio(path, RATE)
+            if wave is None or len(wave) == 0:
+                raise MediaError(path, "no audio")
+            self._sounds[path] = trim_silence(wave)
+        return self._sounds[path]
+
+    def photo(self, path: Path) -> np.ndarray:
+        """uint8 (H, W, 3) RGB at the video's size: centre crop to its aspect, then scaled (bicubic)."""
+        if path not in self._photos:
+            import av
+
+            try:
+                with av.open(str(path)) as box:
+                    frame = next(box.decode(video=0))
+            except (av.error.FFmpegError, StopIteration) as exc:
+                raise MediaError(path, f"not a readable image ({exc})") from None
+            rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3)
+            h, w = rgb.shape[:2]
+            want = self.fmt.width / self.fmt.height
+            cw, ch = (min(w, round(h * want)), h) if w / h > want else (w, min(h, round(w / want)))
+            top, left = (h - ch) // 2, (w - cw) // 2
+            crop = np.ascontiguousarray(rgb[top: top + ch, left: left + cw])
+            scaled = av.VideoFrame.from_ndarray(crop, format="rgb24").reformat(
+                width=self.fmt.width, height=self.fmt.height, interpolation="BICUBIC")
+            self._photos[path] = scaled.to_ndarray(format="rgb24")
+        return self._photos[path]
+
+
+def render_audio(tl: Timeline, files: dict[tuple[int, int], Path], cache: MediaCache,
+                 rng: np.random.Generator) -> np.ndarray:
+    """(seconds * RATE,) float32: each labelled run plays ``files[(start, end)]``; "" runs are near-silence."""
+    n = len(tl.audio) * RATE
+    wave = (NEAR_SILENCE * rng.standard_normal(n)).astype(np.float32)  # (S,)
+    fade = int(FADE_S * RATE)
+    for label, start, end in runs(tl.audio):
+        if not label:
+            continue
+        length = (end - start) * RATE
+        clip = np.resize(cache.sound(files[(start, end)]), length).astype(np.float32)  # repeated to the run
+        ramp = np.minimum(1.0, np.minimum(np.arange(length) + 1, length - np.arange(length)) / fade)  # (L,)
+        wave[start * RATE: end * RATE] = clip * ramp.astype(np.float32)
+    return np.clip(wave, -1.0, 1.0)
+
+
+def encode(path: Path, seconds_rgb: list[np.ndarray], wave: np.ndarray, fmt: VideoFormat) -> None:
+    """Write ``path`` (H.264 + AAC in MP4): second s shows ``seconds_rgb[s]``; ``wave`` mono at RATE."""
+    import av
+
+    tmp = path.with_name(f".{path.name}.tmp.mp4")
+    with av.open(str(tmp), "w", format="mp4") as box:
+        vs = box.add_stream("libx264", rate=fmt.fps, options={"crf": str(fmt.crf), "preset": "veryfast"})
+        vs.width, vs.height, vs.pix_fmt = fmt.width, fmt.height, "yuv420p"
+        vs.codec_context.thread_count = 1
+        aus = box.add_stream("aac", rate=RATE, layout="mono")
+        aus.bit_rate = fmt.audio_bitrate
+        for sec, rgb in enumerate(seconds_rgb):
+            for k in range(fmt.fps):
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame.pts = sec * fmt.fps + k  # time base 1 / fps
+                box.mux(vs.encode(frame))
+        box.mux(vs.encode(None))
+        size = aus.codec_context.frame_size or 1024
+        padded = np.concatenate([wave, np.zeros((-len(wave)) % size, np.float32)])
+        for start in range(0, len(padded), size):
+            af = av.AudioFrame.from_ndarray(padded[None, start: start + size], format="fltp", layout="mono")
+            af.sample_rate, af.pts = RATE, start
+            box.mux(aus.encode(af))
+        box.mux(aus.encode(None))
+    tmp.replace(path)

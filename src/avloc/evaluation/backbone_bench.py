@@ -1,0 +1,152 @@
+"""``avloc bench backbones``: every feature backbone against its paper's figure, on real labelled media.
+
+Audio backbones: ESC-10 accuracy under the SoundNet paper's protocol (:mod:`avloc.evaluation.esc_probe`), every
+tapped layer of a backbone that has a choice of layer. Visual backbones with an ImageNet head: top-1 / top-5
+on one photo per ImageNet class for each resize mode (:mod:`avloc.evaluation.imagenet_probe`). A backbone whose
+weights are not on this machine (VGGish, VGG-19 without the user's files) is listed as skipped with the reason.
+Results go to ``<out>/backbones.json`` and a markdown table ``<out>/backbones.md``; features are cached in
+``<out>/cache/`` so that a second run only refits the classifiers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from avloc.media.backbones import BACKBONES, AudioBackbone, VisualBackbone, create_backbone
+from avloc.media.weights import WeightsError
+
+# (backbone, layer or resize mode) -> (figure, where it comes from); ESC-10 accuracy or ImageNet top-1
+PUBLISHED: dict[tuple[str, str], tuple[float, str]] = {
+    ("soundnet8", "pool5"): (0.922, "Aytar et al. 2016, Table 4 (ESC-10, pool5)"),
+    ("efficientnet_lite0", "top1"): (0.751, "TF efficientnet/lite table (ImageNet val, 224 px)"),
+}
+ESC_PROTOCOL = "5-fold CV, 1-s windows, L2-loss linear SVM C=0.01 with bias, decision values averaged per clip"
+
+
+@dataclass
+class BenchSpec:
+    """What to measure: folders, which backbones, how many inputs (0 = all), where to write."""
+
+    esc_dir: Path | None
+    images_dir: Path | None
+    out: Path
+    audio: list[str] = field(default_factory=list)  # empty: every registered audio backbone
+    visual: list[str] = field(default_factory=list)  # empty: every registered visual backbone
+    layers: list[str] = field(default_factory=list)  # empty: every layer of a backbone with a choice of layer
+    modes: tuple[str, ...] = ("squash", "center_crop")
+    esc_per_class: int = 0
+    images: int = 0
+
+
+def _names(kind: type, chosen: list[str]) -> list[str]:
+    names = chosen or [n for n in BACKBONES.names() if issubclass(BACKBONES.get(n), kind)]
+    for n in names:
+        if not issubclass(BACKBONES.get(n), kind):
+            raise ValueError(f"backbone '{n}' is not a {kind.__name__}")
+    return names
+
+
+def _audio_rows(spec: BenchSpec, cache: Path) -> list[dict[str, Any]]:
+    from avloc.evaluation.esc_probe import esc_accuracy, list_esc
+
+    clips, _ = list_esc(spec.esc_dir, spec.esc_per_class)
+    rows: list[dict[str, Any]] = []
+    for name in _names(AudioBackbone, spec.audio):
+        choices = getattr(BACKBONES.get(name), "layers", None)
+        for layer in [la for la in choices if not spec.layers or la in spec.layers] if choices else [""]:
+            row: dict[str, Any] = {"task": "ESC-10 accuracy", "backbone": name, "variant": layer or "-"}
+            try:
+                net = create_backbone(name, layer=layer)
+            except WeightsError as exc:
+                rows.append({**row, "skipped": str(exc)})
+                break
+            t0 = time.perf_counter()
+            key = f"esc10_{name}" + (f"_{layer}" if layer else "")
+            res = esc_accuracy(clips, net, key, cache)
+            ref = PUBLISHED.get((name, layer))
+            rows.append({**row, **res, "seconds": round(time.perf_counter() - t0, 1),
+                         "published": ref[0] if ref else None, "source": ref[1] if ref else ""})
+    return rows
+
+
+def _visual_rows(spec: BenchSpec, cache: Path) -> list[dict[str, Any]]:
+    from avloc.evaluation.imagenet_probe import image_logits, list_images, topk_accuracy
+
+    files, labels, _ = list_images(spec.images_dir, spec.images)
+    rows: list[dict[str, Any]] = []
+    for name in _names(VisualBackbone, spec.visual):
+        try:
+            net = create_backbone(name)
+        except WeightsError as exc:
+            rows.append({"task": "ImageNet top-1 / top-5", "backbone": name, "variant": "-", "skipped": str(exc)})
+            continue
+        for mode in spec.modes:
+            t0 = time.perf_counter()
+            res = topk_accuracy(image_logits(files, net, mode, f"imagenet_{name}_{mode}", cache), labels)
+            ref = PUBLISHED.get((name, "top1"))
+            rows.append({"task": "ImageNet top-1 / top-5", "backbone": name, "variant": mode, **res,
+                         "images": len(files), "seconds": round(time.perf_counter() - t0, 1),
+                         "published": ref[0] if ref else None, "source": ref[1] if ref else ""})
+    return rows
+
+
+def machine() -> str:
+    """CPU model and torch threads, for the table's caption."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+
+
+def run_backbone_bench(spec: BenchSpec) -> dict[str, Any]:
+    """Measure, write ``backbones.json`` and ``backbones.md`` under ``spec.out``, and return the report."""
+    spec.out.mkdir(parents=True, exist_ok=True)
+    cache = spec.out / "cache"
+    rows = []
+    if spec.esc_dir is not None:
+        rows += _audio_rows(spec, cache)
+    if spec.images_dir is not None:
+        rows += _visual_rows(spec, cache)
+    report = {"machine": machine(), "esc_dir": str(spec.esc_dir or ""), "images_dir": str(spec.images_dir or ""),
+              "esc_per_class": spec.esc_per_class, "images": spec.images, "rows": rows}
+    _write(spec.out / "backbones.json", json.dumps(report, indent=1))
+    _write(spec.out / "backbones.md", markdown_table(report))
+    return report
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """The report as a markdown table beside the published figures (gap = ours - published, points)."""
+    lines = ["| task | backbone | layer / resize | ours | top-5 | published | gap (pts) | per fold | source |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        if "skipped" in r:  # the full reason (which file, where) is in backbones.json
+            lines.append(f"| {r['task']} | {r['backbone']} | {r['variant']} | skipped: no weights here | | | | | |")
+            continue
+        ours = r.get("accuracy", r.get("top1"))
+        gap = "-" if r.get("published") is None else f"{100 * (ours - r['published']):+.1f}"
+        folds = " ".join(_pct(v) for v in r.get("folds", {}).values()) or "-"
+        lines.append(f"| {r['task']} | {r['backbone']} | {r['variant']} | {_pct(ours)} | {_pct(r.get('top5'))} "
+                     f"| {_pct(r.get('published'))} | {gap} | {folds} | {r.get('source', '')} |")
+    lines.append(f"\nMachine: {report['machine']}. ESC protocol: {ESC_PROTOCOL}.")
+    return "\n".join(lines) + "\n"

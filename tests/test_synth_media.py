@@ -1,0 +1,146 @@
+"""Composed real media: splits by source, timelines, and tiny compositions that decode with their labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avloc.data.media_timeline import ave_timeline, runs, unav_timeline
+
+CLASS_MAP = str(Path(__file__).resolve().parents[1] / "configs" / "media" / "esc10_imagenet.json")
+
+
+@pytest.fixture(scope="module")
+def real(shared_dir):
+    sounds, photos = shared_dir / "real" / "esc10", shared_dir / "real" / "imagenet_samples"
+    if not sounds.is_dir() or not photos.is_dir():
+        pytest.skip("../shared/real is absent")
+    return sounds, photos
+
+
+def test_timelines_label_only_audio_visual_seconds():
+    classes, audio_only = ["dog", "clock"], ["rain"]
+    for i in range(200):
+        rng = np.random.default_rng(i)
+        tl = ave_timeline(rng, "dog", audio_only)
+        (cls, start, end), = tl.events
+        kinds = tl.kinds(classes)
+        assert cls == "dog" and 0 <= start < end <= 10 and len(kinds) == 10
+        assert [k == "av" for k in kinds] == [start <= s < end for s in range(10)]
+        assert set(kinds[:start] + kinds[end:]) <= ({"bg", "a"} if "a" in kinds else {"bg", "v"})
+        tl = unav_timeline(rng, classes, audio_only)
+        av = [k == "av" for k in tl.kinds(classes)]
+        want = np.zeros(len(tl.audio), bool)
+        for _, s, e in tl.events:
+            assert not want[max(0, s - 1): e + 1].any()  # events are apart
+            want[s:e] = True
+        assert av == want.tolist() and 20 <= len(av) <= 40
+
+
+def test_runs():
+    assert runs(["", "a", "a", "", ""]) == [("", 0, 1), ("a", 1, 3), ("", 3, 5)]
+
+
+def test_sources_are_split_by_recording_and_photo(real):
+    from avloc.data.media_sources import collect_sources, read_class_map
+
+    mapping, not_unrelated = read_class_map(CLASS_MAP)
+    src = collect_sources(*real, mapping, CLASS_MAP, not_unrelated)
+    assert src.audio_only() == ["Rain", "Person sneeze", "Helicopter"]
+    assert "Dog bark" in src.visual_classes and "Chainsaw" in src.visual_classes
+    seen: dict[str, str] = {}
+    for split in ("train", "val", "test"):
+        files = [p for c in src.classes for p in src.sounds[split][c]]
+        files += [p for c in src.visual_classes for p in src.photos[split][c]] + src.unrelated[split]
+        for p in files:
+            assert seen.setdefault(p.name, split) == split, p  # one split per recording / photo
+        folds = {int(p.name[0]) for c in src.classes for p in src.sounds[split][c]}
+        assert folds == {"train": {1, 2, 3}, "val": {4}, "test": {5}}[split]
+    assert not any(p.name.startswith("n03218198") for s in src.unrelated.values() for p in s)  # dogsled
+
+
+def test_class_map_refuses_unknown_classes(real, tmp_path):
+    from avloc.data.media_sources import collect_sources
+
+    with pytest.raises(ValueError, match=r"map.json: classes \['Unicorn'\] have no folder"):
+        collect_sources(*real, {"Unicorn": []}, str(tmp_path / "map.json"))
+
+
+def test_composed_ave_decodes_with_its_labels_and_is_deterministic(real, tmp_path):
+    from avloc.data.ave_labels import classes_beside, read_annotations
+    from avloc.data.ave_files import read_order
+    from avloc.data.media_writer import MediaCache, VideoFormat
+    from avloc.data.synth_media import write_media_ave
+    from avloc.media.decode import decode
+    from avloc.tools.cli import main
+
+    out = tmp_path / "ave"
+    info = write_media_ave(out, *real, CLASS_MAP, videos=3, seed=1)
+    assert info["videos"] == 3
+    meta = json.loads((out / "timeline.json").read_text())
+    assert meta["composed_real_media"] and meta["classes"] == info["classes"]
+    ann = read_annotations(out / "Annotations.txt", classes=meta["classes"])
+    assert classes_beside(out / "Annotations.txt") == tuple(meta["classes"])  # what avloc extract reads
+    assert [read_order(out / f"{s}_order.h5").tolist() for s in ("train", "val", "test")] == [[0], [1], [2]]
+    cache = MediaCache(VideoFormat())
+    for row, vid in enumerate(ann.video_ids):
+        rec = meta["videos"][vid]
+        assert [ann.start[row], ann.end[row]] == rec["events"][0][1:]
+        assert (out / ("trainSet.txt", "valSet.txt", "testSet.txt")[row]).read_text().split("&")[1] == vid
+        got = decode(out / "videos" / f"{vid}.mp4", np.arange(10) + 0.5, 44100)
+        assert abs(got.duration - 10) < 0.2 and got.frames.shape[0] == 10
+        photos = {s: photo for s0, e0, photo in rec["photos"] for s in range(s0, e0)}
+        for s in range(10):  # the frame of each second is its photo, not another one
+            want = cache.photo(real[1] / photos[s]).astype(float)
+            assert np.abs(got.frames[s] - want).mean() < 12
+        rms = np.sqrt((got.audio[: 441000].reshape(10, -1) ** 2).mean(1))
+        quiet = [rms[s] for s in range(10) if rec["audio"][s] == ""]
+        assert all(r < 3e-3 for r in quiet)  # near-silence decodes as near-silence, on time
+        loud = [rms[s] for s in range(10) if rec["audio"][s]]
+        assert not loud or max(loud) > 5e-3
+    _features_are_read_with_the_sets_classes(out, meta)
+    again = tmp_path / "again"
+    assert main(["synth", "ave", "--media", "--sounds", str(real[0]), "--photos", str(real[1]), "--videos", "3",
+                 "--seed", "1", "--out", str(again)]) == 0
+    for f in sorted((out / "videos").iterdir()) + [out / "Annotations.txt", out / "timeline.json"]:
+        assert (again / f.relative_to(out)).read_bytes() == f.read_bytes(), f.name
+
+
+def test_composed_unav_annotations_match_the_timeline(real, tmp_path):
+    from avloc.data.synth_media import UNAV_ANNOTATIONS, write_media_unav
+    from avloc.formats.activitynet import read_ground_truth
+    from avloc.media.decode import probe
+
+    out = tmp_path / "unav"
+    write_media_unav(out, *real, CLASS_MAP, videos=3, seed=2, seconds=(12, 14))
+    gt = read_ground_truth(out / UNAV_ANNOTATIONS)
+    meta = json.loads((out / "timeline.json").read_text())
+    assert sorted(gt.video_ids) == sorted(meta["videos"]) and set(gt.subsets) == {"train", "validation", "test"}
+    for vid, rec in meta["videos"].items():
+        info = probe(out / "videos" / f"{vid}.mp4")
+        assert abs(info.duration - len(rec["audio"])) < 0.2 and info.has_audio and info.video_codec == "h264"
+        av = [k == "av" for k in rec["kinds"]]
+        starts = [s for s in range(len(av)) if av[s] and (s == 0 or not av[s - 1])]
+        assert starts == [e[1] for e in rec["events"]]
+
+
+def _features_are_read_with_the_sets_classes(out, meta):
+    """The ``ave`` loader takes the set's own class list from classes.txt (background added last)."""
+    import h5py
+
+    from avloc.catalog import DATASETS
+
+    rng = np.random.default_rng(0)
+    for name, shape in (("audio_feature.h5", (3, 10, 8)), ("visual_feature.h5", (3, 10, 7, 7, 4))):
+        with h5py.File(out / name, "w") as h5:
+            h5.create_dataset("avadataset", data=rng.random(shape, dtype=np.float32))
+    data = DATASETS.create({"name": "ave"}, out)
+    n = len(meta["classes"])
+    assert data.class_names == [*meta["classes"], "background"] and data.model_dims()["num_classes"] == n + 1
+    for row, vid in enumerate(data.video_ids):
+        want = [meta["classes"].index(a) if k == "av" else n for a, k in
+                zip(meta["videos"][vid]["audio"], meta["videos"][vid]["kinds"])]
+        assert data.tensors["segment_labels"][row].tolist() == want
