@@ -21,11 +21,9 @@ TINY_AVE_VIDEOS = 40  # train 32 / val 4 / test 4, plus 2 noisy background video
 
 @pytest.fixture(scope="session", autouse=True)
 def engine_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from avloc.media.engines import CACHE_ENV
-
     folder = tmp_path_factory.mktemp("engine_cache")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(CACHE_ENV, str(folder))
+        mp.setenv("AVLOC_ENGINE_CACHE", str(folder))  # avloc.media.engines.CACHE_ENV (not imported: no torch here)
         yield folder
 
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from avloc.media.backbones import create_backbone
-from avloc.media.engines import ENGINES, EngineError, EngineNet, cache_dir, installed
+from avloc.media.engines import CACHE_ENV, ENGINES, EngineError, EngineNet, cache_dir, installed
 from avloc.media.engines import support
 from avloc.media.engines.cache import module_digest
 
@@ -84,7 +84,7 @@ def _onnx_files() -> list[str]:
 @pytest.mark.parametrize("engine", [e for e in ENGINES if e != "torch" and installed(e)] or
                          [pytest.param("onnxruntime", marks=pytest.mark.skip(reason="no ONNX engine installed"))])
 def test_the_export_is_cached_and_a_changed_module_is_never_served_stale(engine, tmp_path, monkeypatch):
-    monkeypatch.setenv("AVLOC_ENGINE_CACHE", str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     torch.manual_seed(0)
     m = TinyBackbone().eval()
     x = torch.randn(3, 16)  # (N, S)
@@ -103,6 +103,10 @@ def test_the_export_is_cached_and_a_changed_module_is_never_served_stale(engine,
     EngineNet(m, "tiny", engine)(torch.randn(3, 20))  # another input shape: its own export
     assert len(_onnx_files()) == 3
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_tests_never_write_the_users_cache(engine_cache):
+    assert cache_dir() == engine_cache  # conftest points CACHE_ENV at a session folder
 
 
 def test_the_digest_covers_the_class_source(tmp_path, monkeypatch):
@@ -136,7 +140,7 @@ def test_a_missing_engine_is_a_one_line_error_and_auto_falls_back_to_torch(monke
 
 @pytest.mark.skipif(sum(installed(e) for e in ENGINES) < 2, reason="auto needs two engines to choose from")
 def test_auto_times_the_engines_once_and_reuses_the_cached_choice(tmp_path, monkeypatch):
-    monkeypatch.setenv("AVLOC_ENGINE_CACHE", str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     torch.manual_seed(0)
     m = TinyBackbone().eval()
     x = torch.randn(2, 16)
