@@ -122,21 +122,8 @@ def read_run(run_dir: str | Path, data: str | Path | None = None) -> TrainedMode
 
 
 def _record_from_data(cfg: Config, run_dir: Path, data: str | Path | None) -> ModelRecord:
+    """A run trained before runs kept ``model.json``: its record, rebuilt from its training data."""
     from avloc.engine.build import load_data, model_record
+    from avloc.engine.run_folder import recorded_data_folder
 
-    folder = data or recorded_data_folder(run_dir)
-    if not folder:
-        raise PredictError(f"{run_dir}: trained before runs kept model.json, and no data.json names its feature "
-                           "folder; pass --data")
-    return model_record(cfg, load_data(cfg, folder))
-
-
-def recorded_data_folder(run_dir: Path) -> str | None:
-    """The feature folder a run was trained on, as ``avloc train`` recorded it in ``data.json``."""
-    from avloc.engine.run_folder import DATA_RECORD
-
-    path = run_dir / DATA_RECORD
-    try:
-        return json.loads(path.read_text()).get("folder") if path.is_file() else None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PredictError(f"{path}: unreadable ({exc}); pass --data") from None
+    return model_record(cfg, load_data(cfg, data or recorded_data_folder(run_dir)))
