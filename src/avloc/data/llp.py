@@ -149,9 +149,9 @@ class LLPDataset(InMemoryDataset):
         for i, name in enumerate(self.video_ids):
             path = base / f"{name[:F.ID_CHARS]}.npy"
             arr = load_clip_array(path, steps_multiple)
+            if steps_multiple == 1 and arr.shape[0] != F.NUM_SEGMENTS:
+                raise DataError(f"{path}: shape {arr.shape} must be ({F.NUM_SEGMENTS}, D), one row per second")
             if out is None:
-                if steps_multiple == 1 and arr.shape[0] != F.NUM_SEGMENTS:
-                    raise DataError(f"{path}: shape {arr.shape} must be ({F.NUM_SEGMENTS}, D), one row per second")
                 out = np.empty((len(self.video_ids), *arr.shape), dtype=np.float32)
             elif arr.shape != out.shape[1:]:
                 raise DataError(f"{path}: shape {arr.shape} differs from the other clips' {out.shape[1:]}")
