@@ -88,3 +88,22 @@ def test_han_output_shapes_and_bad_inputs():
     batch.pop("visual_st")
     with pytest.raises(ValueError, match="han: the batch has no 'visual_st'"):
         model(batch)
+
+
+def test_han_dense_cas_is_the_audio_visual_evidence_and_ignores_padding():
+    torch.manual_seed(0)
+    model = create_model("han_dense", audio_dim=6, visual_dim=5, num_classes=4, hidden=8, ffn=8).eval()
+    g = torch.Generator().manual_seed(1)
+    short = {"audio": torch.randn(1, 7, 6, generator=g), "visual": torch.randn(1, 7, 5, generator=g),
+             "mask": torch.ones(1, 7, dtype=torch.bool)}
+    padded = {"audio": torch.cat([short["audio"], torch.randn(1, 3, 6, generator=g)], 1),
+              "visual": torch.cat([short["visual"], torch.randn(1, 3, 5, generator=g)], 1),
+              "mask": torch.tensor([[True] * 7 + [False] * 3])}
+    with torch.no_grad():
+        a, b = model(short), model(padded)
+    pa, pv = torch.sigmoid(a.audio_logits), torch.sigmoid(a.visual_logits)
+    assert torch.allclose(a.cas, (pa * pv).sqrt(), atol=1e-5)
+    assert torch.allclose(b.cas[:, :7], a.cas, atol=1e-5) and (b.cas[:, 7:] == 0).all()
+    assert torch.allclose(b.video_logits, a.video_logits, atol=1e-4)
+    loss = create_loss("han")(a, {"video_labels": torch.tensor([[1.0, 0.0, 0.0, 1.0]])})
+    assert torch.isfinite(loss["loss"]) and set(loss) == {"loss", "video", "audio", "visual"}

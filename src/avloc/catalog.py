@@ -21,7 +21,7 @@ from avloc.evaluation import avvp, dense_map, segments  # noqa: F401
 from avloc.evaluation.base import Evaluator
 from avloc.losses import ave_losses, avel_losses, avvp_losses, cmbs_losses, dense_losses  # noqa: F401
 from avloc.losses.base import Loss
-from avloc.models import avel, avvp_linear, clasp, cmbs, han, linear_mil, mil, psp, vscg  # noqa: F401
+from avloc.models import avel, avvp_linear, clasp, cmbs, han, han_dense, linear_mil, mil, psp, vscg  # noqa: F401
 from avloc.models.base import AVModel
 from avloc.registry import DATASETS, EVALUATORS, LOSSES, MODELS, Registry
 

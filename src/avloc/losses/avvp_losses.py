@@ -17,7 +17,7 @@ import torch
 from torch.nn import functional as F
 
 from avloc.losses.base import Loss, need
-from avloc.models.outputs import AVVPOutput
+from avloc.models.outputs import AVVPOutput, DenseOutput
 from avloc.registry import LOSSES
 
 
@@ -26,9 +26,22 @@ def smoothed(labels: torch.Tensor, keep: float) -> torch.Tensor:
     return keep * labels + (1.0 - keep) * 0.5
 
 
+# A dense model (``han_dense``) returns the logits of the same three probabilities in its DenseOutput.
+DENSE_FIELDS = {"video_prob": "video_logits", "audio_prob": "audio_video_logits", "visual_prob": "visual_video_logits"}
+
+
+def _prob(out: AVVPOutput | DenseOutput, key: str) -> torch.Tensor:
+    if isinstance(out, DenseOutput):
+        return torch.sigmoid(need(out, DENSE_FIELDS[key], "han loss").float())
+    return need(out, key, "han loss").float()
+
+
 @LOSSES.register("han")
 class HANLoss(Loss):
-    """BCE(video_prob, y) + BCE(audio_prob, smooth(y, audio_keep)) + BCE(visual_prob, smooth(y, visual_keep))."""
+    """BCE(video_prob, y) + BCE(audio_prob, smooth(y, audio_keep)) + BCE(visual_prob, smooth(y, visual_keep)).
+
+    Reads an AVVPOutput's probabilities, or the sigmoid of a dense HAN's ``video_logits``,
+    ``audio_video_logits`` and ``visual_video_logits``."""
 
     @dataclass
     class Config:
@@ -36,13 +49,13 @@ class HANLoss(Loss):
         visual_keep: float = 0.9  # smoothing of the visual targets (official v = 0.9)
         clamp: float = 1e-7  # probabilities are clamped to [clamp, 1 - clamp] (official 1e-7)
 
-    def forward(self, out: AVVPOutput, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, out: AVVPOutput | DenseOutput, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c = self.cfg
         y = need(batch, "video_labels", "han loss").float()  # (B, C)
         parts = {}
         for name, key, target in (("video", "video_prob", y), ("audio", "audio_prob", smoothed(y, c.audio_keep)),
                                   ("visual", "visual_prob", smoothed(y, c.visual_keep))):
-            prob = need(out, key, "han loss").float()  # (B, C)
+            prob = _prob(out, key)  # (B, C)
             if prob.shape != y.shape:
                 raise ValueError(f"han loss: '{key}' {tuple(prob.shape)} does not match 'video_labels' "
                                  f"{tuple(y.shape)}")
