@@ -44,9 +44,9 @@ class SynthLLPConfig:
     frames_per_segment: int = 8  # ResNet-152 frames per second
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)  # of --videos: train / val / test
     p_audio_only: float = 0.3  # train clips: a labelled class is only heard
-    p_visual_only: float = 0.15  # ... only seen (else both)
+    p_visual_only: float = 0.05  # ... only seen (else both); LLP val/test: 34 % heard only, 3 % seen only
     p_full: float = 0.5  # ... spans the clip in a modality (else a random run of 1-9 s)
-    event_amp: float = 2.5  # projection of an event on its class direction, per stream
+    event_amp: float = 3.0  # projection of an event on its class direction, per stream
     amp_jitter: float = 0.3  # per-event, per-modality amplitude multiplier ~ U(1 - j, 1 + j)
     family_size: int = 3  # consecutive classes share a direction (confusable siblings)
     family_share: float = 0.4  # cosine between two prototypes of one family
