@@ -153,3 +153,28 @@ def test_the_official_annotation_files():
     held = read_weak_list(LLP / "AVVP_val_pd.csv").filenames + read_weak_list(LLP / "AVVP_test_pd.csv").filenames
     audio, unmatched = segment_labels(read_dense_events(LLP / "AVVP_eval_audio.csv"), held)
     assert audio.shape == (1849, 10, 25) and unmatched == 14  # typo'd filenames count nowhere, as officially
+
+
+class Oracle(torch.nn.Module):
+    """Predicts the truth of the batch: the evaluator must then score 1.0 everywhere."""
+
+    def forward(self, batch):
+        from avloc.models.outputs import AVVPOutput
+
+        seg = torch.stack([batch["audio_labels"], batch["visual_labels"]], dim=2)  # (B, T, 2, C)
+        video = seg.amax(dim=(1, 2))
+        return AVVPOutput(segment_prob=seg, video_prob=video, audio_prob=video, visual_prob=video)
+
+
+def test_avvp_evaluator_scores_the_truth_as_perfect_and_writes_events(tmp_path):
+    import json
+
+    from avloc.catalog import create_evaluator
+
+    data = create_dataset("llp", make_llp(tmp_path / "d"))
+    evaluator = create_evaluator("avvp")
+    scores = evaluator(Oracle(), data, "test", torch.device("cpu"), 2)
+    assert evaluator.primary == "seg_type" and scores == {k: 1.0 for k in scores} and len(scores) == 10
+    evaluator.finalize(Oracle(), data, tmp_path, torch.device("cpu"), 2)
+    written = json.loads((tmp_path / "predictions_test.json").read_text())
+    assert written["clips"] == {"ddddddddddd_30_40": {"audio": [], "visual": [["Banjo", 0, 10]]}}
