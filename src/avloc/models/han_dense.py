@@ -16,6 +16,7 @@ as every dense model (:mod:`avloc.evaluation.proposals`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -56,10 +57,13 @@ class HANDense(AVModel):
         ffn: int = 512  # feed-forward width (official: 512)
         layers: int = 1  # HAN layers (official: 1)
         dropout: float = 0.1  # attention, residual and feed-forward dropout (official: 0.1)
+        prior_prob: float = 0.01  # initial per-step class probability (bias = its logit); official: bias 0
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
+        if not 0.0 < cfg.prior_prob < 1.0:
+            raise ValueError(f"han_dense: prior_prob must be in (0, 1), got {cfg.prior_prob}")
         if cfg.layers < 1 or cfg.hidden % cfg.heads:
             raise ValueError(f"han_dense: layers >= 1 and hidden divisible by heads, got {cfg.layers}, "
                              f"{cfg.hidden}/{cfg.heads}")
@@ -68,6 +72,9 @@ class HANDense(AVModel):
         self.han = nn.ModuleList(HybridAttentionLayer(cfg.hidden, cfg.heads, cfg.ffn, cfg.dropout)
                                  for _ in range(cfg.layers))
         self.head = MMILHead(cfg.hidden, cfg.num_classes)
+        # 100 sparse classes (1.6 per video): probabilities starting at 0.5 leave the negatives' gradient to
+        # swamp the positives for many epochs (as for every dense head here, `class_head`).
+        nn.init.constant_(self.head.prob.bias, -math.log((1.0 - cfg.prior_prob) / cfg.prior_prob))
 
     def forward(self, batch: Batch) -> DenseOutput:
         audio, visual, mask = batch["audio"], batch["visual"], batch["mask"]
