@@ -178,3 +178,9 @@ def test_avvp_evaluator_scores_the_truth_as_perfect_and_writes_events(tmp_path):
     evaluator.finalize(Oracle(), data, tmp_path, torch.device("cpu"), 2)
     written = json.loads((tmp_path / "predictions_test.json").read_text())
     assert written["clips"] == {"ddddddddddd_30_40": {"audio": [], "visual": [["Banjo", 0, 10]]}}
+
+
+def test_max_videos_keeps_the_first_rows_of_each_split(tmp_path):
+    data = create_dataset("llp", make_llp(tmp_path), max_videos=2)  # 2 of 4: train 1, val and test >= 1
+    assert data.video_ids == ["aaaaaaaaaaa_0_10", "ccccccccccc_0_10", "ddddddddddd_30_40"]
+    assert {k: len(v) for k, v in data.splits.items()} == {"train": 1, "val": 1, "test": 1}

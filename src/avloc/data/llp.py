@@ -88,8 +88,8 @@ class LLPDataset(InMemoryDataset):
                                                                              cfg.test_file))}
         total = sum(len(w.filenames) for w in lists.values())
         if cfg.max_videos and cfg.max_videos < total:
-            lists = {s: F.WeakList(w.filenames[:n], w.labels[:n]) for s, w in lists.items()
-                     for n in [max(1, round(cfg.max_videos * len(w.filenames) / total))]}
+            keep = {s: max(1, round(cfg.max_videos * len(w.filenames) / total)) for s, w in lists.items()}
+            lists = {s: F.WeakList(w.filenames[: keep[s]], w.labels[: keep[s]]) for s, w in lists.items()}
         self._check_disjoint(lists)
         self.class_names = list(F.CLASS_NAMES)
         self.video_ids: list[str] = [n for w in lists.values() for n in w.filenames]
