@@ -122,3 +122,16 @@ def test_linear_mil_is_one_linear_map_of_the_concatenated_features():
     assert torch.allclose(out.cas_logits, expect, atol=1e-6)
     assert torch.allclose(out.cas, torch.sigmoid(expect) * batch["mask"].unsqueeze(-1), atol=1e-6)
     assert torch.allclose(out.video_logits, masked_topk_mean(expect, batch["mask"], 8.0), atol=1e-6)
+
+
+def test_linear_skip_adds_linear_mil_read_out():
+    torch.manual_seed(0)
+    model = MODELS.create({"name": "mil", **DIMS, "linear_skip": True}).eval()
+    plain = MODELS.create({"name": "mil", **DIMS}).eval()
+    assert model.num_parameters() - plain.num_parameters() == (6 + 10) * 4  # no bias: the head has one
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("skip.")})
+    batch = model.example_batch(2, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out, ref = model(batch), plain(batch)
+    skip = model.skip(torch.cat([batch["audio"], batch["visual"]], dim=-1))
+    assert torch.allclose(out.cas_logits, ref.cas_logits + skip, atol=1e-5)

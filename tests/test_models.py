@@ -12,7 +12,7 @@ import yaml
 
 from avloc.catalog import LOSSES, MODELS
 from avloc.models.ave_io import check_ave_inputs
-from avloc.models.outputs import AVEOutput, DenseOutput, present_fields
+from avloc.models.outputs import AVEOutput, AVVPOutput, DenseOutput, present_fields
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -26,7 +26,7 @@ def shipped_loss_name(name: str) -> str:
     raise AssertionError(f"no shipped config in configs/ trains model '{name}'")
 
 
-def objective(name: str, out: AVEOutput | DenseOutput, batch: dict) -> torch.Tensor:
+def objective(name: str, out: AVEOutput | DenseOutput | AVVPOutput, batch: dict) -> torch.Tensor:
     return LOSSES.create({"name": shipped_loss_name(name)})(out, batch)["loss"]
 
 
@@ -42,7 +42,7 @@ def test_forward_backward_every_parameter_gets_a_finite_gradient(built):
     name, model, batch = built
     model.train()
     out = model(batch)
-    assert isinstance(out, (AVEOutput, DenseOutput)), f"{name}: forward must return its task's output type"
+    assert isinstance(out, (AVEOutput, DenseOutput, AVVPOutput)), f"{name}: forward must return its task's output type"
     assert isinstance(out, AVEOutput) == (model.task == "ave"), f"{name}: output type of the wrong task"
     for key in present_fields(out):
         val = getattr(out, key)

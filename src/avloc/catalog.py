@@ -15,13 +15,13 @@ import fnmatch
 from pathlib import Path
 from typing import Any
 
-from avloc.data import ave, unav  # noqa: F401
+from avloc.data import ave, llp, unav  # noqa: F401
 from avloc.data.base import InMemoryDataset
-from avloc.evaluation import dense_map, segments  # noqa: F401
+from avloc.evaluation import avvp, dense_map, segments  # noqa: F401
 from avloc.evaluation.base import Evaluator
-from avloc.losses import ave_losses, avel_losses, cmbs_losses, dense_losses  # noqa: F401
+from avloc.losses import ave_losses, avel_losses, avvp_losses, cmbs_losses, dense_losses  # noqa: F401
 from avloc.losses.base import Loss
-from avloc.models import avel, clasp, cmbs, linear_mil, mil, psp, vscg  # noqa: F401
+from avloc.models import avel, avvp_linear, clasp, cmbs, han, han_dense, linear_mil, mil, psp, vscg  # noqa: F401
 from avloc.models.base import AVModel
 from avloc.registry import DATASETS, EVALUATORS, LOSSES, MODELS, Registry
 

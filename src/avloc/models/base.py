@@ -35,7 +35,7 @@ class DenseInputs:
 class AVModel(nn.Module):
     """Base class of registered models.
 
-    Subclasses set ``task`` ("ave" or "dense"), take their typed ``Config`` in ``__init__`` and implement
+    Subclasses set ``task`` ("ave", "dense" or "avvp"), take their typed ``Config`` in ``__init__`` and implement
     ``forward(batch)``, returning their task's output type (:mod:`avloc.models.outputs`), plus
     ``example_batch``, which the parametrised model tests use to run forward/backward on every registered
     model without anyone writing a new test.

@@ -49,6 +49,9 @@ def dense_example_batch(
 class MILBaseline(AVModel):
     """Per-timestep classifier on fused A+V features with top-k MIL pooling.
 
+    ``linear_skip`` adds a linear map of concat(audio, visual) to the logits (as CLASP's heads do), so the
+    model contains the ``linear_mil`` floor and its encoders only learn what a linear read-out misses.
+
     Inputs: audio (B, T, Da), visual (B, T, Dv), mask (B, T) bool.
     Outputs: ``cas`` (B, T, C) per-timestep class *probabilities* (sigmoid; 0 at padded steps),
     ``cas_logits`` (B, T, C), ``video_logits`` (B, C) (top-k mean of the CAS logits over valid steps).
@@ -66,6 +69,7 @@ class MILBaseline(AVModel):
         dropout: float = 0.3  # dropout on every hidden feature
         topk_ratio: float = 8.0  # MIL pooling: mean of the top ceil(T_valid / topk_ratio) steps per class
         prior_prob: float = 0.01  # initial class probability of the head (bias = logit of it)
+        linear_skip: bool = False  # the head also reads concat(audio, visual) linearly (see the class docstring)
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
@@ -80,6 +84,7 @@ class MILBaseline(AVModel):
         )
         self.drop = nn.Dropout(cfg.dropout)
         self.head = class_head(cfg.hidden, cfg.num_classes, cfg.prior_prob)
+        self.skip = nn.Linear(cfg.audio_dim + cfg.visual_dim, cfg.num_classes, bias=False) if cfg.linear_skip else None
 
     def forward(self, batch: Batch) -> DenseOutput:
         audio, visual, mask = batch["audio"], batch["visual"], batch["mask"]
@@ -88,6 +93,8 @@ class MILBaseline(AVModel):
         for conv in self.fused_convs:
             h = h + self.drop(torch.relu(conv(h, mask)))
         logits = self.head(self.drop(h))  # (B, T, C)
+        if self.skip is not None:
+            logits = logits + self.skip(torch.cat([audio, visual], dim=-1))  # + linear_mil's read-out
         return DenseOutput(
             cas_logits=logits,
             cas=torch.sigmoid(logits) * mask.unsqueeze(-1),

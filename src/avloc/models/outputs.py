@@ -1,6 +1,7 @@
 """What the models return: one small type per task, so one concept has one name in every model.
 
-Every AVE model returns an :class:`AVEOutput`, every dense (W-DAVEL) model a :class:`DenseOutput`. A field
+Every AVE model returns an :class:`AVEOutput`, every dense (W-DAVEL) model a :class:`DenseOutput`, every
+audio-visual video parsing (AVVP) model an :class:`AVVPOutput`. A field
 a model does not produce is None; losses and evaluators read the fields (``avloc.losses.base.need`` turns
 a missing one into an error that names the loss and the field, raised when the run is built).
 """
@@ -14,7 +15,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
-Output = TypeVar("Output", "AVEOutput", "DenseOutput")
+Output = TypeVar("Output", "AVEOutput", "DenseOutput", "AVVPOutput")
 
 
 @dataclass
@@ -51,7 +52,21 @@ class DenseOutput:
     anchor_negative: Tensor | None = None  # (B, T, C) bool CLASP: per-class background steps (pseudo-negatives)
 
 
-def present_fields(out: AVEOutput | DenseOutput) -> list[str]:
+@dataclass
+class AVVPOutput:
+    """One forward pass of an AVVP model (B clips of T one-second segments, C classes, modality 0 audio, 1 visual).
+
+    Probabilities, not logits: the AVVP losses and thresholds work on them (the official MMIL pooling sums
+    attention-weighted probabilities).
+    """
+
+    segment_prob: Tensor  # (B, T, 2, C) per segment, per modality class probabilities
+    video_prob: Tensor  # (B, C) modality-agnostic video probabilities (pooled over time and modality)
+    audio_prob: Tensor  # (B, C) audio video probabilities (pooled over time)
+    visual_prob: Tensor  # (B, C) visual video probabilities (pooled over time)
+
+
+def present_fields(out: AVEOutput | DenseOutput | AVVPOutput) -> list[str]:
     """Names of the fields ``out`` holds (not None), for error messages."""
     return [f.name for f in dataclasses.fields(out) if getattr(out, f.name) is not None]
 

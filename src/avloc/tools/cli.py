@@ -60,12 +60,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
+    if args.kind != "llp" and args.videos is None:
+        raise ValueError(f"avloc synth {args.kind} needs --videos N")
     if args.media:
+        if args.kind == "llp":
+            raise ValueError("avloc synth --media composes the ave and unav layouts, not llp")
         return _synth_media(args)
     if args.kind == "ave":
         from avloc.data.synth_ave import write_synthetic_ave
 
         write_synthetic_ave(Path(args.out), videos=args.videos, seed=args.seed, dtype=args.dtype)
+    elif args.kind == "llp":
+        from avloc.data.synth_llp import write_synthetic_llp
+
+        if not args.annotations:
+            raise ValueError("avloc synth llp needs --annotations DIR (the folder of the LLP AVVP_*.csv files)")
+        write_synthetic_llp(Path(args.out), Path(args.annotations), videos=args.videos or 200, seed=args.seed)
     else:
         from avloc.data.synth_unav import SynthUnavConfig, write_synthetic_unav
 
@@ -191,14 +201,17 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="write a synthetic dataset (features, or with --media real videos composed "
                        "from labelled sounds and photos) in an official file layout")
-    p.add_argument("kind", choices=["ave", "unav"], help="ave: the AVE h5 layout; unav: UnAV-100 npy + JSON")
+    p.add_argument("kind", choices=["ave", "unav", "llp"],
+                   help="ave: the AVE h5 layout; unav: UnAV-100 npy + JSON; llp: the AVVP feature folders + CSVs")
     p.add_argument("--out", required=True, help="folder to write")
-    p.add_argument("--videos", type=int, required=True, help="number of videos")
+    p.add_argument("--videos", type=int, default=None, help="number of videos (required but for llp: 200)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
     p.add_argument("--dtype", default="float64", choices=["float32", "float64"],
                    help="ave: on-disk feature dtype (the official files are float64)")
     p.add_argument("--annotations", default=None,
-                   help="unav: the real UnAV-100 annotation JSON; its videos, splits and timings are used")
+                   help="unav: the real UnAV-100 annotation JSON; its videos, splits and timings are used; "
+                        "llp (required): the folder of the official AVVP_*.csv files, whose clips, labels and "
+                        "val/test events are used")
     for flag, typ in (("--feat-stride", int), ("--num-frames", int), ("--fps", float)):
         p.add_argument(flag, type=typ, default=None, help="unav: feature grid (default I3D 8 / 24 / 25: 0.32 s)")
     p.add_argument("--media", action="store_true",
