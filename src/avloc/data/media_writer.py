@@ -3,8 +3,9 @@
 Each run of seconds with one audio label plays one recording of that class from its start (repeated when the
 run is longer than the recording; digital silence at its ends trimmed first), with 10-ms fades at the joins; near-silence is white noise at -60 dBFS
 (a true zero track would be flagged "silent" by the decoder and is not what microphones record). Each run with
-one visual label shows one photo, centre-cropped to the frame's aspect and scaled. x264 runs on one thread and
-nothing time-dependent enters the container, so the same inputs give the same bytes.
+one visual label shows one photo, centre-cropped to the frame's aspect and scaled (torch, antialiased). Scaling
+and RGB -> YUV are done here, not by libswscale (whose SIMD paths can depend on buffer alignment), x264 runs on
+one thread and nothing time-dependent enters the container, so the same inputs give the same bytes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from avloc.data.media_timeline import Timeline, runs
 from avloc.media.decode import MediaError, decode_audio
@@ -76,10 +79,11 @@ class MediaCache:
             want = self.fmt.width / self.fmt.height
             cw, ch = (min(w, round(h * want)), h) if w / h > want else (w, min(h, round(w / want)))
             top, left = (h - ch) // 2, (w - cw) // 2
-            crop = np.ascontiguousarray(rgb[top: top + ch, left: left + cw])
-            scaled = av.VideoFrame.from_ndarray(crop, format="rgb24").reformat(
-                width=self.fmt.width, height=self.fmt.height, interpolation="BICUBIC")
-            self._photos[path] = scaled.to_ndarray(format="rgb24")
+            crop = torch.from_numpy(np.ascontiguousarray(rgb[top: top + ch, left: left + cw]))
+            x = crop.permute(2, 0, 1)[None].double()  # (1, 3, ch, cw)
+            x = F.interpolate(x, size=(self.fmt.height, self.fmt.width), mode="bilinear", align_corners=False,
+                              antialias=True)  # (1, 3, H, W)
+            self._photos[path] = x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
         return self._photos[path]
 
 
@@ -99,6 +103,25 @@ def render_audio(tl: Timeline, files: dict[tuple[int, int], Path], cache: MediaC
     return np.clip(wave, -1.0, 1.0)
 
 
+def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) RGB -> (H * 3 // 2, W) planar YUV 4:2:0, BT.601 limited range, chroma as 2x2 means.
+
+    Done here rather than by libswscale, whose SIMD paths can depend on buffer alignment: the same picture
+    must give the same bytes."""
+    x = rgb.astype(np.float64)  # (H, W, 3)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    cb = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+    cr = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    h, w = rgb.shape[:2]
+
+    def sub(c: np.ndarray) -> np.ndarray:  # (H, W) -> (H/2, W/2) -> rows of W
+        return c.reshape(h // 2, 2, w // 2, 2).mean((1, 3)).reshape(h // 4, w)
+
+    planes = np.concatenate([y, sub(cb), sub(cr)])  # (H * 3 / 2, W)
+    return np.clip(np.round(planes), 0, 255).astype(np.uint8)
+
+
 def encode(path: Path, seconds_rgb: list[np.ndarray], wave: np.ndarray, fmt: VideoFormat) -> None:
     """Write ``path`` (H.264 + AAC in MP4): second s shows ``seconds_rgb[s]``; ``wave`` mono at RATE."""
     import av
@@ -111,8 +134,9 @@ def encode(path: Path, seconds_rgb: list[np.ndarray], wave: np.ndarray, fmt: Vid
         aus = box.add_stream("aac", rate=RATE, layout="mono")
         aus.bit_rate = fmt.audio_bitrate
         for sec, rgb in enumerate(seconds_rgb):
+            yuv = rgb_to_yuv420p(rgb)  # (H * 3 / 2, W)
             for k in range(fmt.fps):
-                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
                 frame.pts = sec * fmt.fps + k  # time base 1 / fps
                 box.mux(vs.encode(frame))
         box.mux(vs.encode(None))

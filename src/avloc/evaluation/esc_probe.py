@@ -95,6 +95,7 @@ def esc_features(clips: list[EscClip], backbone: AudioBackbone, key: str,
                  cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """Window features (N, D) float32 of every clip and each window's clip index (N,), cached under ``key``."""
     names = [f"{c.path.parent.name}/{c.path.name}" for c in clips]
+    names.append(f"protocol: {window_protocol(backbone)}")  # a cache of another protocol is not this one
     cached = load_cached(cache_dir, key, names) if cache_dir is not None else None
     if cached is not None:
         return cached["features"], cached["clip"]
