@@ -90,6 +90,22 @@ def test_same_seed_same_numbers(ave_dir, tmp_path):
     assert la == lb
 
 
+def test_init_seed_sets_the_weights_alone(ave_dir, tmp_path):
+    """``train.init_seed`` gives the weights of that seed; the order and dropout stay on ``train.seed``."""
+    from avloc.engine.build import build_run, open_run
+
+    def built(*extra: str):
+        run = open_run(_cfg(*extra), tmp_path / "x", resume=False)
+        build_run(run, ave_dir)
+        return run.model.state_dict(), torch.rand(3)  # the weights, the next draw of the dropout stream
+
+    w5, _ = built("train.seed=5")
+    w1_5, draw_a = built("train.seed=1", "train.init_seed=5")
+    w2_5, draw_b = built("train.seed=2", "train.init_seed=5")
+    assert all(torch.equal(w5[k], w1_5[k]) and torch.equal(w5[k], w2_5[k]) for k in w5)
+    assert not torch.equal(draw_a, draw_b)  # dropout streams of seeds 1 and 2
+
+
 def test_lr_schedule_matches_official_rule():
     cfg = load_config(None, ["train.lr=1.0", "train.lr_gamma=0.8", "train.lr_decay_epochs=[60, 120]"])
     # official PSP: lr *= 0.8 when (epoch+1) % 60 == 0 and epoch < 170, i.e. after 1-indexed epochs 60 and 120
