@@ -99,6 +99,18 @@ def test_vscg_psp_pair_uses_carried_targets():
     assert carried(out, part)["pair"].item() == pytest.approx((0.15**2 * 2 + 0.2**2) / 4, rel=1e-5)
 
 
+def test_avps_weight_ramps_over_the_warmup_steps():
+    loss = LOSSES.create({"name": "psp", "lambda_avps": 100.0, "avps_warmup_steps": 4})
+    weights = []
+    for step in (0, 1, 3, 10):
+        loss.step = step
+        weights.append(loss.avps_weight())
+    assert weights == [25.0, 50.0, 100.0, 100.0]
+    assert LOSSES.create({"name": "psp"}).avps_weight() == 100.0
+    with pytest.raises((ConfigError, ValueError), match="avps_warmup_steps"):
+        LOSSES.create({"name": "psp", "avps_warmup_steps": -1})
+
+
 def vscg_case():
     out = AVEOutput(
         event_logits=torch.tensor([[0.0, math.log(3.0)]]),  # sigmoid .5 and .75

@@ -118,10 +118,23 @@ class PSPLoss(Loss):
     class Config:
         lambda_avps: float = 100.0  # weight of the AVPS pair-similarity loss (PSP README: --LAMBDA 100)
         avps_targets: str = "fresh"  # fresh (per batch) | carried (the official loader's uncleared buffer)
+        avps_warmup_steps: int = 0  # AVPS weight ramps linearly up to lambda_avps over these first steps
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
+        if cfg.avps_warmup_steps < 0:
+            raise ValueError(f"psp loss: avps_warmup_steps must be >= 0, got {cfg.avps_warmup_steps}")
         self.carried = make_targets(cfg.avps_targets, "psp loss")
+
+    def avps_weight(self) -> float:
+        """``lambda_avps``, times ``(step + 1) / avps_warmup_steps`` during the warm-up.
+
+        Why a warm-up: at initialisation few segments may have a positive audio-visual cosine, so
+        ``relu(cos) / sum relu(cos)`` is spiky and the 100 x AVPS gradient can be ~30x the CE gradient (seed
+        dependent, ``scripts/recipe_grad_share.py``); Adam's second moments keep that spike for hundreds of
+        steps and slow the classifier's start (``docs/training_recipe.md``)."""
+        warm = self.cfg.avps_warmup_steps
+        return self.cfg.lambda_avps * (min(1.0, (self.step + 1) / warm) if warm > 0 else 1.0)
 
     def forward(self, out: AVEOutput, batch: Tensors) -> dict[str, torch.Tensor]:
         logits = need(out, "class_logits", "psp loss")
@@ -130,7 +143,7 @@ class PSPLoss(Loss):
         sim = need(out, "av_similarity", "psp loss")
         mask = need(batch, "event_mask", "psp loss")
         avps = avps_loss(sim, mask, None if self.carried is None else self.carried(mask))
-        return {"loss": ce + self.cfg.lambda_avps * avps, "ce": ce.detach(), "avps": avps.detach()}
+        return {"loss": ce + self.avps_weight() * avps, "ce": ce.detach(), "avps": avps.detach()}
 
 
 PAIR_TERMS = ("npf", "psp", "ce")
