@@ -63,6 +63,7 @@ def plot(models: list[list[str]], runs: Path, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(len(models), 2, figsize=(10, 3.6 * len(models)), squeeze=False)
     for row, (model, *variants) in enumerate(models):
@@ -78,6 +79,7 @@ def plot(models: list[list[str]], runs: Path, out: Path) -> None:
                 ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
             ax.set_title(f"{model} fully: {split} accuracy")
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("segment accuracy (%)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8, loc="lower right")
