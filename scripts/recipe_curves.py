@@ -5,7 +5,9 @@ one markdown table per model (accuracy in % per epoch, ``mean +- std (n seeds)``
 a row per model, val and test side by side, one line per variant with its +-std band.
 
     python scripts/recipe_curves.py --runs runs/recipe --out docs/training_recipe.png \\
-        --model PSP psp_shipped psp_carried --model VSCG vscg_shipped vscg_psp_carried
+        --model PSP psp_shipped psp_carried --model VSCG vscg_shipped "vscg_psp_carried:official objective"
+
+A variant may carry its legend label after a colon (``VARIANT:LABEL``).
 """
 
 from __future__ import annotations
@@ -38,10 +40,16 @@ def summary(curves: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]
     return stack.mean(0), stack.std(0), len(curves)
 
 
+def split_label(spec: str) -> tuple[str, str]:
+    """``VARIANT:LABEL`` -> (VARIANT, LABEL); a bare ``VARIANT`` is its own label."""
+    name, _, label = spec.partition(":")
+    return name, label or name
+
+
 def table(model: str, runs: Path, variants: list[str]) -> str:
     lines = []
     for split in ("val", "test"):
-        curves = {v: load_curves(runs / v, split) for v in variants}
+        curves = {label: load_curves(runs / v, split) for v, label in map(split_label, variants)}
         curves = {v: c for v, c in curves.items() if c}
         if not curves:
             continue
@@ -69,13 +77,13 @@ def plot(models: list[list[str]], runs: Path, out: Path) -> None:
     for row, (model, *variants) in enumerate(models):
         for col, split in enumerate(("val", "test")):
             ax = axes[row][col]
-            for v in variants:
+            for v, label in map(split_label, variants):
                 curves = load_curves(runs / v, split)
                 if not curves:
                     continue
                 mean, std, n = summary(curves)
                 epochs = np.arange(1, len(mean) + 1)
-                line, = ax.plot(epochs, mean, marker="o", label=f"{v} (n={n})")
+                line, = ax.plot(epochs, mean, marker="o", label=f"{label} (n={n})")
                 ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
             ax.set_title(f"{model} fully: {split} accuracy")
             ax.set_xlabel("epoch")
