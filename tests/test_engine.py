@@ -90,6 +90,36 @@ def test_same_seed_same_numbers(ave_dir, tmp_path):
     assert la == lb
 
 
+def test_init_seed_sets_the_weights_alone(ave_dir, tmp_path):
+    """``train.init_seed`` gives the weights of that seed; the order and dropout stay on ``train.seed``."""
+    from avloc.engine.build import build_run, open_run
+
+    def built(*extra: str):
+        run = open_run(_cfg(*extra), tmp_path / "x", resume=False)
+        build_run(run, ave_dir)
+        return run.model.state_dict(), torch.rand(3)  # the weights, the next draw of the dropout stream
+
+    w5, _ = built("train.seed=5")
+    w1_5, draw_a = built("train.seed=1", "train.init_seed=5")
+    w2_5, draw_b = built("train.seed=2", "train.init_seed=5")
+    assert all(torch.equal(w5[k], w1_5[k]) and torch.equal(w5[k], w2_5[k]) for k in w5)
+    assert not torch.equal(draw_a, draw_b)  # dropout streams of seeds 1 and 2
+
+
+def test_avps_warmup_follows_the_global_step_and_resumes_exactly(ave_dir, tmp_path):
+    """The loop sets the loss's global step: a warm-up spanning more than one epoch gives the same numbers
+    resumed after epoch 1 as uninterrupted, and other numbers than no warm-up."""
+    warm = ("train.epochs=2", "loss.avps_warmup_steps=5")  # 40 videos // 8 = 3 steps per epoch
+    full = fit(_cfg(*warm), ave_dir, tmp_path / "full", log=lambda *_: None)
+    fit(_cfg(*warm), ave_dir, tmp_path / "part", stop_after=1, log=lambda *_: None)
+    resumed = fit(_cfg(*warm), ave_dir, tmp_path / "part", resume=True, log=lambda *_: None)
+    fit(_cfg("train.epochs=2", "loss.avps_warmup_steps=0"), ave_dir, tmp_path / "plain", log=lambda *_: None)
+    losses = lambda p: [json.loads(x)["train_loss"] for x in (p / "metrics.jsonl").read_text().splitlines()]
+    assert losses(tmp_path / "full") == losses(tmp_path / "part")
+    assert resumed["test_acc"] == full["test_acc"]
+    assert losses(tmp_path / "plain") != losses(tmp_path / "full")
+
+
 def test_lr_schedule_matches_official_rule():
     cfg = load_config(None, ["train.lr=1.0", "train.lr_gamma=0.8", "train.lr_decay_epochs=[60, 120]"])
     # official PSP: lr *= 0.8 when (epoch+1) % 60 == 0 and epoch < 170, i.e. after 1-indexed epochs 60 and 120

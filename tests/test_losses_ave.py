@@ -55,6 +55,62 @@ def test_psp_loss_targets_do_not_leak_between_batches():
     assert second["avps"].item() != pytest.approx(stale, rel=1e-3)
 
 
+def test_carried_targets_keep_earlier_rows_like_the_official_loader():
+    """``avps_targets: carried``: background entries keep what earlier batches wrote in the same row."""
+    loss = LOSSES.create({"name": "psp", "lambda_avps": 1.0, "avps_targets": "carried"})
+    logits = torch.zeros(1, 4, 3)
+    sim = torch.tensor([[0.1, 0.1, 0.3, 0.5]])  # normalised [.1, .1, .3, .5]
+    labels = torch.zeros(1, 4, dtype=torch.long)
+    out = AVEOutput(class_logits=logits, av_similarity=sim)
+    first = loss(out, {"segment_labels": labels, "event_mask": torch.ones(1, 4)})
+    assert first["avps"].item() == pytest.approx((0.15**2 * 2 + 0.05**2 + 0.25**2) / 4, rel=1e-5)
+    second = loss(out, {"segment_labels": labels, "event_mask": torch.tensor([[0.0, 0.0, 1.0, 1.0]])})
+    stale = (0.15**2 + 0.15**2 + 0.2**2 + 0.0**2) / 4  # target [.25, .25, .5, .5] (official buffer)
+    assert second["avps"].item() == pytest.approx(stale, rel=1e-5)
+
+
+def test_carried_targets_buffer_rows_and_event_free_videos():
+    from avloc.losses.ave_losses import CarriedTargets
+
+    carried = CarriedTargets()
+    assert carried(torch.tensor([[1.0, 0.0], [0.0, 1.0]])).tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    # a smaller batch writes only its rows; an event-free video writes 1/T everywhere
+    assert carried(torch.tensor([[0.0, 0.0]])).tolist() == [[0.5, 0.5]]
+    assert carried(torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])).tolist() == [
+        [0.5, 1.0], [1.0, 1.0], [0.0, 1.0]]
+
+
+@pytest.mark.parametrize("name", ["psp", "vscg"])
+def test_avps_targets_must_be_known(name):
+    with pytest.raises((ConfigError, ValueError), match="avps_targets"):
+        LOSSES.create({"name": name, "avps_targets": "stale"})
+
+
+def test_vscg_psp_pair_uses_carried_targets():
+    fresh = LOSSES.create({"name": "vscg", "pair": "psp"})
+    carried = LOSSES.create({"name": "vscg", "pair": "psp", "avps_targets": "carried"})
+    out = AVEOutput(event_logits=torch.zeros(1, 4), class_logits=torch.zeros(1, 3),
+                    av_similarity=torch.tensor([[0.1, 0.1, 0.3, 0.5]]))
+    full = {"event_mask": torch.ones(1, 4), "video_class": torch.tensor([0])}
+    part = {"event_mask": torch.tensor([[0.0, 0.0, 1.0, 1.0]]), "video_class": torch.tensor([0])}
+    for loss in (fresh, carried):
+        loss(out, full)
+    assert fresh(out, part)["pair"].item() == pytest.approx((0.1**2 * 2 + 0.2**2) / 4, rel=1e-5)
+    assert carried(out, part)["pair"].item() == pytest.approx((0.15**2 * 2 + 0.2**2) / 4, rel=1e-5)
+
+
+def test_avps_weight_ramps_over_the_warmup_steps():
+    loss = LOSSES.create({"name": "psp", "lambda_avps": 100.0, "avps_warmup_steps": 4})
+    weights = []
+    for step in (0, 1, 3, 10):
+        loss.step = step
+        weights.append(loss.avps_weight())
+    assert weights == [25.0, 50.0, 100.0, 100.0]
+    assert LOSSES.create({"name": "psp"}).avps_weight() == 100.0
+    with pytest.raises((ConfigError, ValueError), match="avps_warmup_steps"):
+        LOSSES.create({"name": "psp", "avps_warmup_steps": -1})
+
+
 def vscg_case():
     out = AVEOutput(
         event_logits=torch.tensor([[0.0, math.log(3.0)]]),  # sigmoid .5 and .75

@@ -51,14 +51,15 @@ def test_quick_losses_table_through_cli(tmp_path: Path, capsys):
 
 
 def test_tables_share_cells_with_equal_configs(tmp_path: Path, capsys):
-    """Table III's "full VSCG" is Table V's npf cell: the second table reuses it instead of retraining."""
+    """Table III's "full VSCG" is Table V's pair-psp cell (the shipped VSCG loss): the second table reuses it
+    instead of retraining."""
     from avloc.data.synth_ave import write_synthetic_ave
 
     data = tmp_path / "data"
     write_synthetic_ave(data, videos=40, seed=3, dtype="float32")
     out = tmp_path / "rep"
     common = ["--data", str(data), "--seeds", "1", "--out", str(out), "--quick", "train.epochs=1", "train.threads=1"]
-    assert main(["reproduce", "losses", "--rows", "CE + negative pair filter", *common]) == 0
+    assert main(["reproduce", "losses", "--rows", "CE + PSP pair loss", *common]) == 0
     capsys.readouterr()
     assert main(["reproduce", "ablation", "--rows", "full VSCG", *common]) == 0
     printed = capsys.readouterr().out

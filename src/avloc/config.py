@@ -36,6 +36,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global grad norm; 0 disables clipping
     drop_last: bool = True  # drop the last incomplete batch (official AVE code: 3339 // 128 batches)
     seed: int = 123  # seeds shuffling, init and dropout; same seed -> same numbers on CPU
+    init_seed: int | None = None  # seeds the initial weights alone (then dropout restarts from seed); None: seed
     eval_every: int = 1  # evaluate val and test every this many epochs (and always after the last)
     eval_batch_size: int = 32  # videos per evaluation forward pass (small batches: fast on CPU, low peak RSS)
     device: str = "auto"  # auto | cpu | cuda | cuda:N

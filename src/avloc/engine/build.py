@@ -198,8 +198,11 @@ def build_run(run: Run, data_root: str | Path, data: InMemoryDataset | None = No
     run.load_seconds = time.perf_counter() - t_load
     _warn_overridden_dims(run.cfg, run.data)
     run.cfg = with_data_dims(run.cfg, run.data.model_dims())
-    torch.manual_seed(run.cfg.train.seed)
+    init_seed = run.cfg.train.init_seed
+    torch.manual_seed(run.cfg.train.seed if init_seed is None else init_seed)
     run.model = build_model(run.cfg, run.data).to(run.device)
+    if init_seed is not None:  # the weights from init_seed; dropout (and the order) from train.seed
+        torch.manual_seed(run.cfg.train.seed)
     run.loss_fn = build_loss(run.cfg).to(run.device)
     check_model_and_loss(run.cfg, run.model, run.loss_fn, run.device)
     run.evaluator = build_evaluator(run.cfg)

@@ -105,6 +105,7 @@ def train_one_epoch(
         with _autocast(cfg, device):
             out = model(batch)
         out = float32_fields(out)
+        loss_fn.step = epoch * len(batches) + steps  # global step, from the loop's own state
         parts = loss_fn(out, batch)
         loss = parts["loss"]
         if not torch.isfinite(loss):

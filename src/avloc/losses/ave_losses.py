@@ -12,6 +12,8 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
+from torch import nn
+
 from avloc.losses.base import Loss, need
 from avloc.models.outputs import AVEOutput
 from avloc.registry import LOSSES
@@ -34,12 +36,53 @@ def avps_targets(event_mask: torch.Tensor) -> torch.Tensor:
     return torch.where(k > 0, event_mask / k.clamp(min=1.0), uniform)
 
 
-def avps_loss(similarity: torch.Tensor, event_mask: torch.Tensor) -> torch.Tensor:
+AVPS_TARGETS = ("fresh", "carried")
+
+
+class CarriedTargets(nn.Module):
+    """The official loaders' AVPS targets (``avps_targets: carried``), kept to reproduce the official
+    training: one (rows, T) buffer, zero at the start, that is never cleared. Each batch writes ``1/k``
+    at the event segments of the video in row i (all T segments for an event-free video) and leaves the
+    other entries as earlier batches left them, so a background segment inherits the ``1/k`` of an earlier
+    video in the same row. The buffer is not part of a checkpoint: a resumed run starts it from zeros.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("buffer", torch.zeros(0, 0), persistent=False)
+
+    def forward(self, event_mask: torch.Tensor) -> torch.Tensor:
+        """event_mask (B, T) -> targets (B, T) for this batch (the buffer's first B rows after the write)."""
+        b, t = event_mask.shape
+        buf = self.buffer
+        if buf.shape[0] < b or buf.shape[1] != t:
+            grown = event_mask.new_zeros(max(b, buf.shape[0]), t)
+            if buf.shape[1] == t:
+                grown[: buf.shape[0]] = buf
+            buf = grown
+        fresh = avps_targets(event_mask)  # (B, T)
+        written = (event_mask > 0) | (event_mask.sum(-1, keepdim=True) == 0)  # (B, T) the entries set
+        buf = buf.clone()
+        buf[:b] = torch.where(written, fresh, buf[:b])
+        self.buffer = buf
+        return buf[:b]
+
+
+def avps_loss(similarity: torch.Tensor, event_mask: torch.Tensor, targets: torch.Tensor | None = None
+              ) -> torch.Tensor:
     """PSP's audio-visual pair similarity loss: MSE between ``relu(cos_t) / sum_t relu(cos_t)`` and the
-    soft labels of :func:`avps_targets`. similarity, event_mask: (B, T)."""
+    soft labels (``targets``, default :func:`avps_targets` of ``event_mask``). similarity, event_mask: (B, T).
+    """
     s = F.relu(similarity)
     s = s / (s.sum(-1, keepdim=True) + L1_EPS)
-    return F.mse_loss(s, avps_targets(event_mask))
+    return F.mse_loss(s, avps_targets(event_mask) if targets is None else targets)
+
+
+def make_targets(kind: str, who: str) -> CarriedTargets | None:
+    """The AVPS target builder of ``avps_targets`` (None: fresh per batch)."""
+    if kind not in AVPS_TARGETS:
+        raise ValueError(f"{who}: avps_targets must be one of {AVPS_TARGETS}, got {kind!r}")
+    return CarriedTargets() if kind == "carried" else None
 
 
 def negative_pair_filter_loss(similarity: torch.Tensor, event_mask: torch.Tensor) -> torch.Tensor:
@@ -74,14 +117,33 @@ class PSPLoss(Loss):
     @dataclass
     class Config:
         lambda_avps: float = 100.0  # weight of the AVPS pair-similarity loss (PSP README: --LAMBDA 100)
+        avps_targets: str = "fresh"  # fresh (per batch) | carried (the official loader's uncleared buffer)
+        avps_warmup_steps: int = 0  # AVPS weight ramps linearly up to lambda_avps over these first steps
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        if cfg.avps_warmup_steps < 0:
+            raise ValueError(f"psp loss: avps_warmup_steps must be >= 0, got {cfg.avps_warmup_steps}")
+        self.carried = make_targets(cfg.avps_targets, "psp loss")
+
+    def avps_weight(self) -> float:
+        """``lambda_avps``, times ``(step + 1) / avps_warmup_steps`` during the warm-up.
+
+        Why a warm-up: at initialisation few segments may have a positive audio-visual cosine, so
+        ``relu(cos) / sum relu(cos)`` is spiky and the 100 x AVPS gradient can be ~30x the CE gradient (seed
+        dependent, ``scripts/recipe_grad_share.py``); Adam's second moments keep that spike for hundreds of
+        steps and slow the classifier's start (``docs/training_recipe.md``)."""
+        warm = self.cfg.avps_warmup_steps
+        return self.cfg.lambda_avps * (min(1.0, (self.step + 1) / warm) if warm > 0 else 1.0)
 
     def forward(self, out: AVEOutput, batch: Tensors) -> dict[str, torch.Tensor]:
         logits = need(out, "class_logits", "psp loss")
         labels = need(batch, "segment_labels", "psp loss")
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
         sim = need(out, "av_similarity", "psp loss")
-        avps = avps_loss(sim, need(batch, "event_mask", "psp loss"))
-        return {"loss": ce + self.cfg.lambda_avps * avps, "ce": ce.detach(), "avps": avps.detach()}
+        mask = need(batch, "event_mask", "psp loss")
+        avps = avps_loss(sim, mask, None if self.carried is None else self.carried(mask))
+        return {"loss": ce + self.avps_weight() * avps, "ce": ce.detach(), "avps": avps.detach()}
 
 
 PAIR_TERMS = ("npf", "psp", "ce")
@@ -103,11 +165,13 @@ class VSCGLoss(Loss):
         w_category: float = 1.0  # weight of the video-level category cross-entropy
         w_pair: float = 1.0  # weight of the pair-similarity term
         pair: str = "npf"  # pair term (Table V): npf | psp | ce
+        avps_targets: str = "fresh"  # pair psp: fresh (per batch) | carried (the official uncleared buffer)
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
         if cfg.pair not in PAIR_TERMS:
             raise ValueError(f"vscg loss: pair must be one of {PAIR_TERMS}, got {cfg.pair!r}")
+        self.carried = make_targets(cfg.avps_targets, "vscg loss")
 
     def forward(self, out: AVEOutput, batch: Tensors) -> dict[str, torch.Tensor]:
         relevance_logits = need(out, "event_logits", "vscg loss")
@@ -119,7 +183,10 @@ class VSCGLoss(Loss):
         loss = self.cfg.w_relevance * relevance + self.cfg.w_category * category
         if self.cfg.pair != "ce":
             sim = need(out, "av_similarity", "vscg loss")
-            pair = negative_pair_filter_loss(sim, mask) if self.cfg.pair == "npf" else avps_loss(sim, mask)
+            if self.cfg.pair == "npf":
+                pair = negative_pair_filter_loss(sim, mask)
+            else:
+                pair = avps_loss(sim, mask, None if self.carried is None else self.carried(mask))
             loss = loss + self.cfg.w_pair * pair
             parts["pair"] = pair
         return {"loss": loss, **{k: v.detach() for k, v in parts.items()}}

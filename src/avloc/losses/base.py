@@ -18,6 +18,9 @@ class Loss(nn.Module):
     def __init__(self, cfg: Any) -> None:
         super().__init__()
         self.cfg = cfg
+        # The global training step (0-based), set by the training loop before each step from its own
+        # state (so a resumed run sees the same values); losses with a warm-up read it.
+        self.step = 0
 
     def forward(self, out: Any, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
