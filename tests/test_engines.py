@@ -138,6 +138,21 @@ def test_a_missing_engine_is_a_one_line_error_and_auto_falls_back_to_torch(monke
     assert net.describe() == "torch fp32" and not net.timings  # nothing to time: torch alone
 
 
+def test_without_the_onnx_exporter_the_export_engines_are_missing_and_auto_uses_torch(monkeypatch):
+    """onnxruntime / openvino installed but not ``onnx`` (torch's exporter needs it): an explicit engine names
+    the package to install, and auto runs torch instead of failing every video."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    m = TinyBackbone().eval()
+    for engine in ("onnxruntime", "openvino"):
+        if real(engine) is not None:
+            with pytest.raises(EngineError, match="pip install onnx"):
+                EngineNet(m, "tiny", engine)
+    net = EngineNet(m, "tiny", "auto")
+    net(torch.randn(2, 16))
+    assert net.describe() == "torch fp32"
+
+
 @pytest.mark.skipif(sum(installed(e) for e in ENGINES) < 2, reason="auto needs two engines to choose from")
 def test_auto_times_the_engines_once_and_reuses_the_cached_choice(tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))

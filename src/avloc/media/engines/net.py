@@ -12,6 +12,7 @@ automatic choice never changes the features by more than float32 rounding.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -22,6 +23,8 @@ from avloc.engine.precision import cpu_flags, cpu_model, kernel_flags
 from avloc.media.engines import cache
 from avloc.media.engines.runners import RUNNERS
 from avloc.media.engines.support import ENGINES, candidates, check, engine_threads, version
+
+log = logging.getLogger(__name__)
 
 AUTO_FILE = "auto.json"
 AUTO_ROUNDS = 3  # interleaved timing rounds per candidate; the best call of each counts
@@ -84,7 +87,15 @@ class EngineNet:
         known = cache.read_json(path).get(key)
         if isinstance(known, dict) and known.get("engine") in names:
             return known["engine"], self.build(known["engine"], shape)
-        runners = {n: self.build(n, shape) for n in names}
+        runners = {}
+        for n in names:  # an engine that cannot take this network (an export the exporter refuses) is left out
+            try:
+                runners[n] = self.build(n, shape)
+            except Exception as exc:  # noqa: BLE001 - exporters and engines raise many types
+                if n == "torch":
+                    raise
+                log.warning("auto: %s cannot run %s (%s); choosing among the others", n, self.name,
+                            str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
         seconds = time_runners(runners, x)
         best = min(seconds, key=seconds.__getitem__)
         self.timings[shape] = seconds

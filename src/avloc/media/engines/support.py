@@ -21,7 +21,10 @@ class EngineError(ValueError):
 
 
 def installed(engine: str) -> bool:
-    return engine == "torch" or importlib.util.find_spec(engine) is not None
+    """Torch always; the others need their package and ``onnx``, which torch's exporter writes the model with."""
+    if engine == "torch":
+        return True
+    return importlib.util.find_spec(engine) is not None and importlib.util.find_spec("onnx") is not None
 
 
 def version(engine: str) -> str:
@@ -59,7 +62,8 @@ def check(engine: str, precision: str, device: torch.device) -> None:
     if device.type != "cpu" and engine not in ("auto", "torch"):
         raise EngineError(f"engine {engine} runs on the CPU only; device {device} needs --engine torch (or auto)")
     if engine not in ("auto", "torch") and not installed(engine):
-        raise EngineError(f"engine {engine} is not installed: pip install {engine} (or pip install 'avloc[engines]')")
+        missing = " ".join(p for p in (engine, "onnx") if importlib.util.find_spec(p) is None)
+        raise EngineError(f"engine {engine} is not installed: pip install {missing} (or pip install 'avloc[engines]')")
     if precision == "bf16":
         names = [engine] if engine != "auto" else [e for e in ENGINES if installed(e)]
         if not any(has_precision(e, "bf16", device) for e in names):
