@@ -96,3 +96,8 @@ def test_an_llp_run_predicts_audio_visual_and_av_tracks(llp_folder, tmp_path):
         for track in ("audio", "visual"):
             assert any(o["track"] == track and o["label"] == ev["label"] and o["segment"][0] <= ev["segment"][0]
                        and ev["segment"][1] <= o["segment"][1] for o in others), (track, ev)
+    model = tmp_path / "model.avloc"  # the exported file predicts the same tracks without the run folder
+    assert main(["export", str(run), "--out", str(model)]) == 0
+    assert main(["predict", str(video), "--model", str(model), "--out", str(tmp_path / "pred2")]) == 0
+    again = json.loads((tmp_path / "pred2" / "held" / "events.json").read_text())
+    assert again["avloc"]["held"]["tracks"] == tracks and again["results"] == doc["results"]
