@@ -101,3 +101,24 @@ def test_an_llp_run_predicts_audio_visual_and_av_tracks(llp_folder, tmp_path):
     assert main(["predict", str(video), "--model", str(model), "--out", str(tmp_path / "pred2")]) == 0
     again = json.loads((tmp_path / "pred2" / "held" / "events.json").read_text())
     assert again["avloc"]["held"]["tracks"] == tracks and again["results"] == doc["results"]
+
+
+def test_features_made_elsewhere_must_fit_the_third_stream(llp_folder, tmp_path, capsys):
+    """A run on LLP features not made by avloc extract (here a 512-d third stream, as R(2+1)D-18's) names the
+    backbones; the third stream they make (the visual backbone's mean) does not fit, and the error says so."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(llp_folder, data)
+    (data / "features.json").unlink()
+    for f in (data / "feats" / "r2plus1d_18").iterdir():
+        np.save(f, np.random.default_rng(0).standard_normal((10, 512)).astype(np.float32))
+    run = tmp_path / "run"
+    assert main(["train", "llp/linear.yaml", "--data", str(data), "--out", str(run), "train.epochs=1",
+                 "train.batch_size=1", "train.threads=1"]) == 0
+    video = write_clip(tmp_path / "held.mp4", 3.0)
+    capsys.readouterr()
+    rc = main(["predict", str(video), "--run", str(run), "--visual", "efficientnet_lite0", "--audio", "soundnet8",
+               "--out", str(tmp_path / "pred")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "512-d third visual stream" in err and "1280-d one" in err, err

@@ -143,6 +143,10 @@ class TrainedDetector:
         if self.meta.config.format != layout:
             raise PredictError(f"{trained.source}: a '{model.task}' model needs features in the {layout} layout, "
                                f"not {self.meta.config.format!r}")
+        st_dim = getattr(cfg.model, "st_dim", None)  # AVVP: the third stream is the visual backbone's mean
+        if model.task == "avvp" and st_dim != self.meta.visual_dim:
+            raise PredictError(f"{trained.source} was trained on a {st_dim}-d third visual stream but "
+                               f"{self.meta.describe()} features make a {self.meta.visual_dim}-d one")
         # where and by which engine the backbones run is this machine's choice, not the training data's
         self.extractor = Extractor(replace(self.meta.config, device=str(self.dev), engine=engine, precision=precision))
         self.cfg, self.names = cfg, list(trained.record.class_names)
