@@ -10,6 +10,8 @@ Features are made exactly as the training data were: the model record keeps the 
   class is background) and a confidence; events are runs of equal non-background labels.
 - Dense runs: the whole video on the run's feature grid; the model's ``cas`` is kept as per-step scores and
   the run's proposal post-processing (its evaluator config) gives scored segments in seconds.
+- AVVP runs (LLP, 10 x 1 s): the AVE windows, LLP features; per second audio, visual and audio-visual tracks
+  and events at the run's thresholds (:mod:`avloc.inference.trained_avvp`).
 
 The model is called through ``step_outputs`` only, so a change of the models' output keys is one edit here.
 """
@@ -33,10 +35,13 @@ AVE_WINDOW = 10
 
 def step_outputs(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The adapter between models and predict: ``labels`` (B, T) and ``confidence`` (B, T) for AVE models,
-    ``cas`` (B, T, C) and ``video_probs`` (B, C) for dense ones (from an AVEOutput / DenseOutput)."""
+    ``cas`` (B, T, C) and ``video_probs`` (B, C) for dense ones, ``segment_prob`` (B, T, 2, C) (audio, visual)
+    and ``video_prob`` (B, C) for AVVP ones (from an AVEOutput / DenseOutput / AVVPOutput)."""
     out = model(batch)
     if model.task == "dense":
         return {"cas": out.cas.float(), "video_probs": torch.sigmoid(out.video_logits.float())}
+    if model.task == "avvp":
+        return {"segment_prob": out.segment_prob.float(), "video_prob": out.video_prob.float()}
     labels = model.segment_predictions(out)  # (B, T), background = last class
     background = labels == model.cfg.num_classes - 1  # (B, T)
     if out.class_logits.dim() == 3:  # per-second class logits (AVEL, PSP)
@@ -97,8 +102,8 @@ def feature_meta(trained: TrainedModel, data: Path | None = None,
     elif backbones is None:
         raise PredictError(f"{trained.source}: its features were not made by avloc extract (no features.json "
                            "recorded): name the backbones that made them with --visual NAME --audio NAME")
-    elif cfg.name("data") == "ave":
-        meta = Extractor(ExtractConfig(format="ave", visual=backbones[0], audio=backbones[1])).meta()
+    elif cfg.name("data") in ("ave", "llp"):
+        meta = Extractor(ExtractConfig(format=cfg.name("data"), visual=backbones[0], audio=backbones[1])).meta()
     else:  # the dense grid of the data config: step i covers [i * stride, i * stride + window) s
         d = cfg.data
         meta = Extractor(ExtractConfig(format="unav", visual=backbones[0], audio=backbones[1], fps=d.fps,
@@ -134,9 +139,14 @@ class TrainedDetector:
             raise PredictError(f"{trained.source}: the weights do not fit model '{cfg.name('model')}' "
                                f"({str(exc)[:300]})") from None
         self.model = model.to(self.dev).eval()
-        if model.task != "dense" and self.meta.config.format != "ave":
-            raise PredictError(f"{trained.source}: an AVE model needs features in the ave layout, not "
-                               f"{self.meta.config.format!r}")
+        layout = {"ave": "ave", "avvp": "llp", "dense": "unav"}.get(model.task, model.task)
+        if self.meta.config.format != layout:
+            raise PredictError(f"{trained.source}: a '{model.task}' model needs features in the {layout} layout, "
+                               f"not {self.meta.config.format!r}")
+        st_dim = getattr(cfg.model, "st_dim", None)  # AVVP: the third stream is the visual backbone's mean
+        if model.task == "avvp" and st_dim != self.meta.visual_dim:
+            raise PredictError(f"{trained.source} was trained on a {st_dim}-d third visual stream but "
+                               f"{self.meta.describe()} features make a {self.meta.visual_dim}-d one")
         # where and by which engine the backbones run is this machine's choice, not the training data's
         self.extractor = Extractor(replace(self.meta.config, device=str(self.dev), engine=engine, precision=precision))
         self.cfg, self.names = cfg, list(trained.record.class_names)
@@ -146,6 +156,11 @@ class TrainedDetector:
         if self.model.task == "dense":
             return _predict_dense(self.model, self.extractor, self.meta, self.cfg, self.names, Path(path),
                                   self.dev, self.method)
+        if self.model.task == "avvp":
+            from avloc.inference.trained_avvp import predict_avvp
+
+            return predict_avvp(self.model, self.extractor, self.cfg.eval, self.names, Path(path), self.dev,
+                                self.method)
         return _predict_ave(self.model, self.extractor, self.names, Path(path), self.dev, self.method)
 
 

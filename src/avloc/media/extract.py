@@ -1,6 +1,6 @@
 """Video files -> the feature files ``avloc train`` / ``eval`` / ``predict`` read, with pretrained backbones.
 
-Two layouts:
+Three layouts:
 * ``ave``: AVE's official h5 files ``audio_feature.h5`` (N, 10, Da) and ``visual_feature.h5`` (N, 10, 7, 7,
   Dv), key ``avadataset``, rows in the order of an ``Annotations.txt`` (or of the inputs). Segment l is the
   second [l, l + 1): 16 frames at l + i/16 s, each through the visual backbone, averaged after it (AVE's
@@ -8,6 +8,9 @@ Two layouts:
 * ``unav``: per video ``av_features/<id>_<visual>.npy`` (T, Dv, spatially pooled) and ``<id>_<audio>.npy``
   (T, Da) on one grid: window i covers [i * stride, i * stride + window) s; frames sampled at ``fps`` and
   averaged per window, audio embedded per window, so both streams have the same T by construction.
+* ``llp``: LLP's feature folders (:mod:`avloc.media.llp_layout`): per clip the first 10 s, audio one row per
+  second as for ``ave``, the visual backbone's spatially pooled features of ``frames_per_segment`` frames per
+  second (8 officially) unaveraged, and their per-second mean as the third stream.
 
 Every folder gets ``features.json`` (``FeatureMeta``): backbones, dims, grid, the data-config section for
 ``avloc train``, and per video its seconds, steps and flags. Writing a folder of many videos (resumable,
@@ -31,6 +34,7 @@ from avloc.media.backbones.base import backbone_config, default_layer
 from avloc.media.backbones.vgg import ave_audio_starts
 from avloc.media.decode import SILENCE, MediaError, decode_audio, iter_frames, probe, usable_seconds
 from avloc.media.engines import CHOICES, PRECISIONS, EngineNet
+from avloc.media.llp_layout import llp_data_config
 
 
 AVE_SEGMENTS = 10
@@ -42,13 +46,13 @@ DECODE_CHUNK = 32  # frames decoded and resized together, then fed to the visual
 class ExtractConfig:
     """How features are made; everything here is recorded in ``features.json``."""
 
-    format: str = "ave"  # ave | unav
+    format: str = "ave"  # ave | unav | llp
     visual: str = "efficientnet_lite0"
     audio: str = "aisfx"
     visual_weights: str = ""  # weight file; "" = the backbone's package or the weights folder
     audio_weights: str = ""
     audio_layer: str = ""  # tapped layer of the audio backbone (soundnet8: pool5 | conv6 | conv7); "" = default
-    frames_per_segment: int = 16  # ave: frames per one-second segment, averaged after the backbone
+    frames_per_segment: int = 0  # ave / llp: frames per one-second segment; 0 = the layout's (ave 16, llp 8)
     stride: float = 0.32  # unav: seconds between window starts
     window: float = 0.96  # unav: window length in seconds
     fps: float = 12.5  # unav: frames per second sampled for the visual stream (stride * fps must be whole)
@@ -64,8 +68,10 @@ class ExtractConfig:
                              f"{', '.join(PRECISIONS)}, got {self.engine!r} / {self.precision!r}")
         if not self.audio_layer and self.audio in BACKBONES.names():  # record the layer, never "the default"
             self.audio_layer = default_layer(self.audio)
-        if self.format not in ("ave", "unav"):
-            raise ValueError(f"format must be 'ave' or 'unav', got {self.format!r}")
+        if self.format not in ("ave", "unav", "llp"):
+            raise ValueError(f"format must be 'ave', 'unav' or 'llp', got {self.format!r}")
+        if self.frames_per_segment == 0:  # LLP's ResNet-152 frames are 8 per second; AVE averages 16
+            self.frames_per_segment = 8 if self.format == "llp" else 16
         if self.frames_per_segment < 1 or self.batch < 0:
             raise ValueError("frames_per_segment must be >= 1 and batch >= 0 (0 = by device)")
         if self.format == "unav":
@@ -113,6 +119,8 @@ class FeatureMeta:
         c = self.config
         if c.format == "ave":
             return {"name": "ave", **({"classes_file": self.classes_file} if self.classes_file else {})}
+        if c.format == "llp":
+            return llp_data_config()
         return {"name": "unav", "visual_dir": FEATURE_DIR, "audio_dir": FEATURE_DIR,
                 "visual_suffixes": [f"_{c.visual}.npy"], "audio_suffixes": [f"_{c.audio}.npy"],
                 "visual_dim": self.visual_dim, "audio_dim": self.audio_dim, "feat_stride": c.frames_per_stride,
@@ -184,7 +192,7 @@ class Extractor:
     def frame_times(self, seconds: float) -> tuple[np.ndarray, int]:
         """The sampled frame times and the number of steps of a clip of ``seconds``."""
         c = self.cfg
-        if c.format == "ave":
+        if c.format in ("ave", "llp"):
             return (np.arange(AVE_SEGMENTS * c.frames_per_segment) / c.frames_per_segment), AVE_SEGMENTS
         steps = unav_steps(seconds, c.stride, c.window)
         n = (steps - 1) * c.frames_per_stride + c.frames_per_window
@@ -193,7 +201,7 @@ class Extractor:
     @torch.no_grad()
     def _visual(self, path: Path, times: np.ndarray, flags: list[str],
                 stats: dict[str, float] | None = None) -> torch.Tensor:
-        """Per-frame features: (N, grid, grid, Dv) maps for AVE, (N, Dv) pooled for UnAV, float32 CPU."""
+        """Per-frame features: (N, grid, grid, Dv) maps for AVE, (N, Dv) pooled for UnAV and LLP, float32 CPU."""
         out = []
         frames_iter = iter_frames(path, times, chunk=DECODE_CHUNK, flags=flags, stats=stats)
         while True:
@@ -215,7 +223,8 @@ class Extractor:
 
     @torch.no_grad()
     def video(self, path: str | Path) -> tuple[np.ndarray, np.ndarray, float, list[str]]:
-        """audio (T, Da), visual (T, g, g, Dv) for AVE or (T, Dv) for UnAV, seconds, flags of one file."""
+        """audio (T, Da), visual (T, g, g, Dv) for AVE, (T, Dv) for UnAV or (T * K, Dv) frames for LLP,
+        seconds, flags of one file."""
         path = Path(path)
         c = self.cfg
         t0 = time.perf_counter()
@@ -223,7 +232,7 @@ class Extractor:
         if info.duration <= 0:
             raise MediaError(path, "empty video stream (duration 0)")
         flags: list[str] = ["video_truncated"] if info.truncated else []  # probe: the header promised more
-        until = AVE_SEGMENTS + 1.0 if c.format == "ave" else None  # AVE reads only the first 10 s
+        until = AVE_SEGMENTS + 1.0 if c.format != "unav" else None  # AVE and LLP read only the first 10 s
         wave = decode_audio(path, self.audio.sample_rate, flags, until) if info.has_audio else None
         self.times["decode"] += time.perf_counter() - t0
         times, steps = self.frame_times(info.duration)
@@ -232,8 +241,10 @@ class Extractor:
         seconds = usable_seconds(info.duration, stats, flags)  # a truncated file: what decodes, not its header
         if c.format == "unav":
             steps = min(steps, unav_steps(seconds, c.stride, c.window))
-        if c.format == "ave":
-            visual = feats.view(AVE_SEGMENTS, c.frames_per_segment, *feats.shape[1:]).mean(1)  # (10, g, g, Dv)
+        if c.format != "unav":
+            # AVE: (10, g, g, Dv) per-second means; LLP: (10 * K, Dv) frames, the model averages them
+            visual = feats.view(AVE_SEGMENTS, c.frames_per_segment, *feats.shape[1:]).mean(1) if c.format == "ave" \
+                else feats
             starts, window = ave_audio_starts(self.audio, AVE_SEGMENTS)
             if seconds < AVE_SEGMENTS - 1e-3:
                 flags.append("shorter_than_10s")

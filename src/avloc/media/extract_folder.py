@@ -24,6 +24,7 @@ from avloc.media.ave_layout import (
 from avloc.out_folder import check_out_folder
 from avloc.media.decode import MediaError
 from avloc.media.extract import AVE_SEGMENTS, FEATURE_DIR, ExtractConfig, Extractor, FeatureMeta, read_feature_meta
+from avloc.media.llp_layout import LABEL_FILES, llp_file_ids, llp_streams, make_llp_dirs
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class Summary:
     flagged: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0  # of video used in this run (AVE: at most the first 10 s of a clip)
     written: list[str] = field(default_factory=list)  # label files written beside the features (AVE)
+    needs: list[str] = field(default_factory=list)  # label files the user must still add (LLP's AVVP CSVs)
     wall: float = 0.0
 
     @property
@@ -106,6 +108,9 @@ class Summary:
         lines += [f"  flagged {v}: {', '.join(f)}" for v, f in self.flagged.items()]
         if self.written:
             lines.append(f"  wrote {', '.join(self.written)}: avloc train --data reads this folder as it is")
+        if self.needs:
+            lines.append(f"  add the AVVP label files {', '.join(self.needs)} (filenames: the clips' names) "
+                         "to the folder before avloc train --data reads it")
         return "\n".join(lines)
 
 
@@ -156,6 +161,9 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
         (out / FEATURE_DIR).mkdir(exist_ok=True)
     paths = collect_inputs(inputs)
     ids = video_ids(paths)
+    if cfg.format == "llp":
+        file_id = dict(zip(ids, llp_file_ids(ids)))
+        make_llp_dirs(out)
     order = ids
     summary = Summary()
     category = None
@@ -197,13 +205,16 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
         if cfg.format == "ave":
             _save_npy(parts / f"{vid}.audio.npy", audio.astype(np.float32))
             _save_npy(parts / f"{vid}.visual.npy", visual.astype(np.float32))
+        elif cfg.format == "llp":
+            for folder, arr in llp_streams(audio, visual).items():
+                _save_npy(out / folder / f"{file_id[vid]}.npy", arr)
         else:
             _save_npy(out / FEATURE_DIR / f"{vid}_{cfg.visual}.npy", visual.astype(np.float32))
             _save_npy(out / FEATURE_DIR / f"{vid}_{cfg.audio}.npy", audio.astype(np.float32))
         record = {"path": str(path), "seconds": seconds, "steps": int(audio.shape[0]), "flags": flags}
         _save_json(done, record)  # written last: the video counts as done only once its arrays are in place
         summary.extracted.append(vid)
-        summary.seconds += min(seconds, AVE_SEGMENTS) if cfg.format == "ave" else seconds  # what was used
+        summary.seconds += min(seconds, AVE_SEGMENTS) if cfg.format != "unav" else seconds  # what was used
         if flags:
             summary.flagged[vid] = flags
         bar.update(1)
@@ -226,6 +237,8 @@ def extract_videos(inputs: Iterable[str | Path], out: str | Path, cfg: ExtractCo
                                if class_from_folder else copy_label_files(out, Path(annotations),
                                                                           Path(classes) if classes else None))
             summary.written += write_splits(out, category, split, seed)
+        if cfg.format == "llp":
+            summary.needs = [f for f in LABEL_FILES if not (out / f).is_file()]
 
     summary.wall = time.perf_counter() - start
     return summary

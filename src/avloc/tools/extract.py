@@ -1,10 +1,11 @@
-"""``avloc extract``: video files in, AVE h5 or UnAV npy features out; and ``avloc bench extract``.
+"""``avloc extract``: video files in, AVE h5, UnAV npy or LLP npy features out; and ``avloc bench extract``.
 
 Usage::
 
     avloc extract clips/ --out feats --format ave --annotations Annotations.txt
     avloc extract clips/ --out feats --class-from-folder   # clips/<class>/*.mp4, clips/background/*.mp4
     avloc extract list.txt --out feats --format unav --visual efficientnet_lite0 --audio aisfx --stride 0.32
+    avloc extract llp_clips/ --out llp --format llp   # then copy the AVVP_*.csv label files into llp/
     torchrun --nproc-per-node 4 -m avloc extract clips/ --out feats --format unav   # inputs split over ranks
 
 Exit status (shared with ``avloc predict``): 0 every input done (flagged videos included); 1 some or all
@@ -33,11 +34,12 @@ def passive_openmp() -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("extract", help="video files -> AVE h5 / UnAV npy features with pretrained backbones")
+    p = sub.add_parser("extract", help="video files -> AVE h5 / UnAV npy / LLP npy features with pretrained backbones")
     p.add_argument("inputs", nargs="+", help="video files, folders (searched recursively) or list files (.txt)")
     p.add_argument("--out", required=True, help="feature folder (resumable: finished videos are skipped)")
-    p.add_argument("--format", default="ave", choices=["ave", "unav"], dest="fmt",
-                   help="ave: 10 one-second segments, AVE h5 files; unav: a window grid, npy per video")
+    p.add_argument("--format", default="ave", choices=["ave", "unav", "llp"], dest="fmt",
+                   help="ave: 10 one-second segments, AVE h5 files; unav: a window grid, npy per video; llp: "
+                        "LLP's feats/ folders (clips named <11-char id>_<start>_<end>; add the AVVP CSVs)")
     p.add_argument("--visual", default="efficientnet_lite0", help="visual backbone (efficientnet_lite0, vgg19)")
     p.add_argument("--audio", default="aisfx", help="audio backbone (aisfx, soundnet8, vggish)")
     p.add_argument("--visual-weights", default="", help="weight file of the visual backbone (vgg19)")
@@ -57,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", type=float, default=0.32, help="unav: seconds between windows")
     p.add_argument("--window", type=float, default=0.96, help="unav: window seconds")
     p.add_argument("--fps", type=float, default=12.5, help="unav: visual frames per second (stride x fps whole)")
-    p.add_argument("--frames-per-segment", type=int, default=16, help="ave: frames averaged per second")
+    p.add_argument("--frames-per-segment", type=int, default=0,
+                   help="ave / llp: frames per second through the visual backbone (0: ave 16, llp 8)")
     p.add_argument("--resize", default="squash", choices=["squash", "center_crop"],
                    help="frames to the backbone's input: squash the whole frame (AVE's recipe) or crop its centre")
     p.add_argument("--batch", type=int, default=0,
