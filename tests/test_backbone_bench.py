@@ -51,7 +51,7 @@ def test_svm_refuses_bad_labels():
 
 def test_fold_accuracies_average_decision_values_per_clip():
     """Windows of one clip are scored together: clips whose windows are mostly clean are right."""
-    from avloc.evaluation.esc_probe import fold_accuracies
+    from avloc.media.probes.esc import fold_accuracies
 
     rng = np.random.default_rng(1)
     labels = np.tile(np.arange(3), 10)  # 30 clips
@@ -66,7 +66,7 @@ def test_fold_accuracies_average_decision_values_per_clip():
 
 @pytest.fixture(scope="module")
 def esc(shared_dir):
-    from avloc.evaluation.esc_probe import list_esc
+    from avloc.media.probes.esc import list_esc
 
     folder = shared_dir / "real" / "esc10"
     if not folder.is_dir():
@@ -83,7 +83,7 @@ def test_esc_listing_keeps_folds_and_classes(esc):
 
 def test_soundnet_windows_follow_the_papers_script(esc):
     """pool5 of the looped 10 s: 27 frames, 3-frame (1-s) windows at every frame, flattened 256 x 3."""
-    from avloc.evaluation.esc_probe import clip_windows
+    from avloc.media.probes.esc import clip_windows
     from avloc.media.backbones import create_backbone
     from avloc.media.decode import decode_audio
 
@@ -101,7 +101,7 @@ def test_soundnet_windows_follow_the_papers_script(esc):
 
 
 def test_cache_is_used_and_refused_for_other_clips(esc, tmp_path, monkeypatch):
-    from avloc.evaluation import esc_probe
+    from avloc.media.probes import esc as esc_probe
     from avloc.media.backbones import create_backbone
 
     try:
@@ -119,7 +119,7 @@ def test_cache_is_used_and_refused_for_other_clips(esc, tmp_path, monkeypatch):
 
 
 def test_imagenet_head_on_real_photos(shared_dir):
-    from avloc.evaluation.imagenet_probe import image_logits, list_images, read_image, topk_accuracy
+    from avloc.media.probes.imagenet import image_logits, list_images, read_image, topk_accuracy
     from avloc.media.backbones import create_backbone
 
     folder = shared_dir / "real" / "imagenet_samples"

@@ -95,7 +95,7 @@ def test_predict_with_a_run_writes_every_file(trained, tmp_path, capsys):
 
 
 def test_ave_windows_cover_any_length():
-    from avloc.inference.trained import ave_windows
+    from avloc.inference.windows import ave_windows
 
     starts, where = ave_windows(23)
     assert starts.tolist() == [0, 10, 13]  # two full windows, then one ending at 23 s

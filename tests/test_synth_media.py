@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avloc.data.media_timeline import ave_timeline, runs, unav_timeline
+from avloc.media.compose.timeline import ave_timeline, runs, unav_timeline
 
 CLASS_MAP = str(Path(__file__).resolve().parents[1] / "configs" / "media" / "esc10_imagenet.json")
 
@@ -45,7 +45,7 @@ def test_runs():
 
 
 def test_sources_are_split_by_recording_and_photo(real):
-    from avloc.data.media_sources import collect_sources, read_class_map
+    from avloc.media.compose.sources import collect_sources, read_class_map
 
     mapping, not_unrelated = read_class_map(CLASS_MAP)
     src = collect_sources(*real, mapping, CLASS_MAP, not_unrelated)
@@ -63,7 +63,7 @@ def test_sources_are_split_by_recording_and_photo(real):
 
 
 def test_class_map_refuses_unknown_classes(real, tmp_path):
-    from avloc.data.media_sources import collect_sources
+    from avloc.media.compose.sources import collect_sources
 
     with pytest.raises(ValueError, match=r"map.json: classes \['Unicorn'\] have no folder"):
         collect_sources(*real, {"Unicorn": []}, str(tmp_path / "map.json"))
@@ -72,8 +72,8 @@ def test_class_map_refuses_unknown_classes(real, tmp_path):
 def test_composed_ave_decodes_with_its_labels_and_is_deterministic(real, tmp_path):
     from avloc.data.ave_labels import classes_beside, read_annotations
     from avloc.data.ave_files import read_order
-    from avloc.data.media_writer import MediaCache, VideoFormat
-    from avloc.data.synth_media import write_media_ave
+    from avloc.media.compose.video import MediaCache, VideoFormat
+    from avloc.media.compose.write import write_media_ave
     from avloc.media.decode import decode
     from avloc.tools.cli import main
 
@@ -110,7 +110,7 @@ def test_composed_ave_decodes_with_its_labels_and_is_deterministic(real, tmp_pat
 
 
 def test_composed_unav_annotations_match_the_timeline(real, tmp_path):
-    from avloc.data.synth_media import UNAV_ANNOTATIONS, write_media_unav
+    from avloc.media.compose.write import UNAV_ANNOTATIONS, write_media_unav
     from avloc.formats.activitynet import read_ground_truth
     from avloc.media.decode import probe
 

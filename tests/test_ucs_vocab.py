@@ -24,7 +24,7 @@ def test_head_sizes_match_the_checkpoint_layout():
 def test_real_sounds_land_on_their_category(shared_dir):
     """One held-out (fold 5) clip per ESC-10 class: the expected Category is in the top 3 for most of them
     (chance: 3 of 82 names per clip)."""
-    from avloc.evaluation.esc_probe import list_esc
+    from avloc.media.probes.esc import list_esc
     from avloc.media.backbones import create_backbone
     from avloc.media.decode import decode_audio
 

@@ -12,7 +12,8 @@ from avloc.engine import distributed as dist_utils
 from avloc.engine.build import Run, build_evaluator, build_model, load_data, resolve_device
 from avloc.engine.checkpoint import load_safe
 from avloc.engine.memory import peak_rss_mb
-from avloc.engine.run_folder import recorded_data_folder, write_text_atomic
+from avloc.engine.run_folder import recorded_data_folder
+from avloc.formats.atomic import write_text_atomic
 from avloc.registry import ConfigError
 
 

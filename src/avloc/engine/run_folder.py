@@ -15,10 +15,10 @@ import json
 import logging
 import os
 import socket
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from avloc.formats.atomic import write_text_atomic
 from avloc.formats.model_record import MODEL_RECORD
 from avloc.out_folder import OutFolderError, check_out_folder
 from avloc.registry import ConfigError
@@ -156,22 +156,6 @@ def clean_stale_temps(run_dir: Path) -> None:
             size = path.stat().st_size
             path.unlink()
             logger.warning("removed %s: the temp file (%.1f MB) of a write that was interrupted", path, size / 1e6)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path`` and rename it into place: never half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno is not None:
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc  # name the file (a full disk)
-        raise
 
 
 # ---------------------------------------------------------------------------------------- data fingerprint

@@ -32,7 +32,7 @@ import torch
 from avloc.config import Config
 from avloc.engine.build import load_data
 from avloc.engine.loop import fit
-from avloc.engine.run_folder import write_text_atomic
+from avloc.formats.atomic import write_text_atomic
 
 REPORT, FAILED = "report.json", "failed.txt"
 POLL_SECONDS = 0.5  # how often a worker with nothing to claim looks again

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 
 from avloc.data.base import InMemoryDataset
-from avloc.engine.run_folder import write_text_atomic
 from avloc.evaluation.avvp_metrics import avvp_f_scores, binarize
 from avloc.evaluation.base import Evaluator
+from avloc.formats.atomic import write_text_atomic
 from avloc.models.base import AVModel
 from avloc.models.outputs import AVVPOutput
 from avloc.registry import EVALUATORS

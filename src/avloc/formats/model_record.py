@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from avloc.formats.atomic import write_text_atomic
+
 MODEL_RECORD = "model.json"
 RECORD_VERSION = 1
 
@@ -61,10 +63,7 @@ def features_recipe(sidecar: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_record(run_dir: Path, record: ModelRecord) -> None:
-    path = run_dir / MODEL_RECORD
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record.to_json(), indent=1) + "\n")
-    tmp.replace(path)
+    write_text_atomic(run_dir / MODEL_RECORD, json.dumps(record.to_json(), indent=1) + "\n")
 
 
 def read_record(run_dir: Path) -> ModelRecord | None:

@@ -23,6 +23,7 @@ import torch
 from avloc.evaluation.avvp_metrics import binarize
 from avloc.inference.events import Events, runs_to_events
 from avloc.inference.prediction import ScoreTrack, VideoPrediction
+from avloc.inference.windows import ave_windows, step_outputs
 
 WINDOW = 10  # LLP clips: ten one-second segments
 
@@ -49,7 +50,6 @@ def predict_avvp(model: torch.nn.Module, extractor, eval_cfg, names: list[str], 
                  method: str) -> VideoPrediction:
     """One video -> audio, visual and av tracks and events at the thresholds of ``eval_cfg`` (the run's avvp
     evaluator config)."""
-    from avloc.inference.trained import ave_windows, step_outputs
     from avloc.media.decode import decode_audio, probe
 
     info = probe(path)

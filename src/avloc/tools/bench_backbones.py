@@ -1,4 +1,4 @@
-"""``avloc bench backbones``: parse the flags, run :func:`avloc.evaluation.backbone_bench.run_backbone_bench`."""
+"""``avloc bench backbones``: parse the flags, run :func:`avloc.media.probes.bench.run_backbone_bench`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avloc.evaluation.backbone_bench import BenchSpec, run_backbone_bench
+    from avloc.media.probes.bench import BenchSpec, run_backbone_bench
 
     if args.esc is None and args.images is None:
         print("avloc bench backbones: give --esc FOLDER and/or --images FOLDER")

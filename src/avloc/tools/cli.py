@@ -89,8 +89,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _synth_media(args: argparse.Namespace) -> int:
-    from avloc.data.media_writer import VideoFormat
-    from avloc.data.synth_media import write_media_ave, write_media_unav
+    from avloc.media.compose.video import VideoFormat
+    from avloc.media.compose.write import write_media_ave, write_media_unav
     from avloc.media.decode import MediaError
     from avloc.tools.paths import config_path
 

@@ -7,7 +7,7 @@ this set's own class names), ``{train,val,test}_order.h5`` (rows of Annotations.
 (``{"database": {id: {duration, subset, annotations: [{segment, label, label_id}]}}}``). Both write
 ``timeline.json``: per video and second what is heard and what is seen, and which file each came from.
 
-Splits are by source (ESC folds for sounds, disjoint photos: :mod:`avloc.data.media_sources`), classes are
+Splits are by source (ESC folds for sounds, disjoint photos: :mod:`avloc.media.compose.sources`), classes are
 balanced per split, and the same inputs and seed give the same bytes. This is composed real media (still
 photos, no motion, no natural co-occurrence): tables that use it must say so, never "AVE" or "UnAV".
 """
@@ -21,9 +21,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from avloc.data.media_sources import SPLITS, MediaSources, collect_sources, read_class_map
-from avloc.data.media_timeline import Timeline, ave_timeline, runs, unav_timeline
-from avloc.data.media_writer import MediaCache, VideoFormat, encode, render_audio
+from avloc.media.compose.sources import SPLITS, MediaSources, collect_sources, read_class_map
+from avloc.media.compose.timeline import Timeline, ave_timeline, runs, unav_timeline
+from avloc.media.compose.video import MediaCache, VideoFormat, encode, render_audio
 
 UNAV_SUBSETS = {"train": "train", "val": "validation", "test": "test"}  # the unav loader's default names
 SET_FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}

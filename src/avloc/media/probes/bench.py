@@ -1,8 +1,8 @@
 """``avloc bench backbones``: every feature backbone against its paper's figure, on real labelled media.
 
-Audio backbones: ESC-10 accuracy under the SoundNet paper's protocol (:mod:`avloc.evaluation.esc_probe`), every
+Audio backbones: ESC-10 accuracy under the SoundNet paper's protocol (:mod:`avloc.media.probes.esc`), every
 tapped layer of a backbone that has a choice of layer. Visual backbones with an ImageNet head: top-1 / top-5
-on one photo per ImageNet class for each resize mode (:mod:`avloc.evaluation.imagenet_probe`). A backbone whose
+on one photo per ImageNet class for each resize mode (:mod:`avloc.media.probes.imagenet`). A backbone whose
 weights are not on this machine (VGGish, VGG-19 without the user's files) is listed as skipped with the reason.
 Results go to ``<out>/backbones.json`` and a markdown table ``<out>/backbones.md``; features are cached in
 ``<out>/cache/`` so that a second run only refits the classifiers.
@@ -55,7 +55,7 @@ def _names(kind: type, chosen: list[str]) -> list[str]:
 
 
 def _audio_rows(spec: BenchSpec, cache: Path) -> list[dict[str, Any]]:
-    from avloc.evaluation.esc_probe import esc_accuracy, list_esc
+    from avloc.media.probes.esc import esc_accuracy, list_esc
 
     clips, _ = list_esc(spec.esc_dir, spec.esc_per_class)
     rows: list[dict[str, Any]] = []
@@ -78,7 +78,7 @@ def _audio_rows(spec: BenchSpec, cache: Path) -> list[dict[str, Any]]:
 
 
 def _visual_rows(spec: BenchSpec, cache: Path) -> list[dict[str, Any]]:
-    from avloc.evaluation.imagenet_probe import image_logits, list_images, topk_accuracy
+    from avloc.media.probes.imagenet import image_logits, list_images, topk_accuracy
 
     files, labels, _ = list_images(spec.images_dir, spec.images)
     rows: list[dict[str, Any]] = []

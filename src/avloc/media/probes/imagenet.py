@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avloc.evaluation.probe_cache import load_cached, save_cached
+from avloc.media.probes.cache import load_cached, save_cached
 from avloc.media.backbones import VisualBackbone
 from avloc.media.decode import MediaError
 

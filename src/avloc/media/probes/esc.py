@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from avloc.evaluation.linear_svm import fit_linear_svm
-from avloc.evaluation.probe_cache import load_cached, save_cached
+from avloc.media.probes.cache import load_cached, save_cached
 from avloc.media.backbones import AudioBackbone
 from avloc.media.backbones.soundnet import SoundNet8
 from avloc.media.decode import MediaError, decode_audio

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avloc.data.media_timeline import Timeline, runs
+from avloc.media.compose.timeline import Timeline, runs
 from avloc.media.decode import MediaError, decode_audio
 
 RATE = 44100
