@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from avloc.models.avvp_blocks import attentive_mmil
-from avloc.models.base import AVModel, Batch
+from avloc.models.base import AVModel, AVVPInputs, Batch
 from avloc.models.han import check_llp_inputs, llp_example_batch, segment_visual
 from avloc.models.outputs import AVVPOutput
 from avloc.registry import MODELS
@@ -31,11 +31,8 @@ class AVVPLinear(AVModel):
     task = "avvp"
 
     @dataclass
-    class Config:
-        audio_dim: int = 128  # filled from the data
-        visual_dim: int = 2048  # filled from the data
-        st_dim: int = 512  # filled from the data
-        num_classes: int = 25  # filled from the data
+    class Config(AVVPInputs):
+        """Input sizes only: one linear layer per modality and output has nothing else to set."""
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()

@@ -32,6 +32,16 @@ class DenseInputs:
     num_classes: int = 100  # event classes (UnAV-100: 100); filled from the data
 
 
+@dataclass
+class AVVPInputs:
+    """The input sizes every AVVP (LLP) model's Config starts with; training fills each in from the data."""
+
+    audio_dim: int = 128  # VGGish; filled from the data
+    visual_dim: int = 2048  # ResNet-152 per frame; filled from the data
+    st_dim: int = 512  # R(2+1)D-18; filled from the data
+    num_classes: int = 25  # LLP; filled from the data
+
+
 class AVModel(nn.Module):
     """Base class of registered models.
 

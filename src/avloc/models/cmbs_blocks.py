@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-
 def topk_temporal_mean(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Mean of the k largest values over time, per class: ``scores (B, T, C) -> (B, C)``.
 

@@ -13,7 +13,6 @@ from torch import nn
 from torch.nn import functional as F
 
 
-
 def check_dense_inputs(audio: torch.Tensor, visual: torch.Tensor, mask: torch.Tensor) -> None:
     """Clear errors for the shapes every dense model reads: audio (B,T,Da), visual (B,T,Dv), mask (B,T)."""
     if audio.dim() != 3 or visual.dim() != 3:

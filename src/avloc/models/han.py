@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from avloc.models.avvp_blocks import HybridAttentionLayer, MMILHead, attentive_mmil
-from avloc.models.base import AVModel, Batch
+from avloc.models.base import AVModel, AVVPInputs, Batch
 from avloc.models.outputs import AVVPOutput
 from avloc.registry import MODELS
 
@@ -87,11 +87,7 @@ class HAN(AVModel):
     task = "avvp"
 
     @dataclass
-    class Config:
-        audio_dim: int = 128  # VGGish; filled from the data
-        visual_dim: int = 2048  # ResNet-152 per frame; filled from the data
-        st_dim: int = 512  # R(2+1)D-18; filled from the data
-        num_classes: int = 25  # LLP; filled from the data
+    class Config(AVVPInputs):
         hidden: int = 512  # D: width of every segment feature
         heads: int = 1  # attention heads (official: 1)
         ffn: int = 512  # feed-forward width of the HAN layer (official: 512)

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from avloc.models.avvp_blocks import HybridAttentionLayer, MMILHead, attentive_mmil
-from avloc.models.base import AVModel, Batch
+from avloc.models.base import AVModel, Batch, DenseInputs
 from avloc.models.dense_blocks import check_dense_inputs
 from avloc.models.mil import dense_example_batch
 from avloc.models.outputs import DenseOutput
@@ -48,10 +48,7 @@ class HANDense(AVModel):
     task = "dense"
 
     @dataclass
-    class Config:
-        audio_dim: int = 128  # filled from the data
-        visual_dim: int = 2048  # filled from the data
-        num_classes: int = 100  # filled from the data
+    class Config(DenseInputs):
         hidden: int = 512  # D (official HAN: 512)
         heads: int = 1  # attention heads (official: 1)
         ffn: int = 512  # feed-forward width (official: 512)
