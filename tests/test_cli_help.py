@@ -26,7 +26,7 @@ def test_every_option_of_every_verb_has_help_text():
 
 
 @pytest.mark.parametrize(("verb", "shown"), [
-    ("extract", ["--format {ave,unav}", "(default: ave)", "(default: efficientnet_lite0)", "(default: aisfx)",
+    ("extract", ["--format {ave,unav,llp}", "(default: ave)", "(default: efficientnet_lite0)", "(default: aisfx)",
                  "(default: squash)", "(default: 0.32)"]),
     ("predict", ["(default: predictions)"]),
     ("demo", ["(default: runs/demo)", "(default: 2)", "(default: 0)"]),  # a default of 0 is shown too
