@@ -1,7 +1,7 @@
 """W-DAVEL table for `avloc reproduce dense`: mAP (%) at tIoU 0.1:0.1:0.9 and their average on UnAV-100.
 
-Rows: the ``linear_mil`` floor under the issue-13 row-3 (naive) and row-4 (smoothing + OIC) post-processing
-and under the shipped one, the MIL baseline, CLASP (our design of MEAE + CSAI + ATP; the paper's equations
+Rows: the ``linear_mil`` floor under the row-3 (naive) and row-4 (smoothing + OIC) post-processing and
+under the shipped one, the MIL baseline, HAN on the dense layout (``han_dense``), CLASP (our design of MEAE + CSAI + ATP; the paper's equations
 and numbers are not public, so there is no paper column) and CLASP with one module switched off at a time
 (and without the anchors' pseudo-label loss, which is how CSAI's anchors supervise the event CAS), under the
 common post-processing and under CLASP's own.
@@ -53,6 +53,7 @@ _ROWS = [
     ("linear_mil + row-4 post-processing", "unav/linear_mil.yaml", ROW4_EVAL),
     ("linear_mil", "unav/linear_mil.yaml", []),
     ("MIL baseline", "unav/mil.yaml", []),
+    ("HAN (hybrid attention + MMIL, dense layout)", "unav/han.yaml", []),
     *((row, "unav/clasp.yaml", [*COMMON_EVAL, *ov]) for row, ov in zip(CLASP_ROWS, _CLASP_OVERRIDES)),
     *((row, "unav/clasp.yaml", ov) for row, ov in zip(SHIPPED_ROWS, _CLASP_OVERRIDES)),
 ]
