@@ -6,21 +6,15 @@ import os
 import shutil
 from pathlib import Path
 
+from avloc.formats.atomic import write_text_atomic
 from avloc.inference.prediction import VideoPrediction
 from avloc.out_folder import check_out_folder
-from avloc.report import event_files
-from avloc.report import index
+from avloc.report import event_files, index
 from avloc.report.html import STYLE, report_html
 from avloc.report.playable import playable_copy
 from avloc.report.timeline import draw_timeline
 
 VIDEO_FILES = ("events.json", "events.srt", "events.vtt", "events.tsv", "labels.txt", "timeline.png", "report.html")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def write_video_report(pred: VideoPrediction, out: Path) -> Path:
@@ -54,6 +48,6 @@ def write_run_files(preds: list[VideoPrediction], out: Path) -> list[str]:
     """``out/events.json`` (for ``avloc detect-eval``) and ``out/index.html`` over every video folder in
     ``out``: the videos of ``preds`` and those earlier commands wrote there. Returns the ids listed."""
     entries = index.collect(preds, out)
-    write_atomic(out / "events.json", index.events_json(entries))
-    write_atomic(out / "index.html", index.index_html(entries, STYLE))
+    write_text_atomic(out / "events.json", index.events_json(entries))
+    write_text_atomic(out / "index.html", index.index_html(entries, STYLE))
     return [e.video_id for e in entries]

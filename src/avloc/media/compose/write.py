@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from avloc.formats.atomic import write_text_atomic
 from avloc.media.compose.sources import SPLITS, MediaSources, collect_sources, read_class_map
 from avloc.media.compose.timeline import Timeline, ave_timeline, runs, unav_timeline
 from avloc.media.compose.video import MediaCache, VideoFormat, encode, render_audio
@@ -76,16 +77,10 @@ def _sources(sounds: str | Path, photos: str | Path, class_map: str | Path) -> M
     return collect_sources(sounds, photos, mapping, str(class_map), not_unrelated)
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8", newline="\n")
-    os.replace(tmp, path)
-
-
 def _timeline_json(out: Path, layout: str, src: MediaSources, seed: int, records: dict[str, Any]) -> None:
     meta = {"layout": layout, "composed_real_media": True, "seed": seed, "classes": src.visual_classes,
             "audio_only_classes": src.audio_only(), "videos": records}
-    _write_text(out / "timeline.json", json.dumps(meta, indent=1) + "\n")
+    write_text_atomic(out / "timeline.json", json.dumps(meta, indent=1) + "\n")
 
 
 def write_media_ave(out: str | Path, sounds: str | Path, photos: str | Path, class_map: str | Path,
@@ -106,16 +101,16 @@ def write_media_ave(out: str | Path, sounds: str | Path, photos: str | Path, cla
     for vid, rec in records.items():
         cls, start, end = rec["events"][0]
         lines[rec["split"]].append(f"{cls}&{vid}&good&{start}&{end}\n")
-    _write_text(out / "Annotations.txt", "".join(ln for s in SPLITS for ln in lines[s]))
+    write_text_atomic(out / "Annotations.txt", "".join(ln for s in SPLITS for ln in lines[s]))
     first = 0
     for s in SPLITS:
-        _write_text(out / SET_FILES[s], "".join(lines[s]))
+        write_text_atomic(out / SET_FILES[s], "".join(lines[s]))
         tmp = out / f".{s}_order.tmp.h5"
         with h5py.File(tmp, "w", libver=("earliest", "v110")) as h5:
             h5.create_dataset("order", data=np.arange(first, first + len(lines[s]), dtype=np.int64))
         os.replace(tmp, out / f"{s}_order.h5")
         first += len(lines[s])
-    _write_text(out / "classes.txt", "".join(f"{c}\n" for c in classes))
+    write_text_atomic(out / "classes.txt", "".join(f"{c}\n" for c in classes))
     _timeline_json(out, "ave", src, seed, records)
     return {"videos": len(records), "classes": classes, "audio_only_classes": audio_only}
 
@@ -134,8 +129,8 @@ def write_media_unav(out: str | Path, sounds: str | Path, photos: str | Path, cl
               "annotations": [{"segment": [float(s), float(e)], "label": c, "label_id": classes.index(c)}
                               for c, s, e in rec["events"]]}
         for vid, rec in records.items()}
-    _write_text(out / UNAV_ANNOTATIONS, json.dumps({"version": "composed real media", "database": database},
+    write_text_atomic(out / UNAV_ANNOTATIONS, json.dumps({"version": "composed real media", "database": database},
                                                    indent=1) + "\n")
-    _write_text(out / "classes.txt", "".join(f"{c}\n" for c in classes))
+    write_text_atomic(out / "classes.txt", "".join(f"{c}\n" for c in classes))
     _timeline_json(out, "unav", src, seed, records)
     return {"videos": len(records), "classes": classes, "audio_only_classes": audio_only}

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from avloc.formats.atomic import write_text_atomic
 from avloc.media.backbones import BACKBONES, AudioBackbone, VisualBackbone, create_backbone
 from avloc.media.weights import WeightsError
 
@@ -120,15 +121,9 @@ def run_backbone_bench(spec: BenchSpec) -> dict[str, Any]:
         rows += _visual_rows(spec, cache)
     report = {"machine": machine(), "esc_dir": str(spec.esc_dir or ""), "images_dir": str(spec.images_dir or ""),
               "esc_per_class": spec.esc_per_class, "images": spec.images, "rows": rows}
-    _write(spec.out / "backbones.json", json.dumps(report, indent=1))
-    _write(spec.out / "backbones.md", markdown_table(report))
+    write_text_atomic(spec.out / "backbones.json", json.dumps(report, indent=1))
+    write_text_atomic(spec.out / "backbones.md", markdown_table(report))
     return report
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _pct(x: float | None) -> str:
