@@ -25,6 +25,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from avloc.tools.cli import main
 from avloc.config import load_config
@@ -249,6 +250,24 @@ def test_resume_may_raise_epochs_of_a_finished_run(tiny_ave_dir, tmp_path, full_
     for key in ("val_acc", "test_acc", "best_test_acc", "selected_epoch"):
         assert longer[key] == full[key], key
     assert _losses(run) == _losses(full_run) and _same_weights(run / "last.pt", full_run / "last.pt")
+
+
+def test_resume_a_run_written_before_a_config_key_existed(tiny_ave_dir, tmp_path, full_run):
+    """A release that adds a key gives it the default that keeps the old behaviour: a run folder whose saved
+    config lacks the key resumes when the key is at its default, and is refused when it is not."""
+    run = tmp_path / "run"
+    fit(_cfg("train.epochs=2", "loss.avps_warmup_steps=0"), tiny_ave_dir, run, stop_after=1, **QUIET)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["loss"]["avps_warmup_steps"]  # as a release before the key wrote it
+    (run / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"loss.avps_warmup_steps: 0 -> 26"):
+        fit(_cfg("train.epochs=2", "loss.avps_warmup_steps=26"), tiny_ave_dir, run, resume=True, **QUIET)
+    resumed = fit(_cfg("train.epochs=2", "loss.avps_warmup_steps=0"), tiny_ave_dir, run, resume=True, **QUIET)
+    assert resumed["epochs"] == 2
+    saved["loss"]["retired_key"] = 1  # a key this release does not know is named with the file
+    (run / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"config\.yaml.*retired_key"):
+        fit(_cfg("train.epochs=3", "loss.avps_warmup_steps=0"), tiny_ave_dir, run, resume=True, **QUIET)
 
 
 # ------------------------------------------------------------------------------ kill -9, then resume

@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from avloc.catalog import DATASETS, EVALUATORS, LOSSES, MODELS
-from avloc.config import Config, save_config, with_data_dims
+from avloc.config import Config, resolve, save_config, with_data_dims
 from avloc.data.base import InMemoryDataset
 from avloc.engine import distributed as dist_utils
 from avloc.engine.checkpoint import load_safe
@@ -184,11 +184,18 @@ def check_run_folder(run: Run, data_root: str | Path, resume: bool, overwrite: b
     run.replaced = check_new_run(run.run_dir, overwrite or (resume and (run.run_dir / "config.yaml").exists()))
 
 def _saved_config(run_dir: Path) -> dict[str, Any]:
+    """The saved config completed with this release's typed defaults: a key a later release added (absent
+    from a run folder written before it) reads as its default, which keeps the old behaviour, so upgrading
+    avloc does not block a resume; a key this release no longer knows is refused by name."""
     path = run_dir / "config.yaml"
     try:
-        return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+        raw = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    try:
+        return resolve(raw, where=str(path)).to_dict() if raw else {}
+    except ConfigError as exc:
+        raise ConfigError(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from None
 
 def build_run(run: Run, data_root: str | Path, data: InMemoryDataset | None = None) -> None:
     """Load the data (unless given), then seed and build the model, loss, evaluator and optimizer."""
