@@ -34,10 +34,10 @@ def load_curves(variant_dir: Path, split: str) -> dict[int, np.ndarray]:
 
 
 def summary(curves: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
-    """Mean and std (0 for one seed) per epoch over the seeds, on the epochs every seed reached."""
+    """Mean and sample std (ddof 1; 0 for one seed) per epoch over the seeds, on the epochs every seed reached."""
     n_epochs = min(len(c) for c in curves.values())
     stack = np.stack([c[:n_epochs] for c in curves.values()])  # (seeds, epochs)
-    return stack.mean(0), stack.std(0), len(curves)
+    return stack.mean(0), stack.std(0, ddof=1) if len(curves) > 1 else np.zeros(n_epochs), len(curves)
 
 
 def split_label(spec: str) -> tuple[str, str]:
@@ -46,22 +46,38 @@ def split_label(spec: str) -> tuple[str, str]:
     return name, label or name
 
 
-def table(model: str, runs: Path, variants: list[str]) -> str:
+def val_selected(runs: Path, variant: str) -> np.ndarray:
+    """Test accuracy (%) of each seed's val-selected epoch (the first epoch with the best val accuracy), over
+    the epochs every seed of the variant reached, as the run's own selection would pick it."""
+    val, test = load_curves(runs / variant, "val"), load_curves(runs / variant, "test")
+    n_epochs = min(len(c) for c in val.values())
+    return np.array([test[s][int(np.argmax(val[s][:n_epochs]))] for s in sorted(val)])
+
+
+def table(model: str, runs: Path, variants: list[str], epochs: list[int] | None = None) -> str:
+    """Markdown tables of val and test accuracy per epoch (all epochs, or the ``epochs`` asked for), and the
+    test accuracy of the val-selected epoch."""
     lines = []
     for split in ("val", "test"):
-        curves = {label: load_curves(runs / v, split) for v, label in map(split_label, variants)}
-        curves = {v: c for v, c in curves.items() if c}
+        curves = {v: (label, load_curves(runs / v, split)) for v, label in map(split_label, variants)}
+        curves = {v: lc for v, lc in curves.items() if lc[1]}
         if not curves:
             continue
-        width = max(len(summary(c)[0]) for c in curves.values())
+        width = max(len(summary(c)[0]) for _, c in curves.values())
+        cols = [e - 1 for e in epochs if e <= width] if epochs else list(range(width))
+        extra = split == "test"
         lines += [f"{model}, {split} accuracy (%) per epoch", "",
-                  "| variant | seeds | " + " | ".join(f"ep {e + 1}" for e in range(width)) + " |",
-                  "|---|---|" + "---|" * width]
-        for v, c in curves.items():
+                  "| variant | seeds | " + " | ".join(f"ep {e + 1}" for e in cols)
+                  + (" | val-selected |" if extra else " |"),
+                  "|---|---|" + "---|" * (len(cols) + extra)]
+        for v, (label, c) in curves.items():
             mean, std, n = summary(c)
-            cells = [f"{m:.1f} ± {s:.1f}" if n > 1 else f"{m:.1f}" for m, s in zip(mean, std)]
-            cells += ["–"] * (width - len(cells))
-            lines.append(f"| {v} | {', '.join(str(s) for s in sorted(c))} | " + " | ".join(cells) + " |")
+            cells = [(f"{mean[e]:.1f} ± {std[e]:.1f}" if n > 1 else f"{mean[e]:.1f}") if e < len(mean) else "–"
+                     for e in cols]
+            if extra:
+                sel = val_selected(runs, v)
+                cells.append(f"{sel.mean():.1f} ± {sel.std(ddof=1):.1f}" if n > 1 else f"{sel.mean():.1f}")
+            lines.append(f"| {label} | {', '.join(str(s) for s in sorted(c))} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -102,9 +118,10 @@ def main() -> None:
     ap.add_argument("--out", required=True, type=Path, help="PNG to write")
     ap.add_argument("--model", nargs="+", action="append", required=True, metavar="TITLE VARIANT",
                     help="a figure row: its title and the variants drawn in it")
+    ap.add_argument("--epochs", type=int, nargs="+", help="table columns: these epochs only (default: all)")
     args = ap.parse_args()
     for model, *variants in args.model:
-        print(table(model, args.runs, variants))
+        print(table(model, args.runs, variants, args.epochs))
     plot(args.model, args.runs, args.out)
     print(f"wrote {args.out}")
 
