@@ -25,18 +25,16 @@ CLIPS = {
 def detector():
     import torch
 
-    from avloc.media.backbones.efficientnet import EfficientNetLite0
-    from avloc.media.backbones.soundnet import SoundNet8
-    from avloc.inference.event_groups import load_event_groups
-    from avloc.inference.zeroshot import zero_shot_predict
+    from avloc.inference.sound_vocab import load_vocabulary
+    from avloc.inference.zeroshot import ZeroShotConfig, zero_shot_predict
+    from avloc.inference.zeroshot_scores import ZeroShotNets
 
     try:
-        visual, audio = EfficientNetLite0.weights_from_package(), SoundNet8.weights_from_package()
+        nets = ZeroShotNets.from_packages()
     except WeightsError as exc:
         pytest.skip(str(exc))
-    groups = load_event_groups()
     torch.set_num_threads(2)
-    return lambda path: zero_shot_predict(path, visual, audio, groups), groups
+    return lambda path: zero_shot_predict(path, nets, ZeroShotConfig("soundnet")), load_vocabulary("soundnet")
 
 
 @pytest.fixture(scope="module")

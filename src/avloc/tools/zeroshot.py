@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -20,13 +21,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = verbs.add_parser("cache", help="per-second backbone tables of videos, saved to one .npz (resumes)")
     c.add_argument("videos", nargs="+", help="video files, folders of videos or .txt lists of paths")
     c.add_argument("--out", required=True, help="the .npz cache to write (videos already in it are skipped)")
+    vocab_help = "sound vocabularies: soundnet (as first shipped), ucs (aiSFX UCS Categories), soundnet_ext"
+    t = verbs.add_parser("tune", help="choose the agreement threshold of each vocabulary on a labelled val split")
+    e = verbs.add_parser("eval", help="per-second accuracy and event P/R/F1 of each vocabulary on a split")
+    k = verbs.add_parser("clips", help="per natural clip: expected events, what was found, right or wrong")
+    for q in (t, e, k):
+        q.add_argument("--cache", required=True, help="the .npz written by avloc zeroshot cache")
+        q.add_argument("--vocab", nargs="+", default=["soundnet", "ucs"], help=vocab_help)
+    for q in (t, e):
+        q.add_argument("--data", required=True, help="a composed folder (avloc synth ave --media): timeline.json")
+        q.add_argument("--class-map", default="configs/media/esc10_imagenet.json",
+                       help="the class map the folder was composed with (which pictures stand for each class)")
+    t.add_argument("--split", default="val", help="the split to choose on (test is refused)")
+    t.add_argument("--out", required=True, help="thresholds JSON to write")
+    e.add_argument("--split", default="test")
+    for q in (e, k):
+        q.add_argument("--thresholds", default=None, help="a file of avloc zeroshot tune (default: shipped)")
+    k.add_argument("--expect", default="configs/media/natural_clips.json",
+                   help="JSON: per clip its labels and the event groups expected heard and seen")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.zs_command == "cache":
         return _cache(args)
-    raise ValueError(f"unknown zeroshot command {args.zs_command}")
+    from avloc.evaluation import zeroshot_report as rep
+
+    if args.zs_command == "tune":
+        command = (f"avloc zeroshot tune --cache {args.cache} --data {args.data} --split {args.split} --vocab "
+                   f"{' '.join(args.vocab)} --class-map {args.class_map} --out {args.out}")
+        table = rep.tune_thresholds(args.cache, args.data, args.split, args.vocab, args.class_map, command)
+        rep.write_thresholds(table, args.out)
+        print(json.dumps(table, indent=1))
+    elif args.zs_command == "eval":
+        rows = rep.split_scores(args.cache, args.data, args.split, args.vocab, args.class_map, args.thresholds)
+        print(rep.split_table(rows))
+    else:
+        print(rep.clips_table(args.cache, args.expect, args.vocab, args.thresholds)[0])
+    return 0
 
 
 def _cache(args: argparse.Namespace) -> int:

@@ -1,0 +1,154 @@
+"""The zero-shot detector scored on labelled videos, and its threshold chosen on a validation split.
+
+Ground truth: a composed real-media folder (``avloc synth ave --media``) names in ``timeline.json`` every
+second's sound and picture; an audio-visual second of class c is c's sound over c's picture, its audio-visual
+events are the runs of such seconds. The detector speaks in event groups (dog, bird, clock, ...); a group
+stands for class c when one of its ImageNet classes is among c's pictures in the set's class map
+(``depicts`` or ``stands_in``), so the rule comes from the same file the set was composed from. A group that
+stands for no class of the set is never right there.
+
+- per-second accuracy: each second is background or the class of the group with the highest agreement
+  above the threshold (a group of no class counts as a wrong foreground);
+- events: the detector's audio-visual events against the true ones, one-to-one, same class and temporal IoU
+  >= ``tiou`` (0.5), greedily by descending event score; precision = matched / found, recall = matched /
+  true, false events = found - matched.
+
+``choose_threshold`` sweeps one agreement threshold shared by every group and keeps the best event F1 (ties:
+the higher threshold, fewer false events). It must be given a validation split, never the test split.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avloc.inference.events import runs_to_events
+from avloc.inference.sound_vocab import SoundVocabulary
+from avloc.inference.zeroshot import agreement, group_masses
+from avloc.inference.zeroshot_scores import SecondScores
+
+GRID = np.round(np.arange(0.02, 0.801, 0.01), 2)  # candidate agreement thresholds
+
+
+@dataclass
+class LabelledVideo:
+    """seconds (T,): the class of each audio-visual second, "" otherwise; events: (class, start, end)."""
+
+    video: str
+    seconds: np.ndarray
+    events: list[tuple[str, float, float]]
+
+
+@dataclass
+class ZeroShotScore:
+    threshold: float
+    per_second_acc: float
+    precision: float
+    recall: float
+    f1: float
+    found: int  # audio-visual events the detector reported
+    matched: int
+    true_events: int
+
+    @property
+    def false_events(self) -> int:
+        return self.found - self.matched
+
+    def as_dict(self) -> dict[str, float]:
+        return {**asdict(self), "false_events": self.false_events}
+
+
+def composed_truth(data_dir: str | Path, split: str) -> dict[str, LabelledVideo]:
+    """The labelled videos of one split of a composed folder (its ``timeline.json``)."""
+    path = Path(data_dir) / "timeline.json"
+    try:
+        videos = json.loads(path.read_text())["videos"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: not a composed real-media timeline ({exc!r})") from None
+    out = {}
+    for vid, v in videos.items():
+        if v["split"] != split:
+            continue
+        kinds, audio = np.asarray(v["kinds"]), np.asarray(v["audio"], dtype=object)
+        seconds = np.where(kinds == "av", audio, "").astype(str)  # (T,)
+        out[vid] = LabelledVideo(vid, seconds, [(c, float(s), float(e)) for c, s, e in v["events"]])
+    if not out:
+        raise ValueError(f"{path}: no video of split '{split}'")
+    return out
+
+
+def group_classes(vocab: SoundVocabulary, class_map: str | Path) -> dict[str, str]:
+    """Event group -> the composed class it stands for ("" for none), by shared ImageNet wnids."""
+    path = Path(class_map)
+    classes = json.loads(path.read_text())["classes"]
+    out = {}
+    for g in vocab.names:
+        wn = vocab.wnids(g)
+        hits = sorted(c for c, m in classes.items() if wn & set(m.get("depicts", []) + m.get("stands_in", [])))
+        if len(hits) > 1:
+            raise ValueError(f"{path}: event group '{g}' stands for several classes: {hits}")
+        out[g] = hits[0] if hits else ""
+    return out
+
+
+def _agreement(scores: SecondScores, vocab: SoundVocabulary) -> np.ndarray:
+    pa, pv = group_masses(scores, vocab)
+    return agreement(pa, pv).numpy()  # (T, G)
+
+
+def _match(found: list[tuple[str, float, float, float]], true: list[tuple[str, float, float]], tiou: float) -> int:
+    """One-to-one matches of (class, start, end, score) events to (class, start, end) ones, best score first."""
+    if not found or not true:
+        return 0
+    f = sorted(found, key=lambda e: -e[3])
+    fl, fs, fe = (np.array([e[i] for e in f]) for i in range(3))
+    tl, ts, te = (np.array([e[i] for e in true]) for i in range(3))
+    inter = np.clip(np.minimum(fe[:, None], te) - np.maximum(fs[:, None], ts), 0, None)  # (F, N)
+    union = np.maximum(fe[:, None], te) - np.minimum(fs[:, None], ts)
+    ok = (inter / np.maximum(union, 1e-9) >= tiou - 1e-9) & (fl[:, None] == tl[None, :])  # (F, N)
+    taken = np.zeros(len(true), bool)
+    for row in ok:  # a handful of events per video
+        j = np.flatnonzero(row & ~taken)
+        if len(j):
+            taken[j[0]] = True
+    return int(taken.sum())
+
+
+def evaluate_zero_shot(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], vocab: SoundVocabulary,
+                       classes: dict[str, str], threshold: float, tiou: float = 0.5) -> ZeroShotScore:
+    """Per-second accuracy and event precision / recall / F1 of one agreement threshold (module docstring)."""
+    missing = sorted(set(truth) - set(scores))
+    if missing:
+        raise ValueError(f"no cached scores for {len(missing)} labelled videos, e.g. '{missing[0]}'")
+    label_of = np.array([classes.get(g) or f"other:{g}" for g in vocab.names])  # (G,)
+    right = total = found = matched = n_true = 0
+    for vid, lab in truth.items():
+        av = _agreement(scores[vid], vocab)  # (T, G)
+        t = min(len(av), len(lab.seconds))
+        active = av[:t] >= threshold  # (t, G)
+        best = np.where(active, av[:t], -1.0).argmax(1)  # (t,)
+        pred = np.where(active.any(1), label_of[best], "")  # (t,)
+        right += int((pred == lab.seconds[:t]).sum())
+        total += len(lab.seconds)
+        ev = runs_to_events(active, av[:t], 1.0, list(label_of), "av", scores[vid].duration)
+        mine = list(zip(ev.label.tolist(), ev.start.tolist(), ev.end.tolist(), ev.score.tolist()))
+        found += len(mine)
+        matched += _match(mine, lab.events, tiou)
+        n_true += len(lab.events)
+    p = matched / found if found else 0.0
+    r = matched / n_true if n_true else 0.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    return ZeroShotScore(float(threshold), right / max(total, 1), p, r, f1, found, matched, n_true)
+
+
+def choose_threshold(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], vocab: SoundVocabulary,
+                     classes: dict[str, str], grid: np.ndarray = GRID, tiou: float = 0.5
+                     ) -> tuple[ZeroShotScore, list[ZeroShotScore]]:
+    """The grid threshold of best event F1 on ``truth`` (ties: the higher one), and every grid point's score."""
+    rows = [evaluate_zero_shot(scores, truth, vocab, classes, float(x), tiou) for x in grid]
+    best = max(rows, key=lambda s: (round(s.f1, 12), s.threshold))
+    return best, rows
+

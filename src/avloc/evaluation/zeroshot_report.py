@@ -1,0 +1,102 @@
+"""``avloc zeroshot tune|eval|clips`` as library calls: thresholds file, split tables, per-clip table.
+
+Everything reads a score cache (``zeroshot_scores.cache_scores``), so a sweep over thresholds and
+vocabularies costs seconds. The thresholds file records the split and the command that chose it; ``tune``
+refuses a split named ``test``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from avloc.evaluation.zeroshot_eval import ZeroShotScore, choose_threshold, composed_truth, evaluate_zero_shot, \
+    group_classes
+from avloc.formats.atomic import write_text_atomic
+from avloc.inference.sound_vocab import load_vocabulary
+from avloc.inference.zeroshot import ZeroShotConfig, detect
+from avloc.inference.zeroshot_scores import load_scores
+
+TRACK_THRESHOLD = 0.25  # audio-only / visual-only tracks: not chosen on data (they never make an AV event)
+
+
+def tune_thresholds(cache: str | Path, data_dir: str | Path, split: str, vocabs: list[str], class_map: str | Path,
+                    command: str = "") -> dict:
+    """Per vocabulary, the agreement threshold of best event F1 on ``split`` of ``data_dir`` (never test)."""
+    if split == "test":
+        raise ValueError("thresholds are chosen on a validation split, never on 'test'")
+    scores, truth = load_scores(cache), composed_truth(data_dir, split)
+    out: dict = {"chosen_on": f"{Path(data_dir).name} split '{split}' ({len(truth)} composed real-media videos)",
+                 "objective": "event F1 (same class, tIoU >= 0.5, one-to-one); ties: higher threshold",
+                 "command": command, "vocabularies": {}}
+    for name in vocabs:
+        vocab = load_vocabulary(name)
+        best, _ = choose_threshold(scores, truth, vocab, group_classes(vocab, class_map))
+        out["vocabularies"][name] = {"av_threshold": best.threshold, "track_threshold": TRACK_THRESHOLD,
+                                     "val": best.as_dict()}
+    return out
+
+
+def write_thresholds(table: dict, path: str | Path) -> Path:
+    path = Path(path)
+    write_text_atomic(path, json.dumps(table, indent=1) + "\n")
+    return path
+
+
+def split_scores(cache: str | Path, data_dir: str | Path, split: str, vocabs: list[str], class_map: str | Path,
+                 thresholds: str | Path | None = None) -> dict[str, ZeroShotScore]:
+    """Each vocabulary scored on ``split`` at its thresholds (the file's, else the shipped ones)."""
+    scores, truth = load_scores(cache), composed_truth(data_dir, split)
+    out = {}
+    for name in vocabs:
+        cfg = (ZeroShotConfig.from_file(thresholds, name) if thresholds else ZeroShotConfig(name)).resolved()
+        vocab = load_vocabulary(name)
+        out[name] = evaluate_zero_shot(scores, truth, vocab, group_classes(vocab, class_map), cfg.av_threshold)
+    return out
+
+
+def split_table(rows: dict[str, ZeroShotScore]) -> str:
+    """Markdown: one row per vocabulary."""
+    lines = ["| sound vocabulary | threshold | per-second acc. | events found | matched | false | precision | "
+             "recall | F1 |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, s in rows.items():
+        lines.append(f"| {name} | {s.threshold:.2f} | {100 * s.per_second_acc:.1f} | {s.found} | {s.matched} | "
+                     f"{s.false_events} | {100 * s.precision:.1f} | {100 * s.recall:.1f} | {100 * s.f1:.1f} |")
+    return "\n".join(lines)
+
+
+def clips_table(cache: str | Path, expect: str | Path, vocabs: list[str], thresholds: str | Path | None = None
+                ) -> tuple[str, dict[str, dict[str, int]]]:
+    """Per natural clip: what it holds, and per vocabulary the audio-visual events found and the verdict.
+
+    ``expect`` (JSON) gives per clip ``expected`` (event groups heard and seen per its labels) and ``present``
+    (sources also heard and seen but not labelled: found, they are not false). A found group outside both is
+    a false event. Verdict: right (every expected group found, nothing false), partly, wrong."""
+    scores = load_scores(cache)
+    spec = json.loads(Path(expect).read_text())["clips"]
+    totals = {v: {"expected": 0, "found_expected": 0, "false": 0, "right": 0} for v in vocabs}
+    head = "| clip | labels | expected AV groups | " + " | ".join(vocabs) + " |"
+    lines = [head, "|" + "---|" * (3 + len(vocabs))]
+    for clip, e in spec.items():
+        if clip not in scores:
+            raise ValueError(f"{expect}: clip '{clip}' is not in the cache {cache}")
+        cells = []
+        for name in vocabs:
+            cfg = ZeroShotConfig.from_file(thresholds, name) if thresholds else ZeroShotConfig(name)
+            ev = detect(scores[clip], load_vocabulary(name), cfg).events.of_track("av")
+            found = list(dict.fromkeys(ev.label.tolist()))
+            hit = [g for g in e["expected"] if g in found]
+            false = [g for g in found if g not in e["expected"] and g not in e.get("present", [])]
+            verdict = "right" if len(hit) == len(e["expected"]) and not false else ("partly" if hit else "wrong")
+            t = totals[name]
+            t["expected"] += len(e["expected"])
+            t["found_expected"] += len(hit)
+            t["false"] += len(false)
+            t["right"] += verdict == "right"
+            spans = ", ".join(f"{lab} {s:.0f}-{x:.0f}" for lab, s, x in zip(ev.label, ev.start, ev.end)) or "none"
+            cells.append(f"{spans}: **{verdict}**")
+        lines.append(f"| {clip} | {e['labels']} | {', '.join(e['expected']) or 'none'} | " + " | ".join(cells) + " |")
+    lines.append("| **total** | | | " + " | ".join(
+        f"{t['found_expected']}/{t['expected']} expected found, {t['false']} false, {t['right']} right"
+        for t in totals.values()) + " |")
+    return "\n".join(lines), totals
