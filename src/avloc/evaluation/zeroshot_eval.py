@@ -20,7 +20,7 @@ the higher threshold, fewer false events). It must be given a validation split, 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +52,14 @@ class ZeroShotScore:
     found: int  # audio-visual events the detector reported
     matched: int
     true_events: int
+    per_class: dict[str, list[int]] = field(default_factory=dict)  # class -> [true events, matched, false]
 
     @property
     def false_events(self) -> int:
         return self.found - self.matched
 
     def as_dict(self) -> dict[str, float]:
-        return {**asdict(self), "false_events": self.false_events}
+        return {**{k: v for k, v in asdict(self).items() if k != "per_class"}, "false_events": self.false_events}
 
 
 def composed_truth(data_dir: str | Path, split: str) -> dict[str, LabelledVideo]:
@@ -99,10 +100,12 @@ def _agreement(scores: SecondScores, vocab: SoundVocabulary) -> np.ndarray:
     return agreement(pa, pv).numpy()  # (T, G)
 
 
-def _match(found: list[tuple[str, float, float, float]], true: list[tuple[str, float, float]], tiou: float) -> int:
-    """One-to-one matches of (class, start, end, score) events to (class, start, end) ones, best score first."""
+def _match(found: list[tuple[str, float, float, float]], true: list[tuple[str, float, float]], tiou: float
+           ) -> np.ndarray:
+    """(N,) bool: which (class, start, end) true events a (class, start, end, score) event matches one-to-one,
+    best score first."""
     if not found or not true:
-        return 0
+        return np.zeros(len(true), bool)
     f = sorted(found, key=lambda e: -e[3])
     fl, fs, fe = (np.array([e[i] for e in f]) for i in range(3))
     tl, ts, te = (np.array([e[i] for e in true]) for i in range(3))
@@ -114,7 +117,7 @@ def _match(found: list[tuple[str, float, float, float]], true: list[tuple[str, f
         j = np.flatnonzero(row & ~taken)
         if len(j):
             taken[j[0]] = True
-    return int(taken.sum())
+    return taken
 
 
 def evaluate_zero_shot(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], vocab: SoundVocabulary,
@@ -125,6 +128,7 @@ def evaluate_zero_shot(scores: dict[str, SecondScores], truth: dict[str, Labelle
         raise ValueError(f"no cached scores for {len(missing)} labelled videos, e.g. '{missing[0]}'")
     label_of = np.array([classes.get(g) or f"other:{g}" for g in vocab.names])  # (G,)
     right = total = found = matched = n_true = 0
+    per_class: dict[str, list[int]] = {}
     for vid, lab in truth.items():
         av = _agreement(scores[vid], vocab)  # (T, G)
         t = min(len(av), len(lab.seconds))
@@ -135,13 +139,38 @@ def evaluate_zero_shot(scores: dict[str, SecondScores], truth: dict[str, Labelle
         total += len(lab.seconds)
         ev = runs_to_events(active, av[:t], 1.0, list(label_of), "av", scores[vid].duration)
         mine = list(zip(ev.label.tolist(), ev.start.tolist(), ev.end.tolist(), ev.score.tolist()))
+        taken = _match(mine, lab.events, tiou)
         found += len(mine)
-        matched += _match(mine, lab.events, tiou)
+        matched += int(taken.sum())
         n_true += len(lab.events)
+        for (c, _, _), hit in zip(lab.events, taken):
+            row = per_class.setdefault(c, [0, 0, 0])
+            row[0] += 1
+            row[1] += int(hit)
+        for c in ev.label.tolist():
+            per_class.setdefault(c, [0, 0, 0])[2] += 1
+    for row in per_class.values():
+        row[2] -= row[1]  # found events of the class that matched nothing
     p = matched / found if found else 0.0
     r = matched / n_true if n_true else 0.0
     f1 = 2 * p * r / (p + r) if p + r else 0.0
-    return ZeroShotScore(float(threshold), right / max(total, 1), p, r, f1, found, matched, n_true)
+    return ZeroShotScore(float(threshold), right / max(total, 1), p, r, f1, found, matched, n_true,
+                         dict(sorted(per_class.items())))
+
+
+def mismatched_sound(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo]) -> dict[str, SecondScores]:
+    """A control for hearing: each video keeps its frames but gets the sound tables of the next video (in id
+    order, cyclic) whose events are of other classes. A detector that hears loses its events; one that only
+    sees keeps them."""
+    ids = sorted(truth)
+    kinds = [frozenset(c for c, _, _ in truth[v].events) for v in ids]
+    out = {}
+    for i, v in enumerate(ids):
+        j = next((k % len(ids) for k in range(i + 1, i + len(ids)) if kinds[k % len(ids)] != kinds[i]), i)
+        s, other = scores[v], scores[ids[j]]
+        t = min(s.seconds, other.seconds)
+        out[v] = SecondScores(v, s.duration, s.visual[:t], other.soundnet[:t], other.ucs[:t], other.has_audio)
+    return out
 
 
 def choose_threshold(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], vocab: SoundVocabulary,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from avloc.evaluation.zeroshot_eval import ZeroShotScore, choose_threshold, composed_truth, evaluate_zero_shot, \
-    group_classes
+from avloc.evaluation.zeroshot_eval import GRID, ZeroShotScore, choose_threshold, composed_truth, evaluate_zero_shot, \
+    group_classes, mismatched_sound
 from avloc.formats.atomic import write_text_atomic
 from avloc.inference.sound_vocab import load_vocabulary
 from avloc.inference.zeroshot import ZeroShotConfig, detect
@@ -44,9 +44,12 @@ def write_thresholds(table: dict, path: str | Path) -> Path:
 
 
 def split_scores(cache: str | Path, data_dir: str | Path, split: str, vocabs: list[str], class_map: str | Path,
-                 thresholds: str | Path | None = None) -> dict[str, ZeroShotScore]:
-    """Each vocabulary scored on ``split`` at its thresholds (the file's, else the shipped ones)."""
+                 thresholds: str | Path | None = None, mismatch: bool = False) -> dict[str, ZeroShotScore]:
+    """Each vocabulary scored on ``split`` at its thresholds (the file's, else the shipped ones); ``mismatch``:
+    every video with the sound of a video of another class (``mismatched_sound``)."""
     scores, truth = load_scores(cache), composed_truth(data_dir, split)
+    if mismatch:
+        scores = mismatched_sound(scores, truth)
     out = {}
     for name in vocabs:
         cfg = (ZeroShotConfig.from_file(thresholds, name) if thresholds else ZeroShotConfig(name)).resolved()
@@ -65,29 +68,50 @@ def split_table(rows: dict[str, ZeroShotScore]) -> str:
     return "\n".join(lines)
 
 
+def class_table(rows: dict[str, ZeroShotScore]) -> str:
+    """Markdown: per class (and per group of no class), matched / true events and false events by vocabulary."""
+    classes = sorted({c for s in rows.values() for c in s.per_class}, key=lambda c: (c.startswith("other:"), c))
+    lines = ["| class | " + " | ".join(f"{v}: matched / true, false" for v in rows) + " |",
+             "|---|" + "---|" * len(rows)]
+    for c in classes:
+        cells = [s.per_class.get(c, [0, 0, 0]) for s in rows.values()]
+        lines.append(f"| {c} | " + " | ".join(f"{m} / {t}, {f}" for t, m, f in cells) + " |")
+    return "\n".join(lines)
+
+
+def clip_verdict(found: list[str], expected: list[str], present: list[str]) -> tuple[list[str], list[str], str]:
+    """Expected groups found, false groups (neither expected nor present), and right / partly / wrong."""
+    hit = [g for g in expected if g in found]
+    false = [g for g in found if g not in expected and g not in present]
+    return hit, false, "right" if len(hit) == len(expected) and not false else ("partly" if hit else "wrong")
+
+
+def _found(scores, name: str, cfg: ZeroShotConfig):  # noqa: ANN001, ANN202
+    ev = detect(scores, load_vocabulary(name), cfg).events.of_track("av")
+    return ev, list(dict.fromkeys(ev.label.tolist()))
+
+
 def clips_table(cache: str | Path, expect: str | Path, vocabs: list[str], thresholds: str | Path | None = None
                 ) -> tuple[str, dict[str, dict[str, int]]]:
     """Per natural clip: what it holds, and per vocabulary the audio-visual events found and the verdict.
 
     ``expect`` (JSON) gives per clip ``expected`` (event groups heard and seen per its labels) and ``present``
     (sources also heard and seen but not labelled: found, they are not false). A found group outside both is
-    a false event. Verdict: right (every expected group found, nothing false), partly, wrong."""
+    a false event (counted once per clip and group). Verdict: right (every expected group found, nothing
+    false), partly (some expected found), wrong."""
     scores = load_scores(cache)
     spec = json.loads(Path(expect).read_text())["clips"]
+    missing = [c for c in spec if c not in scores]
+    if missing:
+        raise ValueError(f"{expect}: clip '{missing[0]}' is not in the cache {cache}")
     totals = {v: {"expected": 0, "found_expected": 0, "false": 0, "right": 0} for v in vocabs}
-    head = "| clip | labels | expected AV groups | " + " | ".join(vocabs) + " |"
-    lines = [head, "|" + "---|" * (3 + len(vocabs))]
+    lines = ["| clip | labels | expected AV groups | " + " | ".join(vocabs) + " |", "|" + "---|" * (3 + len(vocabs))]
     for clip, e in spec.items():
-        if clip not in scores:
-            raise ValueError(f"{expect}: clip '{clip}' is not in the cache {cache}")
         cells = []
         for name in vocabs:
             cfg = ZeroShotConfig.from_file(thresholds, name) if thresholds else ZeroShotConfig(name)
-            ev = detect(scores[clip], load_vocabulary(name), cfg).events.of_track("av")
-            found = list(dict.fromkeys(ev.label.tolist()))
-            hit = [g for g in e["expected"] if g in found]
-            false = [g for g in found if g not in e["expected"] and g not in e.get("present", [])]
-            verdict = "right" if len(hit) == len(e["expected"]) and not false else ("partly" if hit else "wrong")
+            ev, found = _found(scores[clip], name, cfg)
+            hit, false, verdict = clip_verdict(found, e["expected"], e.get("present", []))
             t = totals[name]
             t["expected"] += len(e["expected"])
             t["found_expected"] += len(hit)
@@ -100,3 +124,26 @@ def clips_table(cache: str | Path, expect: str | Path, vocabs: list[str], thresh
         f"{t['found_expected']}/{t['expected']} expected found, {t['false']} false, {t['right']} right"
         for t in totals.values()) + " |")
     return "\n".join(lines), totals
+
+
+def clips_curve(cache: str | Path, expect: str | Path, vocabs: list[str], budgets: tuple[int, ...] = (0, 2, 4, 6, 10, 16)
+                ) -> str:
+    """Markdown: per vocabulary, the most expected groups found over the threshold grid with at most k false
+    ones, for each budget k. A description of the whole trade-off (nothing is chosen on the clips)."""
+    scores = load_scores(cache)
+    spec = json.loads(Path(expect).read_text())["clips"]
+    lines = ["| sound vocabulary | " + " | ".join(f"<= {k} false" for k in budgets) + " |",
+             "|---|" + "---|" * len(budgets)]
+    for name in vocabs:
+        points = []
+        for thr in GRID:
+            cfg = ZeroShotConfig(name, float(thr), TRACK_THRESHOLD)
+            hits = falses = 0
+            for clip, e in spec.items():
+                hit, false, _ = clip_verdict(_found(scores[clip], name, cfg)[1], e["expected"], e.get("present", []))
+                hits, falses = hits + len(hit), falses + len(false)
+            points.append((hits, falses))
+        best = [max([h for h, f in points if f <= k], default=0) for k in budgets]
+        total = sum(len(e["expected"]) for e in spec.values())
+        lines.append(f"| {name} | " + " | ".join(f"{b}/{total}" for b in best) + " |")
+    return "\n".join(lines)

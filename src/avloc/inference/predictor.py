@@ -55,11 +55,11 @@ class Predictor:
         return cls.from_trained(read_model_file(path), device, None, backbones, post, engine, precision)
 
     @classmethod
-    def zero_shot(cls, device: str = "cpu", post: PostProcess | None = None, vocab: str = "soundnet",
+    def zero_shot(cls, device: str = "cpu", post: PostProcess | None = None, vocab: str = "ucs",
                   thresholds: str | Path | None = None) -> "Predictor":
-        """The training-free detector: the sound (SoundNet-8's ImageNet head, or aiSFX's UCS Categories with
-        ``vocab="ucs"``) x EfficientNet-Lite0 (frames) agreement; ``thresholds``: a file of ``avloc zeroshot
-        tune`` (default: the shipped val-chosen values)."""
+        """The training-free detector: the sound (aiSFX's UCS Categories; ``vocab="soundnet"``: SoundNet-8's
+        ImageNet head as first shipped) x EfficientNet-Lite0 (frames) agreement; ``thresholds``: a file of
+        ``avloc zeroshot tune`` (default: the shipped val-chosen values)."""
         from avloc.engine.build import resolve_device
         from avloc.inference.zeroshot import ZeroShotConfig, zero_shot_predict
         from avloc.inference.zeroshot_scores import ZeroShotNets

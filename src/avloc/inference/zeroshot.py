@@ -42,7 +42,7 @@ def shipped_thresholds(path: Path = SHIPPED) -> dict[str, dict]:
 
 @dataclass
 class ZeroShotConfig:
-    vocab: str = "soundnet"  # soundnet, ucs or soundnet_ext (``sound_vocab``)
+    vocab: str = "ucs"  # ucs (the detector that hears), soundnet (as first shipped) or soundnet_ext
     av_threshold: float | None = None  # None: the shipped val-chosen value of ``vocab``
     track_threshold: float | None = None  # audio-only and visual-only tracks; None: shipped
     group_thresholds: dict[str, float] = field(default_factory=dict)  # per-group overrides of av_threshold

@@ -2,7 +2,7 @@
 
 1. check every input first (missing or unreadable videos are reported by name and skipped; annotations that
    lack a video are an error before anything is written);
-2. build the ``Predictor`` once: the zero-shot SoundNet x EfficientNet agreement, a run or a model file;
+2. build the ``Predictor`` once: the zero-shot sound x EfficientNet agreement, a run or a model file;
 3. per video: detect, post-process (``--min-score``, ``--min-duration``, ``--merge-gap``), attach ground
    truth and its score, write ``OUT/<video id>/`` whole (events.json/srt/vtt/tsv, labels.txt, timeline.png,
    report.html, video.mp4);
@@ -38,9 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--visual", default=None, help="a model trained on features not made by avloc extract: the "
                                                   "visual backbone that made them (e.g. vgg19)")
     p.add_argument("--audio", default=None, help="with --visual: the audio backbone (e.g. vggish)")
-    p.add_argument("--vocab", default="soundnet", choices=["soundnet", "ucs", "soundnet_ext"],
-                   help="--zero-shot: what names the sound: soundnet (SoundNet-8's ImageNet head) or ucs (aiSFX's "
-                        "82 UCS sound Categories, more groups); soundnet_ext: SoundNet on the ucs groups")
+    p.add_argument("--vocab", default="ucs", choices=["ucs", "soundnet", "soundnet_ext"],
+                   help="--zero-shot: what names the sound: ucs (aiSFX's 82 UCS sound Categories) or soundnet "
+                        "(SoundNet-8's ImageNet head, as first shipped); soundnet_ext: SoundNet on the ucs groups")
     p.add_argument("--thresholds", default=None, help="--zero-shot: a thresholds file of avloc zeroshot tune "
                                                       "(default: the shipped ones, chosen on composed val videos)")
     p.add_argument("--out", default="predictions", help="output folder (one sub-folder per video)")

@@ -17,7 +17,7 @@ import sys
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("zeroshot", help="zero-shot detector: cache backbone tables, choose thresholds on a "
                                         "labelled val split, score a test split or natural clips")
-    verbs = p.add_subparsers(dest="zs_command", required=True)
+    verbs = p.add_subparsers(dest="zs_command", required=True, help="cache, tune, eval or clips")
     c = verbs.add_parser("cache", help="per-second backbone tables of videos, saved to one .npz (resumes)")
     c.add_argument("videos", nargs="+", help="video files, folders of videos or .txt lists of paths")
     c.add_argument("--out", required=True, help="the .npz cache to write (videos already in it are skipped)")
@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="the class map the folder was composed with (which pictures stand for each class)")
     t.add_argument("--split", default="val", help="the split to choose on (test is refused)")
     t.add_argument("--out", required=True, help="thresholds JSON to write")
-    e.add_argument("--split", default="test")
+    e.add_argument("--split", default="test", help="the split to score")
+    e.add_argument("--mismatched-sound", action="store_true", help="control: each video with the sound of a "
+                   "video of another class (a detector that hears loses its events)")
     for q in (e, k):
         q.add_argument("--thresholds", default=None, help="a file of avloc zeroshot tune (default: shipped)")
     k.add_argument("--expect", default="configs/media/natural_clips.json",
@@ -54,10 +56,13 @@ def run(args: argparse.Namespace) -> int:
         rep.write_thresholds(table, args.out)
         print(json.dumps(table, indent=1))
     elif args.zs_command == "eval":
-        rows = rep.split_scores(args.cache, args.data, args.split, args.vocab, args.class_map, args.thresholds)
-        print(rep.split_table(rows))
+        rows = rep.split_scores(args.cache, args.data, args.split, args.vocab, args.class_map, args.thresholds,
+                               args.mismatched_sound)
+        print(rep.split_table(rows) + "\n\n" + rep.class_table(rows))
     else:
         print(rep.clips_table(args.cache, args.expect, args.vocab, args.thresholds)[0])
+        print("\nexpected groups found at a budget of false ones, over every threshold of the grid:\n")
+        print(rep.clips_curve(args.cache, args.expect, args.vocab))
     return 0
 
 
