@@ -98,3 +98,24 @@ def test_shipped_thresholds_cover_every_vocabulary_and_say_how_they_were_chosen(
     assert "split 'val'" in ship["chosen_on"] and ship["command"].startswith("avloc zeroshot tune")
     for name in VOCABULARIES:
         assert 0 < ZeroShotConfig(name).resolved().av_threshold < 1
+
+
+def test_cli_tunes_on_val_and_scores_a_split_from_the_cache(tmp_path, capsys):
+    from avloc.evaluation.zeroshot_eval import composed_split_videos
+    from avloc.tools.cli import main
+
+    scores, _ = labelled_case(tmp_path)
+    cache = save_scores(list(scores.values()), tmp_path / "cache.npz")
+    common = ["--cache", str(cache), "--data", str(tmp_path), "--class-map", str(tmp_path / "map.json"),
+              "--vocab", "ucs", "soundnet"]
+    assert main(["zeroshot", "tune", *common, "--split", "val", "--out", str(tmp_path / "thr.json")]) == 0
+    table = json.loads((tmp_path / "thr.json").read_text())
+    assert table["vocabularies"]["ucs"]["av_threshold"] == 0.47 and "--split val" in table["command"]
+    capsys.readouterr()
+    assert main(["zeroshot", "eval", *common, "--split", "val", "--thresholds", str(tmp_path / "thr.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| ucs | 0.47 | 100.0 | 2 | 2 | 0 | 100.0 | 100.0 | 100.0 |" in out  # every second and event right
+    assert "| soundnet | " in out and "| Dog bark | 2 / 2, 0 | 0 / 2, 0 |" in out  # its sound tables are silent
+    assert main(["zeroshot", "tune", *common, "--split", "test", "--out", str(tmp_path / "t.json")]) == 2
+    (tmp_path / "valSet.txt").write_text("Dog bark&a&good&0&4\nbackground&b&good&0&0\n")
+    assert [p.name for p in composed_split_videos(tmp_path, "val")] == ["a.mp4", "b.mp4"]

@@ -81,6 +81,19 @@ def composed_truth(data_dir: str | Path, split: str) -> dict[str, LabelledVideo]
     return out
 
 
+def composed_split_videos(data_dir: str | Path, split: str) -> list[Path]:
+    """The video files of one split of a composed AVE-layout folder (``<split>Set.txt``, ``videos/<id>.mp4``)."""
+    path = Path(data_dir) / f"{split}Set.txt"
+    try:
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the split list ({exc.strerror})") from None
+    bad = [ln for ln in lines if ln.count("&") < 4]
+    if bad:
+        raise ValueError(f"{path}: not an AVE split line: {bad[0]!r}")
+    return [Path(data_dir) / "videos" / f"{ln.split('&')[1]}.mp4" for ln in lines]
+
+
 def group_classes(vocab: SoundVocabulary, class_map: str | Path) -> dict[str, str]:
     """Event group -> the composed class it stands for ("" for none), by shared ImageNet wnids."""
     path = Path(class_map)
@@ -121,18 +134,21 @@ def _match(found: list[tuple[str, float, float, float]], true: list[tuple[str, f
 
 
 def evaluate_zero_shot(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], vocab: SoundVocabulary,
-                       classes: dict[str, str], threshold: float, tiou: float = 0.5) -> ZeroShotScore:
-    """Per-second accuracy and event precision / recall / F1 of one agreement threshold (module docstring)."""
+                       classes: dict[str, str], threshold: float, tiou: float = 0.5,
+                       group_thresholds: dict[str, float] | None = None) -> ZeroShotScore:
+    """Per-second accuracy and event precision / recall / F1 of one agreement threshold (module docstring);
+    ``group_thresholds`` overrides it for some groups."""
     missing = sorted(set(truth) - set(scores))
     if missing:
         raise ValueError(f"no cached scores for {len(missing)} labelled videos, e.g. '{missing[0]}'")
     label_of = np.array([classes.get(g) or f"other:{g}" for g in vocab.names])  # (G,)
+    thr = np.array([(group_thresholds or {}).get(g, threshold) for g in vocab.names])  # (G,)
     right = total = found = matched = n_true = 0
     per_class: dict[str, list[int]] = {}
     for vid, lab in truth.items():
         av = _agreement(scores[vid], vocab)  # (T, G)
         t = min(len(av), len(lab.seconds))
-        active = av[:t] >= threshold  # (t, G)
+        active = av[:t] >= thr  # (t, G)
         best = np.where(active, av[:t], -1.0).argmax(1)  # (t,)
         pred = np.where(active.any(1), label_of[best], "")  # (t,)
         right += int((pred == lab.seconds[:t]).sum())

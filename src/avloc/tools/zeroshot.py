@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "labelled val split, score a test split or natural clips")
     verbs = p.add_subparsers(dest="zs_command", required=True, help="cache, tune, eval or clips")
     c = verbs.add_parser("cache", help="per-second backbone tables of videos, saved to one .npz (resumes)")
-    c.add_argument("videos", nargs="+", help="video files, folders of videos or .txt lists of paths")
+    c.add_argument("videos", nargs="*", help="video files, folders of videos or .txt lists of paths")
+    c.add_argument("--data", default=None, help="instead of videos: a composed folder (avloc synth ave --media)")
+    c.add_argument("--split", default="val", help="with --data: the split whose videos to score")
     c.add_argument("--out", required=True, help="the .npz cache to write (videos already in it are skipped)")
     vocab_help = "sound vocabularies: soundnet (as first shipped), ucs (aiSFX UCS Categories), soundnet_ext"
     t = verbs.add_parser("tune", help="choose the agreement threshold of each vocabulary on a labelled val split")
@@ -73,7 +75,11 @@ def _cache(args: argparse.Namespace) -> int:
     from avloc.inference.inputs import readable_videos
     from avloc.inference.zeroshot_scores import cache_scores
 
-    paths, bad = readable_videos(args.videos)
+    from avloc.evaluation.zeroshot_eval import composed_split_videos
+
+    if bool(args.videos) == bool(args.data):
+        raise ValueError("avloc zeroshot cache: give videos or --data DIR --split S, not both")
+    paths, bad = readable_videos(args.videos or composed_split_videos(args.data, args.split))
     for msg in bad:
         print(f"avloc zeroshot cache: skipped {msg}", file=sys.stderr)
     done = cache_scores(paths, args.out, log=lambda m: print(m, flush=True))
