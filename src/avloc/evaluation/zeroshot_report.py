@@ -54,7 +54,8 @@ def split_scores(cache: str | Path, data_dir: str | Path, split: str, vocabs: li
     for name in vocabs:
         cfg = (ZeroShotConfig.from_file(thresholds, name) if thresholds else ZeroShotConfig(name)).resolved()
         vocab = load_vocabulary(name)
-        out[name] = evaluate_zero_shot(scores, truth, vocab, group_classes(vocab, class_map), cfg.av_threshold)
+        out[name] = evaluate_zero_shot(scores, truth, vocab, group_classes(vocab, class_map), cfg.av_threshold,
+                                       group_thresholds=cfg.group_thresholds)
     return out
 
 

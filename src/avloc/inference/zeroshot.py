@@ -66,7 +66,8 @@ class ZeroShotConfig:
         path = Path(path)
         try:
             row = json.loads(path.read_text())["vocabularies"][vocab]
-            return cls(vocab, float(row["av_threshold"]), float(row["track_threshold"]))
+            groups = {str(g): float(v) for g, v in row.get("group_thresholds", {}).items()}
+            return cls(vocab, float(row["av_threshold"]), float(row["track_threshold"]), groups)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}: no zero-shot thresholds for vocabulary '{vocab}' ({exc!r})") from None
 
