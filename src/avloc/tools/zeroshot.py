@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--vocab", nargs="+", default=["soundnet", "ucs"], help=vocab_help)
     for q in (t, e):
         q.add_argument("--data", required=True, help="a composed folder (avloc synth ave --media): timeline.json")
-        q.add_argument("--class-map", default="configs/media/esc10_imagenet.json",
+        q.add_argument("--class-map", default="media/esc10_imagenet.json",
                        help="the class map the folder was composed with (which pictures stand for each class)")
     t.add_argument("--split", default="val", help="the split to choose on (test is refused)")
     t.add_argument("--out", required=True, help="thresholds JSON to write")
@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "video of another class (a detector that hears loses its events)")
     for q in (e, k):
         q.add_argument("--thresholds", default=None, help="a file of avloc zeroshot tune (default: shipped)")
-    k.add_argument("--expect", default="configs/media/natural_clips.json",
+    k.add_argument("--expect", default="media/natural_clips.json",
                    help="JSON: per clip its labels and the event groups expected heard and seen")
     p.set_defaults(func=run)
 
@@ -50,10 +50,15 @@ def run(args: argparse.Namespace) -> int:
     if args.zs_command == "cache":
         return _cache(args)
     from avloc.evaluation import zeroshot_report as rep
+    from avloc.tools.paths import config_path
 
+    if args.zs_command in ("tune", "eval"):  # a file, or a name under the shipped configs/
+        args.class_map_given, args.class_map = args.class_map, config_path(args.class_map)
+    else:
+        args.expect = config_path(args.expect)
     if args.zs_command == "tune":
         command = (f"avloc zeroshot tune --cache {args.cache} --data {args.data} --split {args.split} --vocab "
-                   f"{' '.join(args.vocab)} --class-map {args.class_map} --out {args.out}")
+                   f"{' '.join(args.vocab)} --class-map {args.class_map_given} --out {args.out}")
         table = rep.tune_thresholds(args.cache, args.data, args.split, args.vocab, args.class_map, command)
         rep.write_thresholds(table, args.out)
         print(json.dumps(table, indent=1))
