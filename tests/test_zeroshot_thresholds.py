@@ -119,3 +119,17 @@ def test_cli_tunes_on_val_and_scores_a_split_from_the_cache(tmp_path, capsys):
     assert main(["zeroshot", "tune", *common, "--split", "test", "--out", str(tmp_path / "t.json")]) == 2
     (tmp_path / "valSet.txt").write_text("Dog bark&a&good&0&4\nbackground&b&good&0&0\n")
     assert [p.name for p in composed_split_videos(tmp_path, "val")] == ["a.mp4", "b.mp4"]
+
+
+def test_a_bad_group_table_is_named_with_the_group(tmp_path):
+    from avloc.inference.sound_vocab import UCS_TABLE
+
+    rows = UCS_TABLE.read_text().splitlines()
+    for bad, msg in (("clock\tobject\tTICKS\tn02708093 analog clock", "unknown UCS Category 'TICKS'"),
+                     ("clock\tobject\tCLOCKS\tn99999999 nothing", "unknown ILSVRC wnid 'n99999999'")):
+        table = tmp_path / f"t{len(msg)}.tsv"
+        table.write_text("\n".join([*rows[:-1], bad]) + "\n")
+        with pytest.raises(ValueError, match=msg):
+            load_vocabulary("ucs", table)
+    with pytest.raises(ValueError, match="unknown zero-shot vocabulary 'vggish'"):
+        ZeroShotConfig("vggish").resolved()

@@ -61,12 +61,13 @@ class Predictor:
         ImageNet head as first shipped) x EfficientNet-Lite0 (frames) agreement; ``thresholds``: a file of
         ``avloc zeroshot tune`` (default: the shipped val-chosen values)."""
         from avloc.engine.build import resolve_device
+        from avloc.inference.sound_vocab import load_vocabulary
         from avloc.inference.zeroshot import ZeroShotConfig, zero_shot_predict
         from avloc.inference.zeroshot_scores import ZeroShotNets
 
         cfg = ZeroShotConfig.from_file(thresholds, vocab) if thresholds else ZeroShotConfig(vocab)
         cfg = cfg.resolved()  # a bad vocabulary fails here, before the weights load
-        nets = ZeroShotNets.from_packages(resolve_device(device))
+        nets = ZeroShotNets.from_packages(resolve_device(device), (load_vocabulary(vocab).audio_table,))
         return cls(lambda path: zero_shot_predict(path, nets, cfg), "zero-shot", post)
 
     def predict(self, video: str | Path, ground_truth: Events | None = None) -> VideoPrediction:

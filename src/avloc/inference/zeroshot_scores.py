@@ -27,7 +27,7 @@ from avloc.formats.atomic import write_bytes_atomic
 from avloc.media.backbones.base import AudioBackbone, VisualBackbone
 from avloc.media.decode import decode, decode_audio, probe
 from avloc.media.ucs_vocab import WINDOW_S as UCS_WINDOW_S
-from avloc.media.ucs_vocab import UCSHeads
+from avloc.media.ucs_vocab import UCS_CATEGORIES, UCSHeads
 
 FRAMES_PER_SECOND = 4  # EfficientNet frames per second (1 fps loses short visual events)
 CROP = "center_crop"  # squash-resizing loses the dog/no-dog separation on real clips
@@ -53,22 +53,28 @@ class SecondScores:
 
 @dataclass
 class ZeroShotNets:
-    """The pretrained networks the tables come from (loaded once, used for every video)."""
+    """The pretrained networks the tables come from (loaded once, used for every video); an audio network left
+    out (None) leaves its table at zeros, for a detector that does not read it."""
 
     visual: VisualBackbone
-    soundnet: AudioBackbone
-    aisfx: AudioBackbone
-    ucs: UCSHeads
+    soundnet: AudioBackbone | None
+    aisfx: AudioBackbone | None
+    ucs: UCSHeads | None
 
     @classmethod
-    def from_packages(cls, device: str | torch.device = "cpu") -> "ZeroShotNets":
-        """EfficientNet-Lite0, SoundNet-8 and aiSFX (with its UCS heads) from their installed packages."""
+    def from_packages(cls, device: str | torch.device = "cpu",
+                      tables: tuple[str, ...] = ("soundnet", "ucs")) -> "ZeroShotNets":
+        """EfficientNet-Lite0 and the audio networks of ``tables`` (SoundNet-8; aiSFX with its UCS heads) from
+        their installed packages."""
         from avloc.media.backbones.aisfx import AiSFX
         from avloc.media.backbones.efficientnet import EfficientNetLite0
         from avloc.media.backbones.soundnet import SoundNet8
 
-        return cls(EfficientNetLite0.weights_from_package().to(device), SoundNet8.weights_from_package().to(device),
-                   AiSFX.weights_from_package().to(device), UCSHeads.pretrained().to(device))
+        hear = "ucs" in tables
+        return cls(EfficientNetLite0.weights_from_package().to(device),
+                   SoundNet8.weights_from_package().to(device) if "soundnet" in tables else None,
+                   AiSFX.weights_from_package().to(device) if hear else None,
+                   UCSHeads.pretrained().to(device) if hear else None)
 
 
 def clip_seconds(duration: float) -> int:
@@ -102,20 +108,22 @@ def soundnet_probs(wave: np.ndarray, net: AudioBackbone, seconds: int) -> np.nda
 
 
 def score_video(path: str | Path, nets: ZeroShotNets) -> SecondScores:
-    """Decode ``path`` once per sample rate and compute its three per-second tables."""
+    """Decode ``path`` (once per audio sample rate) and compute its per-second tables."""
     path = Path(path)
     duration = probe(path).duration
     seconds = clip_seconds(duration)
     fps = FRAMES_PER_SECOND
     frame_times = np.minimum(np.arange(seconds * fps) / fps, max(duration - 1e-3, 0.0))  # (seconds * fps,)
-    media = decode(path, frame_times, nets.soundnet.sample_rate)
+    rate = nets.soundnet.sample_rate if nets.soundnet is not None else 22050
+    media = decode(path, frame_times, rate)
     visual = visual_probs(media.frames, nets.visual, seconds)
-    if not media.has_audio:
-        return SecondScores(path.stem, duration, visual, np.zeros((seconds, 1000)),
-                            np.zeros((seconds, len(nets.ucs.count))), has_audio=False)
-    wave44 = decode_audio(path, nets.aisfx.sample_rate)
-    return SecondScores(path.stem, duration, visual, soundnet_probs(media.audio, nets.soundnet, seconds),
-                        ucs_probs(wave44, nets.aisfx, nets.ucs, seconds))
+    soundnet, ucs = np.zeros((seconds, 1000)), np.zeros((seconds, len(UCS_CATEGORIES)))
+    if media.has_audio and nets.soundnet is not None:
+        soundnet = soundnet_probs(media.audio, nets.soundnet, seconds)
+    wave44 = decode_audio(path, nets.aisfx.sample_rate) if media.has_audio and nets.aisfx is not None else None
+    if wave44 is not None and nets.ucs is not None:
+        ucs = ucs_probs(wave44, nets.aisfx, nets.ucs, seconds)
+    return SecondScores(path.stem, duration, visual, soundnet, ucs, has_audio=media.has_audio)
 
 
 def save_scores(scores: list[SecondScores], path: str | Path) -> Path:
