@@ -90,6 +90,23 @@ def test_tuning_refuses_the_test_split_and_the_cache_round_trips(tmp_path):
         ZeroShotConfig.from_file(tmp_path / "thr.json", "soundnet")
 
 
+def test_wrong_sound_copies_are_seen_not_heard_negatives(tmp_path):
+    from avloc.evaluation.zeroshot_eval import with_wrong_sound_copies
+
+    scores, truth = labelled_case(tmp_path)
+    s2, t2 = with_wrong_sound_copies(scores, truth)
+    assert len(s2) == 6 and t2["a~wrong_sound"].events == [] and not t2["a~wrong_sound"].seconds.any()
+    # a's dog pictures (0.6 at 0-4 s) with b's sound (ANIMALS 0.35 at 2-6 s) agree at 2-4 s with
+    # sqrt(0.35 * 0.6) = 0.458: one more false event below that threshold (b's and c's copies agree at 0.408)
+    vocab = load_vocabulary("ucs")
+    classes = group_classes(vocab, tmp_path / "map.json")
+    assert evaluate_zero_shot(s2, t2, vocab, classes, 0.45).false_events == 1
+    assert evaluate_zero_shot(s2, t2, vocab, classes, 0.46).false_events == 0
+    table = tune_thresholds(save_scores(list(scores.values()), tmp_path / "c.npz"), tmp_path, "val", ["ucs"],
+                            tmp_path / "map.json", wrong_sound=True)
+    assert "3 wrong-sound copies" in table["chosen_on"] and table["vocabularies"]["ucs"]["av_threshold"] == 0.47
+
+
 def test_shipped_thresholds_cover_every_vocabulary_and_say_how_they_were_chosen():
     from avloc.inference.sound_vocab import VOCABULARIES
     from avloc.inference.zeroshot import shipped_thresholds

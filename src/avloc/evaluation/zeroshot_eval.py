@@ -189,6 +189,21 @@ def mismatched_sound(scores: dict[str, SecondScores], truth: dict[str, LabelledV
     return out
 
 
+def with_wrong_sound_copies(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo]
+                            ) -> tuple[dict[str, SecondScores], dict[str, LabelledVideo]]:
+    """The split plus, per video, a copy with the sound of a video of another class (``mismatched_sound``)
+    and no audio-visual second: seen-not-heard examples, which a composed split has few of (most of its
+    seconds are audio-visual), so that a threshold chosen on it rewards hearing, not only seeing."""
+    wrong = mismatched_sound(scores, truth)
+    s2, t2 = dict(scores), dict(truth)
+    for v, lab in truth.items():
+        key = f"{v}~wrong_sound"
+        s2[key] = SecondScores(key, wrong[v].duration, wrong[v].visual, wrong[v].soundnet, wrong[v].ucs,
+                               wrong[v].has_audio)
+        t2[key] = LabelledVideo(key, np.full(len(lab.seconds), ""), [])
+    return s2, t2
+
+
 def choose_threshold(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], vocab: SoundVocabulary,
                      classes: dict[str, str], grid: np.ndarray = GRID, tiou: float = 0.5
                      ) -> tuple[ZeroShotScore, list[ZeroShotScore]]:

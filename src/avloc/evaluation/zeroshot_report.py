@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from avloc.evaluation.zeroshot_eval import GRID, ZeroShotScore, choose_threshold, composed_truth, evaluate_zero_shot, \
-    group_classes, mismatched_sound
+    group_classes, mismatched_sound, with_wrong_sound_copies
 from avloc.formats.atomic import write_text_atomic
 from avloc.inference.sound_vocab import load_vocabulary
 from avloc.inference.zeroshot import ZeroShotConfig, detect
@@ -21,12 +21,17 @@ TRACK_THRESHOLD = 0.25  # audio-only / visual-only tracks: not chosen on data (t
 
 
 def tune_thresholds(cache: str | Path, data_dir: str | Path, split: str, vocabs: list[str], class_map: str | Path,
-                    command: str = "") -> dict:
-    """Per vocabulary, the agreement threshold of best event F1 on ``split`` of ``data_dir`` (never test)."""
+                    command: str = "", wrong_sound: bool = False) -> dict:
+    """Per vocabulary, the agreement threshold of best event F1 on ``split`` of ``data_dir`` (never test);
+    ``wrong_sound``: the split plus a wrong-sound copy of each video (``with_wrong_sound_copies``)."""
     if split == "test":
         raise ValueError("thresholds are chosen on a validation split, never on 'test'")
     scores, truth = load_scores(cache), composed_truth(data_dir, split)
-    out: dict = {"chosen_on": f"{Path(data_dir).name} split '{split}' ({len(truth)} composed real-media videos)",
+    n = len(truth)
+    if wrong_sound:
+        scores, truth = with_wrong_sound_copies(scores, truth)
+    copies = f" plus their {n} wrong-sound copies" if wrong_sound else ""
+    out: dict = {"chosen_on": f"{Path(data_dir).name} split '{split}' ({n} composed real-media videos{copies})",
                  "objective": "event F1 (same class, tIoU >= 0.5, one-to-one); ties: higher threshold",
                  "command": command, "vocabularies": {}}
     for name in vocabs:

@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="the class map the folder was composed with (which pictures stand for each class)")
     t.add_argument("--split", default="val", help="the split to choose on (test is refused)")
     t.add_argument("--out", required=True, help="thresholds JSON to write")
+    t.add_argument("--wrong-sound-copies", action="store_true", help="add a copy of each video with the sound of "
+                   "another class and no audio-visual event (seen, not heard): the choice then rewards hearing")
     e.add_argument("--split", default="test", help="the split to score")
     e.add_argument("--mismatched-sound", action="store_true", help="control: each video with the sound of a "
                    "video of another class (a detector that hears loses its events)")
@@ -58,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
         args.expect = config_path(args.expect)
     if args.zs_command == "tune":
         command = (f"avloc zeroshot tune --cache {args.cache} --data {args.data} --split {args.split} --vocab "
-                   f"{' '.join(args.vocab)} --class-map {args.class_map_given} --out {args.out}")
-        table = rep.tune_thresholds(args.cache, args.data, args.split, args.vocab, args.class_map, command)
+                   f"{' '.join(args.vocab)} --class-map {args.class_map_given} --out {args.out}"
+                   + (" --wrong-sound-copies" if args.wrong_sound_copies else ""))
+        table = rep.tune_thresholds(args.cache, args.data, args.split, args.vocab, args.class_map, command,
+                                    args.wrong_sound_copies)
         rep.write_thresholds(table, args.out)
         print(json.dumps(table, indent=1))
     elif args.zs_command == "eval":
