@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from avloc.evaluation.zeroshot_eval import GRID, ZeroShotScore, choose_threshold, composed_truth, evaluate_zero_shot, \
-    group_classes, mismatched_sound, with_wrong_sound_copies
+from avloc.evaluation.zeroshot_eval import (GRID, ZeroShotScore, choose_threshold, composed_truth,
+                                             evaluate_zero_shot, group_classes, mismatched_sound,
+                                             with_wrong_sound_copies)
 from avloc.formats.atomic import write_text_atomic
+from avloc.inference.events import Events
 from avloc.inference.sound_vocab import load_vocabulary
 from avloc.inference.zeroshot import ZeroShotConfig, detect
-from avloc.inference.zeroshot_scores import load_scores
+from avloc.inference.zeroshot_scores import SecondScores, load_scores
 
 TRACK_THRESHOLD = 0.25  # audio-only / visual-only tracks: not chosen on data (they never make an AV event)
 
@@ -92,7 +94,8 @@ def clip_verdict(found: list[str], expected: list[str], present: list[str]) -> t
     return hit, false, "right" if len(hit) == len(expected) and not false else ("partly" if hit else "wrong")
 
 
-def _found(scores, name: str, cfg: ZeroShotConfig):  # noqa: ANN001, ANN202
+def _found(scores: SecondScores, name: str, cfg: ZeroShotConfig) -> tuple[Events, list[str]]:
+    """The audio-visual events of one clip and their groups, in order of first appearance."""
     ev = detect(scores, load_vocabulary(name), cfg).events.of_track("av")
     return ev, list(dict.fromkeys(ev.label.tolist()))
 

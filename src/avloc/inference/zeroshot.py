@@ -13,8 +13,9 @@ into event groups; per second t and group g:
 An audio-visual event is a run of seconds with A_g >= ``av_threshold``. The audio-only (pa >= track
 threshold) and visual-only (pv >= track threshold) tracks are kept: a silent dog on screen is a visual track,
 not an audio-visual event. The shipped thresholds (``zeroshot_thresholds.json``) were chosen per vocabulary on
-the validation split of a composed real-media set by ``avloc zeroshot tune`` (the file records the command);
-time resolution is coarse: a per-second value comes from a 2-3 s window, so an onset smears by about +-1 s.
+the validation split of a composed real-media set, with a wrong-sound copy of each video, by ``avloc zeroshot
+tune`` (the file records the command). Time resolution is coarse: a per-second value comes from a 2-3 s
+window, so an onset smears by about +-1 s.
 """
 
 from __future__ import annotations
