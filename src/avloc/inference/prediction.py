@@ -43,6 +43,8 @@ class VideoPrediction:
     ground_truth: Events | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)  # per track and label: where a step
+    # counts as an event (a threshold decision: the zero-shot detector); empty for an argmax decision
 
     def track(self, name: str) -> ScoreTrack:
         for t in self.tracks:

@@ -55,19 +55,20 @@ class Predictor:
         return cls.from_trained(read_model_file(path), device, None, backbones, post, engine, precision)
 
     @classmethod
-    def zero_shot(cls, device: str = "cpu", post: PostProcess | None = None) -> "Predictor":
-        """The training-free detector: SoundNet-8 (sound) x EfficientNet-Lite0 (frames) agreement."""
+    def zero_shot(cls, device: str = "cpu", post: PostProcess | None = None, vocab: str = "ucs",
+                  thresholds: str | Path | None = None) -> "Predictor":
+        """The training-free detector: the sound (aiSFX's UCS Categories; ``vocab="soundnet"``: SoundNet-8's
+        ImageNet head as first shipped) x EfficientNet-Lite0 (frames) agreement; ``thresholds``: a file of
+        ``avloc zeroshot tune`` (default: the shipped val-chosen values)."""
         from avloc.engine.build import resolve_device
-        from avloc.inference.event_groups import load_event_groups
-        from avloc.inference.zeroshot import zero_shot_predict
-        from avloc.media.backbones.efficientnet import EfficientNetLite0
-        from avloc.media.backbones.soundnet import SoundNet8
+        from avloc.inference.sound_vocab import load_vocabulary
+        from avloc.inference.zeroshot import ZeroShotConfig, zero_shot_predict
+        from avloc.inference.zeroshot_scores import ZeroShotNets
 
-        dev = resolve_device(device)
-        visual = EfficientNetLite0.weights_from_package().to(dev)
-        audio = SoundNet8.weights_from_package().to(dev)
-        groups = load_event_groups()
-        return cls(lambda path: zero_shot_predict(path, visual, audio, groups), "zero-shot", post)
+        cfg = ZeroShotConfig.from_file(thresholds, vocab) if thresholds else ZeroShotConfig(vocab)
+        cfg = cfg.resolved()  # a bad vocabulary fails here, before the weights load
+        nets = ZeroShotNets.from_packages(resolve_device(device), (load_vocabulary(vocab).audio_table,))
+        return cls(lambda path: zero_shot_predict(path, nets, cfg), "zero-shot", post)
 
     def predict(self, video: str | Path, ground_truth: Events | None = None) -> VideoPrediction:
         """Events of one video; with ``ground_truth`` (e.g. from an annotation file) also its scores."""

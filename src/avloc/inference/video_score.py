@@ -73,6 +73,6 @@ def scored_events(pred: VideoPrediction, gt: Events) -> Events:
 
     groups = load_event_groups()
     known = set(gt.label.tolist())
-    names = {g: groups.ave_name(g) for g in set(ev.label.tolist())}
+    names = {g: groups.ave_name(g) if g in groups.names else g for g in set(ev.label.tolist())}
     ev.label = np.array([names[g] if g not in known and names[g] in known else g for g in ev.label.tolist()])
     return ev

@@ -62,16 +62,14 @@ def score_note(pred: VideoPrediction) -> str:
 
 def decision_thresholds(pred: VideoPrediction) -> dict[str, dict[str, float]]:
     """Per track and class, the score from which a step counts as an event; empty where the decision is not
-    a threshold (a trained run: the highest-scoring class wins)."""
+    a threshold (a trained run: the highest-scoring class wins). A zero-shot prediction that does not carry
+    its thresholds (one made by hand) is drawn with the shipped ones of the first vocabulary."""
     if pred.method != "zero-shot":
         return {}
+    if pred.thresholds:
+        return pred.thresholds
     from avloc.inference.zeroshot import ZeroShotConfig
 
-    cfg = ZeroShotConfig()
-    out: dict[str, dict[str, float]] = {}
-    for tr in pred.tracks:
-        if tr.name == MAIN:
-            out[tr.name] = {lab: cfg.group_thresholds.get(lab, cfg.av_threshold) for lab in tr.labels}
-        else:
-            out[tr.name] = {lab: cfg.track_threshold for lab in tr.labels}
-    return out
+    cfg = ZeroShotConfig().resolved()
+    return {tr.name: {lab: cfg.av_threshold if tr.name == MAIN else cfg.track_threshold for lab in tr.labels}
+            for tr in pred.tracks}

@@ -18,7 +18,8 @@ DISPLAY_NAMES = {
     "wild_canid": "wolf, fox or wild dog",
     "big_cat": "big cat",
     "rail": "train",
-    "speaker": "loudspeaker",
+    "speaker": "person speaking",  # seen through suit, tie, microphone, stage: ImageNet has no person
+    "power_tool": "power tool",
     "gym": "gym equipment",
 }
 

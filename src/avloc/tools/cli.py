@@ -302,9 +302,15 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
+def _add_zeroshot(sub: argparse._SubParsersAction) -> None:
+    from avloc.tools.zeroshot import register
+
+    register(sub)
+
+
 ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_train, _add_eval, _add_info, _add_demo, _add_synth, _add_detect_eval, _add_bench, _add_reproduce,
-    _add_extract, _add_predict, _add_export,
+    _add_extract, _add_predict, _add_export, _add_zeroshot,
 ]
 
 

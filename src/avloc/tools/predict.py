@@ -2,7 +2,7 @@
 
 1. check every input first (missing or unreadable videos are reported by name and skipped; annotations that
    lack a video are an error before anything is written);
-2. build the ``Predictor`` once: the zero-shot SoundNet x EfficientNet agreement, a run or a model file;
+2. build the ``Predictor`` once: the zero-shot sound x EfficientNet agreement, a run or a model file;
 3. per video: detect, post-process (``--min-score``, ``--min-duration``, ``--merge-gap``), attach ground
    truth and its score, write ``OUT/<video id>/`` whole (events.json/srt/vtt/tsv, labels.txt, timeline.png,
    report.html, video.mp4);
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("videos", nargs="+", help="video files, folders of videos or .txt lists of paths")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--zero-shot", action="store_true",
-                     help="training-free: SoundNet-8 (sound) x EfficientNet-Lite0 (frames) agreement on ImageNet groups")
+                     help="training-free: sound (SoundNet-8 or aiSFX UCS, --vocab) x EfficientNet-Lite0 (frames) agreement")
     how.add_argument("--run", default=None, help="run folder of avloc train (its best.pt, config.yaml, model.json); "
                      "the training data is not needed")
     how.add_argument("--model", default=None, help="a model file written by avloc export")
@@ -38,6 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--visual", default=None, help="a model trained on features not made by avloc extract: the "
                                                   "visual backbone that made them (e.g. vgg19)")
     p.add_argument("--audio", default=None, help="with --visual: the audio backbone (e.g. vggish)")
+    p.add_argument("--vocab", default="ucs", choices=["ucs", "soundnet", "soundnet_ext"],
+                   help="--zero-shot: what names the sound: ucs (aiSFX's 82 UCS sound Categories) or soundnet "
+                        "(SoundNet-8's ImageNet head, as first shipped); soundnet_ext: SoundNet on the ucs groups")
+    p.add_argument("--thresholds", default=None, help="--zero-shot: a thresholds file of avloc zeroshot tune "
+                                                      "(default: the shipped ones, chosen on composed val videos)")
     p.add_argument("--out", default="predictions", help="output folder (one sub-folder per video)")
     p.add_argument("--annotations", default=None, help="ActivityNet/UnAV JSON: ground truth and a score per video")
     p.add_argument("--min-score", type=float, default=0.0, help="drop events scored below this (default 0: keep)")
@@ -57,7 +62,7 @@ def _predictor(args: argparse.Namespace) -> Predictor:
 
     pp = PostProcess(args.min_score, args.min_duration, args.merge_gap)
     if args.zero_shot:
-        return Predictor.zero_shot(args.device, post=pp)
+        return Predictor.zero_shot(args.device, post=pp, vocab=args.vocab, thresholds=args.thresholds)
     if (args.visual is None) != (args.audio is None):
         raise PredictError("--visual and --audio go together: the two backbones that made the run's features")
     backbones = (args.visual, args.audio) if args.visual else None

@@ -1,0 +1,214 @@
+"""The zero-shot detector scored on labelled videos, and its threshold chosen on a validation split.
+
+Ground truth: a composed real-media folder (``avloc synth ave --media``) names in ``timeline.json`` every
+second's sound and picture; an audio-visual second of class c is c's sound over c's picture, its audio-visual
+events are the runs of such seconds. The detector speaks in event groups (dog, bird, clock, ...); a group
+stands for class c when one of its ImageNet classes is among c's pictures in the set's class map
+(``depicts`` or ``stands_in``), so the rule comes from the same file the set was composed from. A group that
+stands for no class of the set is never right there.
+
+- per-second accuracy: each second is background or the class of the group with the highest agreement
+  above the threshold (a group of no class counts as a wrong foreground);
+- events: the detector's audio-visual events against the true ones, one-to-one, same class and temporal IoU
+  >= ``tiou`` (0.5), greedily by descending event score; precision = matched / found, recall = matched /
+  true, false events = found - matched.
+
+``choose_threshold`` sweeps one agreement threshold shared by every group and keeps the best event F1 (ties:
+the higher threshold, fewer false events). It must be given a validation split, never the test split.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from avloc.inference.events import runs_to_events
+from avloc.inference.sound_vocab import SoundVocabulary
+from avloc.inference.zeroshot import agreement, group_masses
+from avloc.inference.zeroshot_scores import SecondScores
+
+GRID = np.round(np.arange(0.02, 0.801, 0.01), 2)  # candidate agreement thresholds
+
+
+@dataclass
+class LabelledVideo:
+    """seconds (T,): the class of each audio-visual second, "" otherwise; events: (class, start, end)."""
+
+    video: str
+    seconds: np.ndarray
+    events: list[tuple[str, float, float]]
+
+
+@dataclass
+class ZeroShotScore:
+    threshold: float
+    per_second_acc: float
+    precision: float
+    recall: float
+    f1: float
+    found: int  # audio-visual events the detector reported
+    matched: int
+    true_events: int
+    per_class: dict[str, list[int]] = field(default_factory=dict)  # class -> [true events, matched, false]
+
+    @property
+    def false_events(self) -> int:
+        return self.found - self.matched
+
+    def as_dict(self) -> dict[str, float]:
+        return {**{k: v for k, v in asdict(self).items() if k != "per_class"}, "false_events": self.false_events}
+
+
+def composed_truth(data_dir: str | Path, split: str) -> dict[str, LabelledVideo]:
+    """The labelled videos of one split of a composed folder (its ``timeline.json``)."""
+    path = Path(data_dir) / "timeline.json"
+    try:
+        videos = json.loads(path.read_text())["videos"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: not a composed real-media timeline ({exc!r})") from None
+    out = {}
+    for vid, v in videos.items():
+        if v["split"] != split:
+            continue
+        kinds, audio = np.asarray(v["kinds"]), np.asarray(v["audio"], dtype=object)
+        seconds = np.where(kinds == "av", audio, "").astype(str)  # (T,)
+        out[vid] = LabelledVideo(vid, seconds, [(c, float(s), float(e)) for c, s, e in v["events"]])
+    if not out:
+        raise ValueError(f"{path}: no video of split '{split}'")
+    return out
+
+
+def composed_split_videos(data_dir: str | Path, split: str) -> list[Path]:
+    """The video files of one split of a composed AVE-layout folder (``<split>Set.txt``, ``videos/<id>.mp4``)."""
+    path = Path(data_dir) / f"{split}Set.txt"
+    try:
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the split list ({exc.strerror})") from None
+    bad = [ln for ln in lines if ln.count("&") < 4]
+    if bad:
+        raise ValueError(f"{path}: not an AVE split line: {bad[0]!r}")
+    return [Path(data_dir) / "videos" / f"{ln.split('&')[1]}.mp4" for ln in lines]
+
+
+def group_classes(vocab: SoundVocabulary, class_map: str | Path) -> dict[str, str]:
+    """Event group -> the composed class it stands for ("" for none), by shared ImageNet wnids."""
+    path = Path(class_map)
+    classes = json.loads(path.read_text())["classes"]
+    out = {}
+    for g in vocab.names:
+        wn = vocab.wnids(g)
+        hits = sorted(c for c, m in classes.items() if wn & set(m.get("depicts", []) + m.get("stands_in", [])))
+        if len(hits) > 1:
+            raise ValueError(f"{path}: event group '{g}' stands for several classes: {hits}")
+        out[g] = hits[0] if hits else ""
+    return out
+
+
+def _agreement(scores: SecondScores, vocab: SoundVocabulary) -> np.ndarray:
+    pa, pv = group_masses(scores, vocab)
+    return agreement(pa, pv).numpy()  # (T, G)
+
+
+def _match(found: list[tuple[str, float, float, float]], true: list[tuple[str, float, float]], tiou: float
+           ) -> np.ndarray:
+    """(N,) bool: which (class, start, end) true events a (class, start, end, score) event matches one-to-one,
+    best score first."""
+    if not found or not true:
+        return np.zeros(len(true), bool)
+    f = sorted(found, key=lambda e: -e[3])
+    fl, fs, fe = (np.array([e[i] for e in f]) for i in range(3))
+    tl, ts, te = (np.array([e[i] for e in true]) for i in range(3))
+    inter = np.clip(np.minimum(fe[:, None], te) - np.maximum(fs[:, None], ts), 0, None)  # (F, N)
+    union = np.maximum(fe[:, None], te) - np.minimum(fs[:, None], ts)
+    ok = (inter / np.maximum(union, 1e-9) >= tiou - 1e-9) & (fl[:, None] == tl[None, :])  # (F, N)
+    taken = np.zeros(len(true), bool)
+    for row in ok:  # a handful of events per video
+        j = np.flatnonzero(row & ~taken)
+        if len(j):
+            taken[j[0]] = True
+    return taken
+
+
+def evaluate_zero_shot(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], vocab: SoundVocabulary,
+                       classes: dict[str, str], threshold: float, tiou: float = 0.5,
+                       group_thresholds: dict[str, float] | None = None) -> ZeroShotScore:
+    """Per-second accuracy and event precision / recall / F1 of one agreement threshold (module docstring);
+    ``group_thresholds`` overrides it for some groups."""
+    missing = sorted(set(truth) - set(scores))
+    if missing:
+        raise ValueError(f"no cached scores for {len(missing)} labelled videos, e.g. '{missing[0]}'")
+    label_of = np.array([classes.get(g) or f"other:{g}" for g in vocab.names])  # (G,)
+    thr = np.array([(group_thresholds or {}).get(g, threshold) for g in vocab.names])  # (G,)
+    right = total = found = matched = n_true = 0
+    per_class: dict[str, list[int]] = {}
+    for vid, lab in truth.items():
+        av = _agreement(scores[vid], vocab)  # (T, G)
+        t = min(len(av), len(lab.seconds))
+        active = av[:t] >= thr  # (t, G)
+        best = np.where(active, av[:t], -1.0).argmax(1)  # (t,)
+        pred = np.where(active.any(1), label_of[best], "")  # (t,)
+        right += int((pred == lab.seconds[:t]).sum())
+        total += len(lab.seconds)
+        ev = runs_to_events(active, av[:t], 1.0, list(label_of), "av", scores[vid].duration)
+        mine = list(zip(ev.label.tolist(), ev.start.tolist(), ev.end.tolist(), ev.score.tolist()))
+        taken = _match(mine, lab.events, tiou)
+        found += len(mine)
+        matched += int(taken.sum())
+        n_true += len(lab.events)
+        for (c, _, _), hit in zip(lab.events, taken):
+            row = per_class.setdefault(c, [0, 0, 0])
+            row[0] += 1
+            row[1] += int(hit)
+        for c in ev.label.tolist():
+            per_class.setdefault(c, [0, 0, 0])[2] += 1
+    for row in per_class.values():
+        row[2] -= row[1]  # found events of the class that matched nothing
+    p = matched / found if found else 0.0
+    r = matched / n_true if n_true else 0.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    return ZeroShotScore(float(threshold), right / max(total, 1), p, r, f1, found, matched, n_true,
+                         dict(sorted(per_class.items())))
+
+
+def mismatched_sound(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo]) -> dict[str, SecondScores]:
+    """A control for hearing: each video keeps its frames but gets the sound tables of the next video (in id
+    order, cyclic) whose events are of other classes. A detector that hears loses its events; one that only
+    sees keeps them."""
+    ids = sorted(truth)
+    kinds = [frozenset(c for c, _, _ in truth[v].events) for v in ids]
+    out = {}
+    for i, v in enumerate(ids):
+        j = next((k % len(ids) for k in range(i + 1, i + len(ids)) if kinds[k % len(ids)] != kinds[i]), i)
+        s, other = scores[v], scores[ids[j]]
+        t = min(s.seconds, other.seconds)
+        out[v] = SecondScores(v, s.duration, s.visual[:t], other.soundnet[:t], other.ucs[:t], other.has_audio)
+    return out
+
+
+def with_wrong_sound_copies(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo]
+                            ) -> tuple[dict[str, SecondScores], dict[str, LabelledVideo]]:
+    """The split plus, per video, a copy with the sound of a video of another class (``mismatched_sound``)
+    and no audio-visual second: seen-not-heard examples, which a composed split has few of (most of its
+    seconds are audio-visual), so that a threshold chosen on it rewards hearing, not only seeing."""
+    wrong = mismatched_sound(scores, truth)
+    s2, t2 = dict(scores), dict(truth)
+    for v, lab in truth.items():
+        key = f"{v}~wrong_sound"
+        s2[key] = SecondScores(key, wrong[v].duration, wrong[v].visual, wrong[v].soundnet, wrong[v].ucs,
+                               wrong[v].has_audio)
+        t2[key] = LabelledVideo(key, np.full(len(lab.seconds), ""), [])
+    return s2, t2
+
+
+def choose_threshold(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], vocab: SoundVocabulary,
+                     classes: dict[str, str], grid: np.ndarray = GRID, tiou: float = 0.5
+                     ) -> tuple[ZeroShotScore, list[ZeroShotScore]]:
+    """The grid threshold of best event F1 on ``truth`` (ties: the higher one), and every grid point's score."""
+    rows = [evaluate_zero_shot(scores, truth, vocab, classes, float(x), tiou) for x in grid]
+    best = max(rows, key=lambda s: (round(s.f1, 12), s.threshold))
+    return best, rows
+
