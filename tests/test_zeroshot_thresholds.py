@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from avloc.evaluation.zeroshot_eval import choose_threshold, composed_truth, evaluate_zero_shot, group_classes
-from avloc.evaluation.zeroshot_report import tune_thresholds
+from avloc.inference.zeroshot_eval import choose_threshold, composed_truth, evaluate_zero_shot, group_classes
+from avloc.inference.zeroshot_report import tune_thresholds
 from avloc.inference.sound_vocab import load_vocabulary
 from avloc.inference.zeroshot import ZeroShotConfig, detect
 from avloc.inference.zeroshot_scores import SecondScores, load_scores, save_scores
@@ -91,7 +91,7 @@ def test_tuning_refuses_the_test_split_and_the_cache_round_trips(tmp_path):
 
 
 def test_wrong_sound_copies_are_seen_not_heard_negatives(tmp_path):
-    from avloc.evaluation.zeroshot_eval import with_wrong_sound_copies
+    from avloc.inference.zeroshot_eval import with_wrong_sound_copies
 
     scores, truth = labelled_case(tmp_path)
     s2, t2 = with_wrong_sound_copies(scores, truth)
@@ -118,7 +118,7 @@ def test_shipped_thresholds_cover_every_vocabulary_and_say_how_they_were_chosen(
 
 
 def test_cli_tunes_on_val_and_scores_a_split_from_the_cache(tmp_path, capsys):
-    from avloc.evaluation.zeroshot_eval import composed_split_videos
+    from avloc.inference.zeroshot_eval import composed_split_videos
     from avloc.tools.cli import main
 
     scores, _ = labelled_case(tmp_path)

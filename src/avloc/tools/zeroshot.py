@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.zs_command == "cache":
         return _cache(args)
-    from avloc.evaluation import zeroshot_report as rep
+    from avloc.inference import zeroshot_report as rep
     from avloc.tools.paths import config_path
 
     if args.zs_command in ("tune", "eval"):  # a file, or a name under the shipped configs/
@@ -84,7 +84,7 @@ def _cache(args: argparse.Namespace) -> int:
     from avloc.inference.inputs import readable_videos
     from avloc.inference.zeroshot_scores import cache_scores
 
-    from avloc.evaluation.zeroshot_eval import composed_split_videos
+    from avloc.inference.zeroshot_eval import composed_split_videos
 
     if bool(args.videos) == bool(args.data):
         raise ValueError("avloc zeroshot cache: give videos or --data DIR --split S, not both")

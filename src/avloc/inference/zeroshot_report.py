@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from avloc.evaluation.zeroshot_eval import (GRID, ZeroShotScore, choose_threshold, composed_truth,
+from avloc.inference.zeroshot_eval import (GRID, ZeroShotScore, choose_threshold, composed_truth,
                                              evaluate_zero_shot, group_classes, mismatched_sound,
                                              with_wrong_sound_copies)
 from avloc.formats.atomic import write_text_atomic
