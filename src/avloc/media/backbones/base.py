@@ -188,6 +188,11 @@ class VisualBackbone(Backbone):
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Preprocessed (N, 3, S, S) -> (N, 1000) ImageNet logits."""
+        return self.head(self(x))
+
+    def head(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Feature map (N, out_dim, g, g) -> (N, 1000) ImageNet logits; apart from the network so that an
+        inference engine's map (``EngineNet``) can be classified too."""
         raise NotImplementedError(f"backbone '{self.registered_name}' has no ImageNet head")
 
 
