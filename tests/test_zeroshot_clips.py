@@ -88,3 +88,30 @@ def test_a_silent_clip_is_predicted_and_says_so(detector, tmp_path):
     assert pred.notes and "no audio" in pred.notes[0]
     assert len(pred.events.of_track("av")) == 0
     assert pred.track("visual").scores.shape[0] == 3
+
+
+def test_an_engine_and_the_fast_path_find_the_same_events(detector, predictions, shared_dir):
+    """The detector on another engine in float32 gives eager float32's scores; bf16 with the uint8 resize (the
+    fast path, where the CPU has bf16 units) still hears and sees the LLP clip's dog."""
+    import numpy as np
+    import torch
+
+    from avloc.inference.zeroshot import ZeroShotDetector
+    from avloc.media.backbones.efficientnet import EfficientNetLite0
+    from avloc.media.backbones.soundnet import SoundNet8
+    from avloc.media.engines import installed
+    from avloc.media.engines.support import has_precision
+
+    _, groups = detector
+    clip = shared_dir / "media" / CLIPS["llp"]
+    visual, audio = EfficientNetLite0.weights_from_package(), SoundNet8.weights_from_package()
+    other = next((e for e in ("openvino", "onnxruntime") if installed(e)), None)
+    if other is None:
+        pytest.skip("no ONNX engine installed")
+    pred = ZeroShotDetector(visual, audio, groups, engine=other)(clip)
+    for got, want in zip(pred.tracks, predictions["llp"].tracks):
+        np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
+    if has_precision("openvino", "bf16", torch.device("cpu")) and other == "openvino":
+        fast = ZeroShotDetector(visual, audio, groups, engine="openvino", precision="bf16",
+                                resize_precision="uint8")(clip)
+        assert "dog" in labels(fast, "av")

@@ -32,42 +32,51 @@ class Predictor:
     @classmethod
     def from_trained(cls, trained: TrainedModel, device: str = "cpu", data: str | Path | None = None,
                      backbones: tuple[str, str] | None = None, post: PostProcess | None = None,
-                     engine: str = "auto", precision: str = "fp32") -> "Predictor":
-        """``engine`` / ``precision`` run the feature backbones (``avloc extract --engine``): any engine makes
-        features the model can read."""
+                     engine: str = "auto", precision: str = "fp32", resize_precision: str = "fp32") -> "Predictor":
+        """``engine`` / ``precision`` / ``resize_precision`` run the feature backbones (``avloc extract
+        --engine``): any engine makes features the model can read."""
         from avloc.inference.trained import TrainedDetector
 
-        detector = TrainedDetector(trained, device, data, backbones, engine, precision)
+        detector = TrainedDetector(trained, device, data, backbones, engine, precision, resize_precision)
         return cls(detector, detector.method, post)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str = "cpu", data: str | Path | None = None,
                  backbones: tuple[str, str] | None = None, post: PostProcess | None = None,
-                 engine: str = "auto", precision: str = "fp32") -> "Predictor":
+                 engine: str = "auto", precision: str = "fp32", resize_precision: str = "fp32") -> "Predictor":
         """A run folder's val-selected checkpoint; the training data is not needed (``data``, if given, is
         checked to hold features made like the training data's)."""
-        return cls.from_trained(read_run(run_dir, data), device, data, backbones, post, engine, precision)
+        return cls.from_trained(read_run(run_dir, data), device, data, backbones, post, engine, precision,
+                                resize_precision)
 
     @classmethod
     def from_file(cls, path: str | Path, device: str = "cpu", backbones: tuple[str, str] | None = None,
-                  post: PostProcess | None = None, engine: str = "auto", precision: str = "fp32") -> "Predictor":
+                  post: PostProcess | None = None, engine: str = "auto", precision: str = "fp32",
+                  resize_precision: str = "fp32") -> "Predictor":
         """A model file written by ``avloc export`` (or :func:`export_run`)."""
-        return cls.from_trained(read_model_file(path), device, None, backbones, post, engine, precision)
+        return cls.from_trained(read_model_file(path), device, None, backbones, post, engine, precision,
+                                resize_precision)
 
     @classmethod
-    def zero_shot(cls, device: str = "cpu", post: PostProcess | None = None) -> "Predictor":
-        """The training-free detector: SoundNet-8 (sound) x EfficientNet-Lite0 (frames) agreement."""
+    def zero_shot(cls, device: str = "cpu", post: PostProcess | None = None, engine: str = "auto",
+                  precision: str = "fp32", resize_precision: str = "fp32") -> "Predictor":
+        """The training-free detector: SoundNet-8 (sound) x EfficientNet-Lite0 (frames) agreement; ``engine``,
+        ``precision`` and ``resize_precision`` as for ``avloc extract``."""
         from avloc.engine.build import resolve_device
         from avloc.inference.event_groups import load_event_groups
-        from avloc.inference.zeroshot import zero_shot_predict
+        from avloc.inference.zeroshot import ZeroShotDetector
         from avloc.media.backbones.efficientnet import EfficientNetLite0
         from avloc.media.backbones.soundnet import SoundNet8
 
+        import torch
+
         dev = resolve_device(device)
-        visual = EfficientNetLite0.weights_from_package().to(dev)
-        audio = SoundNet8.weights_from_package().to(dev)
-        groups = load_event_groups()
-        return cls(lambda path: zero_shot_predict(path, visual, audio, groups), "zero-shot", post)
+        visual = EfficientNetLite0.weights_from_package().to(dev).fold_batchnorm()
+        audio = SoundNet8.weights_from_package().to(dev).fold_batchnorm()
+        visual.to(memory_format=torch.channels_last)  # faster depthwise / 3x3 convolutions on the CPU
+        detector = ZeroShotDetector(visual, audio, load_event_groups(), engine=engine, precision=precision,
+                                    resize_precision=resize_precision)
+        return cls(detector, "zero-shot", post)
 
     def predict(self, video: str | Path, ground_truth: Events | None = None) -> VideoPrediction:
         """Events of one video; with ``ground_truth`` (e.g. from an annotation file) also its scores."""

@@ -222,6 +222,13 @@ class Extractor:
             self.times["resize"] += time.perf_counter() - t1
             yield x
 
+    def frame_features(self, path: str | Path, times: np.ndarray, flags: list[str] | None = None,
+                       stats: dict[str, float] | None = None) -> torch.Tensor:
+        """The visual backbone's features of the frames at ``times`` (see ``_visual``), decoded and resized in
+        a thread beside the network; decoder flags go to ``flags``."""
+        frames = self._frames(Path(path), times, flags if flags is not None else [], stats if stats is not None else {})
+        return self._visual(prefetch(frames))
+
     @torch.no_grad()
     def _visual(self, chunks: Iterator[torch.Tensor]) -> torch.Tensor:
         """Per-frame features: (N, grid, grid, Dv) maps for AVE, (N, Dv) pooled for UnAV and LLP, float32 CPU."""

@@ -46,9 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="merge same-label events separated by less than this many seconds (0: no merging)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"],
-                   help="--run/--model: runs the feature backbones (auto = the one measured fastest here)")
+                   help="runs the backbones (auto = the float32 engine measured fastest here)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="--run/--model: backbone precision (bf16 only where the CPU has bf16 units, or a GPU)")
+                   help="backbone precision (bf16 only where the CPU has bf16 units, or a GPU)")
+    p.add_argument("--resize-precision", default="fp32", choices=["fp32", "uint8"],
+                   help="resize frames in float32 (reference) or uint8 (5-15x cheaper, pixels within 1 grey level)")
     p.set_defaults(func=run)
 
 
@@ -57,13 +59,15 @@ def _predictor(args: argparse.Namespace) -> Predictor:
 
     pp = PostProcess(args.min_score, args.min_duration, args.merge_gap)
     if args.zero_shot:
-        return Predictor.zero_shot(args.device, post=pp)
+        return Predictor.zero_shot(args.device, pp, args.engine, args.precision, args.resize_precision)
     if (args.visual is None) != (args.audio is None):
         raise PredictError("--visual and --audio go together: the two backbones that made the run's features")
     backbones = (args.visual, args.audio) if args.visual else None
     if args.model:
-        return Predictor.from_file(args.model, args.device, backbones, pp, args.engine, args.precision)
-    return Predictor.from_run(args.run, args.device, args.data, backbones, pp, args.engine, args.precision)
+        return Predictor.from_file(args.model, args.device, backbones, pp, args.engine, args.precision,
+                                   args.resize_precision)
+    return Predictor.from_run(args.run, args.device, args.data, backbones, pp, args.engine, args.precision,
+                              args.resize_precision)
 
 
 def run(args: argparse.Namespace) -> int:

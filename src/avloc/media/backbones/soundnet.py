@@ -175,12 +175,16 @@ class SoundNet8(AudioBackbone):
         return torch.cat(parts) if parts else torch.zeros(0, self.out_dim)
 
     @torch.no_grad()
-    def class_probs(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """ImageNet (T, 1000) and Places (T, 401) softmax per looped window, averaged over its conv8 outputs."""
+    def class_probs(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float,
+                    net: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """ImageNet (T, 1000) and Places (T, 401) softmax per looped window, averaged over its conv8 outputs.
+
+        ``net`` runs conv7 (an ``EngineNet`` of ``map_net("conv7")``); by default this module does."""
         windows = self.looped_windows(wave, starts_s, window_s)  # (T, n_loop)
+        conv7 = net or self.conv7
         parts = []
         for chunk in windows.split(self.cfg.batch):
-            objects, places = self.heads_logits(self.conv7(chunk))  # (b, 1000, T8), (b, 401, T8)
+            objects, places = self.heads_logits(conv7(chunk).float())  # (b, 1000, T8), (b, 401, T8)
             parts.append(torch.cat([objects.softmax(1).mean(-1), places.softmax(1).mean(-1)], 1))  # (b, 1401)
         probs = torch.cat(parts) if parts else torch.zeros(0, 1401)  # (T, 1401)
         return probs[:, :1000], probs[:, 1000:]
