@@ -34,7 +34,7 @@ from avloc.media.backbones import BACKBONES, AudioBackbone, VisualBackbone, crea
 from avloc.media.backbones.base import RESIZE_PRECISIONS, backbone_config, default_layer
 from avloc.media.backbones.vgg import ave_audio_starts
 from avloc.media.decode import SILENCE, MediaError, decode_audio, iter_frames, probe, usable_seconds
-from avloc.media.engines import CHOICES, PRECISIONS, EngineNet
+from avloc.media.engines import CHOICES, PRECISION_CHOICES, EngineNet
 from avloc.media.llp_layout import llp_data_config
 from avloc.media.prefetch import prefetch
 
@@ -63,12 +63,12 @@ class ExtractConfig:
     batch: int = 0  # frames per visual backbone call; 0 = 2 on CPU (a small batch stays in cache), 64 on GPU
     device: str = "cpu"
     engine: str = "auto"  # auto (fastest measured here) | torch | onnxruntime | openvino: see media/engines
-    precision: str = "fp32"  # fp32 | bf16 (CPUs with bf16 units, GPUs): bf16 moves features by ~1e-2 relative
+    precision: str = "fp32"  # fp32 | bf16 (CPUs with bf16 units, GPUs) | auto (the faster, bf16 where checked)
 
     def __post_init__(self) -> None:
-        if self.engine not in CHOICES or self.precision not in PRECISIONS:
+        if self.engine not in CHOICES or self.precision not in PRECISION_CHOICES:
             raise ValueError(f"engine must be one of {', '.join(CHOICES)} and precision one of "
-                             f"{', '.join(PRECISIONS)}, got {self.engine!r} / {self.precision!r}")
+                             f"{', '.join(PRECISION_CHOICES)}, got {self.engine!r} / {self.precision!r}")
         if not self.audio_layer and self.audio in BACKBONES.names():  # record the layer, never "the default"
             self.audio_layer = default_layer(self.audio)
         if self.resize_precision not in RESIZE_PRECISIONS:

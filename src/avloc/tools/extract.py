@@ -70,8 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="torch device of the backbones (cpu, cuda, cuda:N)")
     p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"],
                    help="runs the backbones: auto = the one measured fastest here (timed once, cached)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="bf16 only where the CPU has bf16 units (avx512_bf16 / AMX) or on a GPU")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                   help="bf16 only where the CPU has bf16 units (avx512_bf16 / AMX) or on a GPU; auto: the faster "
+                   "of fp32 and bf16, bf16 only for backbones whose bf16 accuracy has been checked")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, batch jobs)")
     p.set_defaults(func=run)
 

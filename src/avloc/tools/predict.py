@@ -47,8 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"],
                    help="runs the backbones (auto = the float32 engine measured fastest here)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="backbone precision (bf16 only where the CPU has bf16 units, or a GPU)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                   help="backbone precision (bf16 only where the CPU has bf16 units, or a GPU; auto: the faster of "
+                   "fp32 and bf16, bf16 only for backbones whose bf16 accuracy has been checked)")
     p.add_argument("--resize-precision", default="fp32", choices=["fp32", "uint8"],
                    help="resize frames in float32 (reference) or uint8 (5-15x cheaper, pixels within 1 grey level)")
     p.set_defaults(func=run)
