@@ -27,6 +27,7 @@ def test_speed_rows_split_the_stages_for_each_engine(tmp_path):
     assert all(row[f"{k}_s_per_video_s"] > 0 for k in ("decode", "resize", "visual", "audio"))
     report = cpu_report()
     assert report["cpu"] and "torch" in report["versions"] and combos()[0] == ("torch", "fp32", "fp32")
+    assert report["torch_cpu_capability"]  # the ISA torch dispatches to, which an environment variable can lower
     assert ("torch", "fp32", "uint8") in combos()
 
 

@@ -26,12 +26,16 @@ from avloc.media.engines.support import has_precision, version
 from avloc.media.extract import ExtractConfig, Extractor
 from avloc.media.weights import WeightsError
 
+ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # lower what torch dispatches to
 DEFAULT_PAIRS = ["efficientnet_lite0+aisfx", "efficientnet_lite0+soundnet8"]
 
 
 def cpu_report() -> dict[str, Any]:
-    """CPU model, the flags that matter for these kernels, threads, load average and library versions."""
-    return {"cpu": cpu_model(), "flags": kernel_flags(),
+    """CPU model, the flags that matter for these kernels, the ISA torch dispatches to (and the variables that
+    lower it, when set), threads, load average and library versions."""
+    isa_env = {k: os.environ[k] for k in ISA_ENV if k in os.environ}
+    return {"cpu": cpu_model(), "flags": kernel_flags(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            **({"isa_env": isa_env} if isa_env else {}),
             "threads": torch.get_num_threads(), "load_average_1_5_15min": [round(x, 1) for x in os.getloadavg()],
             "versions": {e: version(e) for e in ENGINES if installed(e)}}
 
