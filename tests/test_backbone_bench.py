@@ -142,21 +142,52 @@ def test_bench_backbones_cli_writes_the_table(shared_dir, tmp_path, capsys):
     esc, images = shared_dir / "real" / "esc10", shared_dir / "real" / "imagenet_samples"
     if not esc.is_dir() or not images.is_dir():
         pytest.skip("../shared/real is absent")
+    from avloc.media.engines import installed
+
+    other = next((e for e in ("onnxruntime", "openvino") if installed(e)), "torch")
     out = tmp_path / "bench"
     rc = main(["bench", "backbones", "--esc", str(esc), "--images", str(images), "--out", str(out),
                "--audio", "soundnet8", "--layers", "pool5", "--visual", "efficientnet_lite0", "--esc-per-class", "2",
-               "--images-limit", "4"])
+               "--images-limit", "4", "--engines", "torch:fp32", f"{other}:fp32:uint8"])
     if rc == 1:
         pytest.skip("backbone weights are not installed")
     assert rc == 0
     report = json.loads((out / "backbones.json").read_text())
-    rows = {(r["backbone"], r["variant"]): r for r in report["rows"]}
-    assert set(rows) == {("soundnet8", "pool5"), ("efficientnet_lite0", "squash"),
-                         ("efficientnet_lite0", "center_crop")}
-    sn = rows["soundnet8", "pool5"]
+    rows = {(r["backbone"], r["variant"], r["engine"], r.get("resize_precision", "-")): r for r in report["rows"]}
+    assert set(rows) == {("soundnet8", "pool5", "torch", "-"), ("soundnet8", "pool5", other, "-"),
+                         *((("efficientnet_lite0", m, e, r) for m in ("squash", "center_crop")
+                            for e, r in (("torch", "fp32"), (other, "uint8"))))}
+    sn = rows["soundnet8", "pool5", "torch", "-"]
     assert sn["clips"] == 20 and sorted(sn["folds"]) == ["1", "2"] and sn["published"] == 0.922
-    assert "| ImageNet top-1 / top-5 | efficientnet_lite0 | squash |" in capsys.readouterr().out
-    assert (out / "cache" / "esc10_soundnet8_pool5.npz").is_file()
+    assert sn["vs_reference"] == 0.0 and rows["soundnet8", "pool5", other, "-"]["precision"] == "fp32"
+    assert rows["efficientnet_lite0", "squash", other, "uint8"]["vs_reference"] is not None
+    text = capsys.readouterr().out
+    assert "| ImageNet top-1 / top-5 | efficientnet_lite0 | squash | torch fp32 |" in text
+    assert f"| efficientnet_lite0 | squash | {other} fp32, uint8 resize |" in text
+    assert (out / "cache" / "esc10_soundnet8_pool5_torch_fp32.npz").is_file()
+
+
+def test_engine_nets_give_the_layer_map_and_the_head():
+    """What the bench (and the zero-shot detector) runs on an engine: SoundNet's layer map as a module of its
+    own, EfficientNet's head apart from its network."""
+    from avloc.media.backbones.efficientnet import EfficientNetLite0
+    from avloc.media.backbones.soundnet import SoundNet8
+    from avloc.media.engines import EngineNet, installed
+
+    torch.manual_seed(0)
+    sn = SoundNet8().eval()
+    wave = torch.randn(2, 22050 * 2) * 0.1  # (2, S)
+    engine = "onnxruntime" if installed("onnxruntime") else "torch"
+    for layer in ("pool5", "conv7"):
+        with torch.no_grad():
+            want = sn.layer_map(wave, layer)  # (2, C, L)
+        torch.testing.assert_close(EngineNet(sn.map_net(layer), "soundnet8", engine)(wave), want,
+                                   rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+    with pytest.raises(ValueError, match="layer"):
+        sn.map_net("conv9")
+    eff = EfficientNetLite0().eval()
+    x = torch.randn(1, 3, 224, 224)
+    torch.testing.assert_close(eff.head(eff(x)), eff.classify(x))
 
 
 def test_bench_backbones_needs_an_input(capsys):

@@ -168,7 +168,7 @@ def test_auto_times_the_engines_once_and_reuses_the_cached_choice(tmp_path, monk
     (key, entry), = table.items()
     assert entry["engine"] == chosen and entry["cpu"] and entry["input"] == [2, 16]
     other = next(e for e in seconds if e != chosen)
-    table[key]["engine"] = other  # the next process reads the cache instead of timing again
+    table[key]["choice"] = other  # the next process reads the cache instead of timing again
     (tmp_path / "auto.json").write_text(json.dumps(table))
     again = EngineNet(m, "tiny", "auto")
     again(x)
@@ -190,3 +190,31 @@ def test_bad_engine_or_precision_names_the_choices():
     with pytest.raises(EngineError, match="CPU only"):
         support.check("openvino", "fp32", torch.device("cuda"))
     assert support.candidates("fp32", torch.device("cuda")) == ["torch"]  # auto keeps torch on a GPU
+
+
+def test_auto_precision_offers_bf16_only_for_checked_backbones(tmp_path, monkeypatch):
+    """``precision="auto"`` times float32 and, for a backbone whose bf16 accuracy was checked and where the
+    hardware has bf16 units, bf16 too; the fastest pair runs and says what it is."""
+    from avloc.media.backbones.soundnet import SoundNet8
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    m = TinyBackbone().eval()
+    cpu = torch.device("cpu")
+    fp32 = [(e, "fp32") for e in ENGINES if installed(e)]
+    bf16 = [(e, "bf16") for e in ENGINES if installed(e) and support.has_precision(e, "bf16", cpu)]
+    assert EngineNet(m, "tiny", "auto", "auto").options("auto") == fp32  # never checked: float32 only
+    checked = EngineNet(m, "efficientnet_lite0", "auto", "auto")
+    assert checked.options("auto") == fp32 + bf16
+    assert checked.options("torch") == [o for o in fp32 + bf16 if o[0] == "torch"]
+    sn = SoundNet8(SoundNet8.Config(layer="conv7"))
+    assert EngineNet(sn, "soundnet8", "torch", "auto").options("torch") == [("torch", "fp32")]  # conv7: unchecked
+    assert support.bf16_checked("soundnet8", "pool5") and not support.bf16_checked("soundnet8", "conv7")
+    x = torch.randn(2, 16)
+    checked(x)
+    seconds = next(iter(checked.timings.values()), {})  # nothing timed when there is one pair only
+    engine, precision = checked.chosen[(16,)], checked.precisions[(16,)]
+    assert checked.describe() == f"{engine} {precision}" and (engine, precision) in fp32 + bf16
+    if seconds:
+        assert min(seconds, key=seconds.get) == f"{engine} {precision}"
+        (entry,) = json.loads((tmp_path / "auto.json").read_text()).values()
+        assert (entry["engine"], entry["precision"], entry["asked"]) == (engine, precision, "auto auto")

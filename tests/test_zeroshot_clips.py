@@ -92,3 +92,27 @@ def test_a_silent_clip_is_predicted_and_says_so(detector, tmp_path):
     assert pred.notes and "no audio" in pred.notes[0]
     assert len(pred.events.of_track("av")) == 0
     assert pred.track("visual").scores.shape[0] == 3
+
+
+def test_an_engine_and_the_fast_path_find_the_same_events(detector, predictions, shared_dir):
+    """The detector on another engine in float32 gives eager float32's scores; bf16 with the uint8 resize (the
+    fast path, where the CPU has bf16 units) still hears and sees the LLP clip's dog."""
+    import torch
+
+    from avloc.inference.zeroshot import ZeroShotConfig, zero_shot_predict
+    from avloc.inference.zeroshot_scores import ZeroShotNets
+    from avloc.media.engines import installed
+    from avloc.media.engines.support import has_precision
+
+    clip = shared_dir / "media" / CLIPS["llp"]
+    other = next((e for e in ("openvino", "onnxruntime") if installed(e)), None)
+    if other is None:
+        pytest.skip("no ONNX engine installed")
+    cfg = ZeroShotConfig()
+    pred = zero_shot_predict(clip, ZeroShotNets.from_packages(tables=("ucs",), engine=other), cfg)
+    for got, want in zip(pred.tracks, predictions["llp"].tracks):
+        np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
+    if has_precision("openvino", "bf16", torch.device("cpu")) and other == "openvino":
+        nets = ZeroShotNets.from_packages(tables=("ucs",), engine="openvino", precision="bf16",
+                                          resize_precision="uint8")
+        assert "dog" in labels(zero_shot_predict(clip, nets, cfg), "av")

@@ -32,34 +32,39 @@ class Predictor:
     @classmethod
     def from_trained(cls, trained: TrainedModel, device: str = "cpu", data: str | Path | None = None,
                      backbones: tuple[str, str] | None = None, post: PostProcess | None = None,
-                     engine: str = "auto", precision: str = "fp32") -> "Predictor":
-        """``engine`` / ``precision`` run the feature backbones (``avloc extract --engine``): any engine makes
-        features the model can read."""
+                     engine: str = "auto", precision: str = "fp32", resize_precision: str = "fp32") -> "Predictor":
+        """``engine`` / ``precision`` / ``resize_precision`` run the feature backbones (``avloc extract
+        --engine``): any engine makes features the model can read."""
         from avloc.inference.trained import TrainedDetector
 
-        detector = TrainedDetector(trained, device, data, backbones, engine, precision)
+        detector = TrainedDetector(trained, device, data, backbones, engine, precision, resize_precision)
         return cls(detector, detector.method, post)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str = "cpu", data: str | Path | None = None,
                  backbones: tuple[str, str] | None = None, post: PostProcess | None = None,
-                 engine: str = "auto", precision: str = "fp32") -> "Predictor":
+                 engine: str = "auto", precision: str = "fp32", resize_precision: str = "fp32") -> "Predictor":
         """A run folder's val-selected checkpoint; the training data is not needed (``data``, if given, is
         checked to hold features made like the training data's)."""
-        return cls.from_trained(read_run(run_dir, data), device, data, backbones, post, engine, precision)
+        return cls.from_trained(read_run(run_dir, data), device, data, backbones, post, engine, precision,
+                                resize_precision)
 
     @classmethod
     def from_file(cls, path: str | Path, device: str = "cpu", backbones: tuple[str, str] | None = None,
-                  post: PostProcess | None = None, engine: str = "auto", precision: str = "fp32") -> "Predictor":
+                  post: PostProcess | None = None, engine: str = "auto", precision: str = "fp32",
+                  resize_precision: str = "fp32") -> "Predictor":
         """A model file written by ``avloc export`` (or :func:`export_run`)."""
-        return cls.from_trained(read_model_file(path), device, None, backbones, post, engine, precision)
+        return cls.from_trained(read_model_file(path), device, None, backbones, post, engine, precision,
+                                resize_precision)
 
     @classmethod
     def zero_shot(cls, device: str = "cpu", post: PostProcess | None = None, vocab: str = "ucs",
-                  thresholds: str | Path | None = None) -> "Predictor":
+                  thresholds: str | Path | None = None, engine: str = "auto", precision: str = "fp32",
+                  resize_precision: str = "fp32") -> "Predictor":
         """The training-free detector: the sound (aiSFX's UCS Categories; ``vocab="soundnet"``: SoundNet-8's
         ImageNet head as first shipped) x EfficientNet-Lite0 (frames) agreement; ``thresholds``: a file of
-        ``avloc zeroshot tune`` (default: the shipped val-chosen values)."""
+        ``avloc zeroshot tune`` (default: the shipped val-chosen values); ``engine``, ``precision`` and
+        ``resize_precision`` run the networks as for ``avloc extract``."""
         from avloc.engine.build import resolve_device
         from avloc.inference.sound_vocab import load_vocabulary
         from avloc.inference.zeroshot import ZeroShotConfig, zero_shot_predict
@@ -67,7 +72,8 @@ class Predictor:
 
         cfg = ZeroShotConfig.from_file(thresholds, vocab) if thresholds else ZeroShotConfig(vocab)
         cfg = cfg.resolved()  # a bad vocabulary fails here, before the weights load
-        nets = ZeroShotNets.from_packages(resolve_device(device), (load_vocabulary(vocab).audio_table,))
+        nets = ZeroShotNets.from_packages(resolve_device(device), (load_vocabulary(vocab).audio_table,),
+                                          engine, precision, resize_precision)
         return cls(lambda path: zero_shot_predict(path, nets, cfg), "zero-shot", post)
 
     def predict(self, video: str | Path, ground_truth: Events | None = None) -> VideoPrediction:

@@ -39,7 +39,7 @@ def _ave_features(extractor, path: Path, wave: np.ndarray | None, start: float) 
 
     c = extractor.cfg
     times = start + np.arange(AVE_WINDOW * c.frames_per_segment) / c.frames_per_segment  # (160,)
-    feats = extractor._visual(path, times, [])  # (160, g, g, Dv)
+    feats = extractor.frame_features(path, times)  # (160, g, g, Dv)
     visual = feats.view(AVE_WINDOW, c.frames_per_segment, *feats.shape[1:]).mean(1)  # (10, g, g, Dv)
     starts, window = ave_audio_starts(extractor.audio, AVE_WINDOW)
     if wave is None:
@@ -87,7 +87,8 @@ class TrainedDetector:
     """A trained model and the feature recipe it needs: video path -> VideoPrediction."""
 
     def __init__(self, trained: TrainedModel, device: str = "cpu", data: str | Path | None = None,
-                 backbones: tuple[str, str] | None = None, engine: str = "auto", precision: str = "fp32") -> None:
+                 backbones: tuple[str, str] | None = None, engine: str = "auto", precision: str = "fp32",
+                 resize_precision: str = "fp32") -> None:
         from avloc.catalog import MODELS
         from avloc.engine.build import resolve_device
         from avloc.media.extract import Extractor
@@ -114,7 +115,8 @@ class TrainedDetector:
             raise PredictError(f"{trained.source} was trained on a {st_dim}-d third visual stream but "
                                f"{self.meta.describe()} features make a {self.meta.visual_dim}-d one")
         # where and by which engine the backbones run is this machine's choice, not the training data's
-        self.extractor = Extractor(replace(self.meta.config, device=str(self.dev), engine=engine, precision=precision))
+        self.extractor = Extractor(replace(self.meta.config, device=str(self.dev), engine=engine, precision=precision,
+                                           resize_precision=resize_precision))
         self.cfg, self.names = cfg, list(trained.record.class_names)
         self.method = f"run:{Path(trained.source).name}"
 

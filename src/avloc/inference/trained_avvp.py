@@ -35,7 +35,7 @@ def llp_window_features(extractor, path: Path, wave: np.ndarray | None,
 
     k = extractor.cfg.frames_per_segment
     times = start + np.arange(WINDOW * k) / k  # (10 * K,)
-    frames = extractor._visual(path, times, [])  # (10 * K, Dv) spatially pooled (llp format)
+    frames = extractor.frame_features(path, times)  # (10 * K, Dv) spatially pooled (llp format)
     st = frames.view(WINDOW, k, -1).mean(1)  # (10, Dv)
     starts, window = ave_audio_starts(extractor.audio, WINDOW)
     if wave is None:

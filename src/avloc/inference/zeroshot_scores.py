@@ -18,14 +18,16 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from avloc.formats.atomic import write_bytes_atomic
 from avloc.media.backbones.base import AudioBackbone, VisualBackbone
-from avloc.media.decode import decode, decode_audio, probe
+from avloc.media.decode import decode_audio, iter_frames, probe
+from avloc.media.engines import EngineNet
+from avloc.media.prefetch import prefetch
 from avloc.media.ucs_vocab import WINDOW_S as UCS_WINDOW_S
 from avloc.media.ucs_vocab import UCS_CATEGORIES, UCSHeads
 
@@ -51,30 +53,45 @@ class SecondScores:
         return self.visual.shape[0]
 
 
+Net = Callable[[torch.Tensor], torch.Tensor]
+
+
 @dataclass
 class ZeroShotNets:
     """The pretrained networks the tables come from (loaded once, used for every video); an audio network left
-    out (None) leaves its table at zeros, for a detector that does not read it."""
+    out (None) leaves its table at zeros, for a detector that does not read it. The ``*_run`` callables run
+    each network's body on an inference engine (``avloc extract --engine``); the heads stay in torch."""
 
     visual: VisualBackbone
     soundnet: AudioBackbone | None
     aisfx: AudioBackbone | None
     ucs: UCSHeads | None
+    visual_run: Net | None = None  # (b, 3, S, S) -> EfficientNet's maps; None: the module itself
+    soundnet_run: Net | None = None  # SoundNet's conv7 map; None: the module itself
+    aisfx_run: Net | None = None  # aiSFX's forward; None: the module itself
+    resize_precision: str = "fp32"  # frames resized in float32 (reference) or uint8 (avloc extract's option)
 
     @classmethod
-    def from_packages(cls, device: str | torch.device = "cpu",
-                      tables: tuple[str, ...] = ("soundnet", "ucs")) -> "ZeroShotNets":
+    def from_packages(cls, device: str | torch.device = "cpu", tables: tuple[str, ...] = ("soundnet", "ucs"),
+                      engine: str = "torch", precision: str = "fp32", resize_precision: str = "fp32"
+                      ) -> "ZeroShotNets":
         """EfficientNet-Lite0 and the audio networks of ``tables`` (SoundNet-8; aiSFX with its UCS heads) from
-        their installed packages."""
+        their installed packages, BatchNorm folded, on ``engine`` at ``precision``."""
         from avloc.media.backbones.aisfx import AiSFX
         from avloc.media.backbones.efficientnet import EfficientNetLite0
         from avloc.media.backbones.soundnet import SoundNet8
 
+        visual = EfficientNetLite0.weights_from_package().to(device).fold_batchnorm()
+        visual.to(memory_format=torch.channels_last)  # faster depthwise / 3x3 convolutions on the CPU
+        soundnet = SoundNet8.weights_from_package().to(device).fold_batchnorm() if "soundnet" in tables else None
         hear = "ucs" in tables
-        return cls(EfficientNetLite0.weights_from_package().to(device),
-                   SoundNet8.weights_from_package().to(device) if "soundnet" in tables else None,
-                   AiSFX.weights_from_package().to(device) if hear else None,
-                   UCSHeads.pretrained().to(device) if hear else None)
+        aisfx = AiSFX.weights_from_package().to(device).fold_batchnorm() if hear else None
+        return cls(visual, soundnet, aisfx, UCSHeads.pretrained().to(device) if hear else None,
+                   EngineNet(visual, visual.registered_name, engine, precision),
+                   None if soundnet is None else
+                   EngineNet(soundnet.map_net("conv7"), f"{soundnet.registered_name}_conv7", engine, precision),
+                   None if aisfx is None else EngineNet(aisfx, aisfx.registered_name, engine, precision),
+                   resize_precision)
 
 
 def clip_seconds(duration: float) -> int:
@@ -83,47 +100,58 @@ def clip_seconds(duration: float) -> int:
 
 
 @torch.no_grad()
-def visual_probs(frames: np.ndarray, net: VisualBackbone, seconds: int, batch: int = 32) -> np.ndarray:
-    """(seconds * fps, H, W, 3) uint8 -> (seconds, 1000): EfficientNet softmax averaged per second."""
-    chunks = np.array_split(frames, max(1, -(-len(frames) // batch)))
-    probs = torch.cat([net.classify(net.preprocess(c, CROP)).softmax(-1).cpu() for c in chunks])  # (S*fps, 1000)
+def visual_probs(chunks: Iterator[torch.Tensor], net: VisualBackbone, seconds: int, run: Net | None = None
+                 ) -> np.ndarray:
+    """Preprocessed frames [(b, 3, S, S)], seconds * fps in all -> (seconds, 1000): EfficientNet softmax
+    averaged per second (``run``: the network's body on an engine; the head runs in torch)."""
+    run = run or net
+    probs = torch.cat([net.head(run(x)).softmax(-1).cpu() for x in chunks])  # (S*fps, 1000)
     return probs.reshape(seconds, -1, probs.shape[-1]).mean(1).double().numpy()  # (seconds, 1000)
 
 
+def frame_chunks(path: Path, times: np.ndarray, nets: ZeroShotNets, batch: int = 2) -> Iterator[torch.Tensor]:
+    """Decoded, resized frames in network batches of ``batch`` (small batches stay in the CPU's cache)."""
+    for _, chunk in iter_frames(path, times, chunk=32):
+        x = nets.visual.preprocess(chunk, CROP, nets.resize_precision)  # (b, 3, S, S)
+        yield from x.contiguous(memory_format=torch.channels_last).split(batch)
+
+
 @torch.no_grad()
-def ucs_probs(wave: np.ndarray, net: AudioBackbone, heads: UCSHeads, seconds: int) -> np.ndarray:
+def ucs_probs(wave: np.ndarray, net: AudioBackbone, heads: UCSHeads, seconds: int, run: Net | None = None
+              ) -> np.ndarray:
     """(S,) 44.1-kHz wave -> (seconds, 82): UCS probabilities on a 2.32-s window centred on each second."""
     clip_s = len(wave) / net.sample_rate
     starts = np.arange(seconds) + 0.5 - UCS_WINDOW_S / 2  # (seconds,)
     starts = np.clip(starts, 0.0, max(clip_s - UCS_WINDOW_S, 0.0))  # inside the clip
-    return heads(net.embed(wave, starts, UCS_WINDOW_S)).double().cpu().numpy()  # (seconds, 82)
+    return heads(net.embed(wave, starts, UCS_WINDOW_S, net=run)).double().cpu().numpy()  # (seconds, 82)
 
 
 @torch.no_grad()
-def soundnet_probs(wave: np.ndarray, net: AudioBackbone, seconds: int) -> np.ndarray:
+def soundnet_probs(wave: np.ndarray, net: AudioBackbone, seconds: int, conv7: Net | None = None) -> np.ndarray:
     """(S,) 22,050-Hz wave -> (seconds, 1000): SoundNet's object softmax on a 3-s window centred on each second."""
     starts = np.arange(seconds) + 0.5 - SOUNDNET_WINDOW_S / 2  # (seconds,) < 0 is cut at the clip start
-    objects, _ = net.class_probs(wave, starts, SOUNDNET_WINDOW_S)  # (seconds, 1000)
+    objects, _ = net.class_probs(wave, starts, SOUNDNET_WINDOW_S, conv7)  # (seconds, 1000)
     return objects.double().cpu().numpy()
 
 
 def score_video(path: str | Path, nets: ZeroShotNets) -> SecondScores:
-    """Decode ``path`` (once per audio sample rate) and compute its per-second tables."""
+    """Decode ``path`` (frames in a thread beside the networks, then each audio sample rate once) and compute
+    its per-second tables."""
     path = Path(path)
-    duration = probe(path).duration
+    info = probe(path)
+    duration = info.duration
     seconds = clip_seconds(duration)
     fps = FRAMES_PER_SECOND
     frame_times = np.minimum(np.arange(seconds * fps) / fps, max(duration - 1e-3, 0.0))  # (seconds * fps,)
-    rate = nets.soundnet.sample_rate if nets.soundnet is not None else 22050
-    media = decode(path, frame_times, rate)
-    visual = visual_probs(media.frames, nets.visual, seconds)
+    visual = visual_probs(prefetch(frame_chunks(path, frame_times, nets)), nets.visual, seconds, nets.visual_run)
     soundnet, ucs = np.zeros((seconds, 1000)), np.zeros((seconds, len(UCS_CATEGORIES)))
-    if media.has_audio and nets.soundnet is not None:
-        soundnet = soundnet_probs(media.audio, nets.soundnet, seconds)
-    wave44 = decode_audio(path, nets.aisfx.sample_rate) if media.has_audio and nets.aisfx is not None else None
-    if wave44 is not None and nets.ucs is not None:
-        ucs = ucs_probs(wave44, nets.aisfx, nets.ucs, seconds)
-    return SecondScores(path.stem, duration, visual, soundnet, ucs, has_audio=media.has_audio)
+    if info.has_audio and nets.soundnet is not None:
+        wave22 = decode_audio(path, nets.soundnet.sample_rate)
+        soundnet = soundnet_probs(wave22, nets.soundnet, seconds, nets.soundnet_run)
+    if info.has_audio and nets.aisfx is not None and nets.ucs is not None:
+        wave44 = decode_audio(path, nets.aisfx.sample_rate)
+        ucs = ucs_probs(wave44, nets.aisfx, nets.ucs, seconds, nets.aisfx_run)
+    return SecondScores(path.stem, duration, visual, soundnet, ucs, has_audio=info.has_audio)
 
 
 def save_scores(scores: list[SecondScores], path: str | Path) -> Path:

@@ -23,6 +23,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -30,11 +31,12 @@ import torch
 
 from avloc.formats.feature_sidecar import META_FILE, read_sidecar
 from avloc.media.backbones import BACKBONES, AudioBackbone, VisualBackbone, create_backbone
-from avloc.media.backbones.base import backbone_config, default_layer
+from avloc.media.backbones.base import RESIZE_PRECISIONS, backbone_config, default_layer
 from avloc.media.backbones.vgg import ave_audio_starts
 from avloc.media.decode import SILENCE, MediaError, decode_audio, iter_frames, probe, usable_seconds
-from avloc.media.engines import CHOICES, PRECISIONS, EngineNet
+from avloc.media.engines import CHOICES, PRECISION_CHOICES, EngineNet
 from avloc.media.llp_layout import llp_data_config
+from avloc.media.prefetch import prefetch
 
 
 AVE_SEGMENTS = 10
@@ -57,17 +59,21 @@ class ExtractConfig:
     window: float = 0.96  # unav: window length in seconds
     fps: float = 12.5  # unav: frames per second sampled for the visual stream (stride * fps must be whole)
     resize: str = "squash"  # squash (AVE) | center_crop
+    resize_precision: str = "fp32"  # fp32 (reference) | uint8 (5-15x cheaper resize, pixels within 1 grey level)
     batch: int = 0  # frames per visual backbone call; 0 = 2 on CPU (a small batch stays in cache), 64 on GPU
     device: str = "cpu"
     engine: str = "auto"  # auto (fastest measured here) | torch | onnxruntime | openvino: see media/engines
-    precision: str = "fp32"  # fp32 | bf16 (CPUs with bf16 units, GPUs): bf16 moves features by ~1e-2 relative
+    precision: str = "fp32"  # fp32 | bf16 (CPUs with bf16 units, GPUs) | auto (the faster, bf16 where checked)
 
     def __post_init__(self) -> None:
-        if self.engine not in CHOICES or self.precision not in PRECISIONS:
+        if self.engine not in CHOICES or self.precision not in PRECISION_CHOICES:
             raise ValueError(f"engine must be one of {', '.join(CHOICES)} and precision one of "
-                             f"{', '.join(PRECISIONS)}, got {self.engine!r} / {self.precision!r}")
+                             f"{', '.join(PRECISION_CHOICES)}, got {self.engine!r} / {self.precision!r}")
         if not self.audio_layer and self.audio in BACKBONES.names():  # record the layer, never "the default"
             self.audio_layer = default_layer(self.audio)
+        if self.resize_precision not in RESIZE_PRECISIONS:
+            raise ValueError(f"resize_precision must be one of {', '.join(RESIZE_PRECISIONS)}, "
+                             f"got {self.resize_precision!r}")
         if self.format not in ("ave", "unav", "llp"):
             raise ValueError(f"format must be 'ave', 'unav' or 'llp', got {self.format!r}")
         if self.frames_per_segment == 0:  # LLP's ResNet-152 frames are 8 per second; AVE averages 16
@@ -106,9 +112,11 @@ class FeatureMeta:
 
     def recipe(self) -> dict[str, Any]:
         """What makes two feature folders interchangeable: the backbones, their settings and the grid (not
-        where, in what batches or by which engine they ran: every engine makes interchangeable features)."""
+        where, in what batches or by which engine they ran, nor the resize's precision: every engine makes
+        interchangeable features)."""
         return {k: v for k, v in asdict(self.config).items()
-                if k not in ("device", "batch", "visual_weights", "audio_weights", "engine", "precision")}
+                if k not in ("device", "batch", "visual_weights", "audio_weights", "engine", "precision",
+                             "resize_precision")}
 
     def describe(self) -> str:
         c = self.config
@@ -198,11 +206,9 @@ class Extractor:
         n = (steps - 1) * c.frames_per_stride + c.frames_per_window
         return np.arange(n) / c.fps, steps
 
-    @torch.no_grad()
-    def _visual(self, path: Path, times: np.ndarray, flags: list[str],
-                stats: dict[str, float] | None = None) -> torch.Tensor:
-        """Per-frame features: (N, grid, grid, Dv) maps for AVE, (N, Dv) pooled for UnAV and LLP, float32 CPU."""
-        out = []
+    def _frames(self, path: Path, times: np.ndarray, flags: list[str],
+                stats: dict[str, float]) -> Iterator[torch.Tensor]:
+        """Decoded and resized chunks: (n, 3, S, S) float channels-last, ``DECODE_CHUNK`` frames at a time."""
         frames_iter = iter_frames(path, times, chunk=DECODE_CHUNK, flags=flags, stats=stats)
         while True:
             t0 = time.perf_counter()
@@ -210,15 +216,30 @@ class Extractor:
             t1 = time.perf_counter()
             self.times["decode"] += t1 - t0
             if item is None:
-                break
-            x = self.visual.preprocess(item[1], self.cfg.resize).contiguous(memory_format=torch.channels_last)
-            t2 = time.perf_counter()
+                return
+            x = self.visual.preprocess(item[1], self.cfg.resize, self.cfg.resize_precision).contiguous(
+                memory_format=torch.channels_last)  # (n, 3, S, S)
+            self.times["resize"] += time.perf_counter() - t1
+            yield x
+
+    def frame_features(self, path: str | Path, times: np.ndarray, flags: list[str] | None = None,
+                       stats: dict[str, float] | None = None) -> torch.Tensor:
+        """The visual backbone's features of the frames at ``times`` (see ``_visual``), decoded and resized in
+        a thread beside the network; decoder flags go to ``flags``."""
+        frames = self._frames(Path(path), times, flags if flags is not None else [], stats if stats is not None else {})
+        return self._visual(prefetch(frames))
+
+    @torch.no_grad()
+    def _visual(self, chunks: Iterator[torch.Tensor]) -> torch.Tensor:
+        """Per-frame features: (N, grid, grid, Dv) maps for AVE, (N, Dv) pooled for UnAV and LLP, float32 CPU."""
+        out = []
+        for x in chunks:
+            t0 = time.perf_counter()
             for part in x.split(self.batch):
                 fmap = self.visual_net(part)  # (n, Dv, g, g)
                 fmap = fmap.permute(0, 2, 3, 1) if self.cfg.format == "ave" else fmap.mean((2, 3))
                 out.append(fmap.float().cpu())
-            self.times["resize"] += t2 - t1
-            self.times["visual"] += time.perf_counter() - t2
+            self.times["visual"] += time.perf_counter() - t0
         return torch.cat(out)
 
     @torch.no_grad()
@@ -233,11 +254,23 @@ class Extractor:
             raise MediaError(path, "empty video stream (duration 0)")
         flags: list[str] = ["video_truncated"] if info.truncated else []  # probe: the header promised more
         until = AVE_SEGMENTS + 1.0 if c.format != "unav" else None  # AVE and LLP read only the first 10 s
-        wave = decode_audio(path, self.audio.sample_rate, flags, until) if info.has_audio else None
         self.times["decode"] += time.perf_counter() - t0
         times, steps = self.frame_times(info.duration)
         stats: dict[str, float] = {}
-        feats = self._visual(path, times, flags, stats)  # (N, ...)
+        video_flags: list[str] = []
+        audio_flags: list[str] = []
+        sound: list[np.ndarray | None] = [None]
+
+        def produce() -> Iterator[torch.Tensor]:  # runs in the prefetch thread: frames, then the audio track
+            yield from self._frames(path, times, video_flags, stats)
+            if info.has_audio:
+                t1 = time.perf_counter()
+                sound[0] = decode_audio(path, self.audio.sample_rate, audio_flags, until)
+                self.times["decode"] += time.perf_counter() - t1
+
+        feats = self._visual(prefetch(produce()))  # (N, ...): the networks run while the next frames decode
+        wave = sound[0]
+        flags += audio_flags + video_flags
         seconds = usable_seconds(info.duration, stats, flags)  # a truncated file: what decodes, not its header
         if c.format == "unav":
             steps = min(steps, unav_steps(seconds, c.stride, c.window))

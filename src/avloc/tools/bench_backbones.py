@@ -21,14 +21,21 @@ def add_flags(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avloc.media.probes.bench import BenchSpec, run_backbone_bench
+    from avloc.media.probes.bench import REFERENCE, BenchSpec, run_backbone_bench
 
     if args.esc is None and args.images is None:
         print("avloc bench backbones: give --esc FOLDER and/or --images FOLDER")
         return 2
+    from avloc.media.extract_bench import parse_combo
+
+    try:
+        engines = [parse_combo(c) for c in args.engines] if args.engines else [REFERENCE]
+    except ValueError as exc:
+        print(f"avloc bench backbones: error: {exc}")
+        return 2
     spec = BenchSpec(esc_dir=Path(args.esc) if args.esc else None, images_dir=Path(args.images) if args.images
                      else None, out=Path(args.out), audio=args.audio, visual=args.visual, layers=args.layers,
-                     esc_per_class=args.esc_per_class, images=args.images_limit)
+                     esc_per_class=args.esc_per_class, images=args.images_limit, engines=engines)
     report = run_backbone_bench(spec)
     print((spec.out / "backbones.md").read_text())
     skipped = [r for r in report["rows"] if "skipped" in r]

@@ -242,7 +242,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, help="dataset folder (ave: required); extract: a video file")
     p.add_argument("--clips", nargs="*", default=[], help="extract --fidelity: more video files or folders")
     p.add_argument("--engines", nargs="+", default=None,
-                   help="extract: ENGINE:PRECISION to compare (default: every installed one, e.g. openvino:bf16)")
+                   help="extract, backbones: ENGINE:PRECISION[:RESIZE] to compare (extract default: every installed one; RESIZE fp32 "
+                   "or uint8, e.g. openvino:bf16:uint8)")
     p.add_argument("--fidelity", action="store_true",
                    help="extract: feature error of each engine against eager float32 on --data and --clips")
     p.add_argument("--threads", type=int, nargs="+", default=None,

@@ -63,13 +63,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ave / llp: frames per second through the visual backbone (0: ave 16, llp 8)")
     p.add_argument("--resize", default="squash", choices=["squash", "center_crop"],
                    help="frames to the backbone's input: squash the whole frame (AVE's recipe) or crop its centre")
+    p.add_argument("--resize-precision", default="fp32", choices=["fp32", "uint8"],
+                   help="resize frames in float32 (reference) or uint8 (5-15x cheaper, pixels within 1 grey level)")
     p.add_argument("--batch", type=int, default=0,
                    help="frames per visual backbone call (0: 2 on CPU, where small batches stay in cache; 64 on GPU)")
     p.add_argument("--device", default="cpu", help="torch device of the backbones (cpu, cuda, cuda:N)")
     p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"],
                    help="runs the backbones: auto = the one measured fastest here (timed once, cached)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="bf16 only where the CPU has bf16 units (avx512_bf16 / AMX) or on a GPU")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                   help="bf16 only where the CPU has bf16 units (avx512_bf16 / AMX) or on a GPU; auto: the faster "
+                   "of fp32 and bf16, bf16 only for backbones whose bf16 accuracy has been checked")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, batch jobs)")
     p.set_defaults(func=run)
 
@@ -81,6 +84,7 @@ def _config(args: argparse.Namespace):  # noqa: ANN202
                          audio_weights=args.audio_weights, audio_layer=args.audio_layer,
                          frames_per_segment=args.frames_per_segment,
                          stride=args.stride, window=args.window, fps=args.fps, resize=args.resize,
+                         resize_precision=args.resize_precision,
                          batch=args.batch, device=args.device, engine=args.engine, precision=args.precision)
 
 
@@ -108,13 +112,13 @@ def bench_main(args: argparse.Namespace) -> int:
     error against eager float32 on every clip given."""
     passive_openmp()
     from avloc.media.engines import EngineError
-    from avloc.media.extract_bench import bench_fidelity, bench_speed, cpu_report
+    from avloc.media.extract_bench import bench_fidelity, bench_speed, cpu_report, parse_combo
 
     if not args.data:
         print("avloc bench extract: --data VIDEO is required", file=sys.stderr)
         return 2
-    combos = [tuple(c.split(":")) for c in args.engines] if args.engines else None
     try:
+        combos = [parse_combo(c) for c in args.engines] if args.engines else None
         if args.fidelity:
             from avloc.media.extract_folder import collect_inputs
 

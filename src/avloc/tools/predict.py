@@ -38,11 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--visual", default=None, help="a model trained on features not made by avloc extract: the "
                                                   "visual backbone that made them (e.g. vgg19)")
     p.add_argument("--audio", default=None, help="with --visual: the audio backbone (e.g. vggish)")
-    p.add_argument("--vocab", default="ucs", choices=["ucs", "soundnet", "soundnet_ext"],
-                   help="--zero-shot: what names the sound: ucs (aiSFX's 82 UCS sound Categories) or soundnet "
-                        "(SoundNet-8's ImageNet head, as first shipped); soundnet_ext: SoundNet on the ucs groups")
-    p.add_argument("--thresholds", default=None, help="--zero-shot: a thresholds file of avloc zeroshot tune "
-                                                      "(default: the shipped ones, chosen on composed val videos)")
     p.add_argument("--out", default="predictions", help="output folder (one sub-folder per video)")
     p.add_argument("--annotations", default=None, help="ActivityNet/UnAV JSON: ground truth and a score per video")
     p.add_argument("--min-score", type=float, default=0.0, help="drop events scored below this (default 0: keep)")
@@ -50,10 +45,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--merge-gap", type=float, default=0.0,
                    help="merge same-label events separated by less than this many seconds (0: no merging)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--vocab", default="ucs", choices=["ucs", "soundnet", "soundnet_ext"],
+                   help="--zero-shot: what names the sound: ucs (aiSFX's 82 UCS sound Categories) or soundnet "
+                        "(SoundNet-8's ImageNet head, as first shipped); soundnet_ext: SoundNet on the ucs groups")
+    p.add_argument("--thresholds", default=None, help="--zero-shot: a thresholds file of avloc zeroshot tune "
+                                                      "(default: the shipped ones, chosen on composed val videos)")
     p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"],
-                   help="--run/--model: runs the feature backbones (auto = the one measured fastest here)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="--run/--model: backbone precision (bf16 only where the CPU has bf16 units, or a GPU)")
+                   help="runs the backbones (auto = the float32 engine measured fastest here)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                   help="backbone precision (bf16 only where the CPU has bf16 units, or a GPU; auto: the faster of "
+                   "fp32 and bf16, bf16 only for backbones whose bf16 accuracy has been checked)")
+    p.add_argument("--resize-precision", default="fp32", choices=["fp32", "uint8"],
+                   help="resize frames in float32 (reference) or uint8 (5-15x cheaper, pixels within 1 grey level)")
     p.set_defaults(func=run)
 
 
@@ -62,13 +65,16 @@ def _predictor(args: argparse.Namespace) -> Predictor:
 
     pp = PostProcess(args.min_score, args.min_duration, args.merge_gap)
     if args.zero_shot:
-        return Predictor.zero_shot(args.device, post=pp, vocab=args.vocab, thresholds=args.thresholds)
+        return Predictor.zero_shot(args.device, pp, args.vocab, args.thresholds, args.engine, args.precision,
+                                   args.resize_precision)
     if (args.visual is None) != (args.audio is None):
         raise PredictError("--visual and --audio go together: the two backbones that made the run's features")
     backbones = (args.visual, args.audio) if args.visual else None
     if args.model:
-        return Predictor.from_file(args.model, args.device, backbones, pp, args.engine, args.precision)
-    return Predictor.from_run(args.run, args.device, args.data, backbones, pp, args.engine, args.precision)
+        return Predictor.from_file(args.model, args.device, backbones, pp, args.engine, args.precision,
+                                   args.resize_precision)
+    return Predictor.from_run(args.run, args.device, args.data, backbones, pp, args.engine, args.precision,
+                              args.resize_precision)
 
 
 def run(args: argparse.Namespace) -> int:

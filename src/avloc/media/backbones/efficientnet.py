@@ -106,5 +106,5 @@ class EfficientNetLite0(VisualBackbone):
             h = block(h)  # (N, 320, S/32, S/32) after the last
         return F.relu6(self._bn1(self._conv_head(h)))  # (N, 1280, S/32, S/32)
 
-    def classify(self, x: torch.Tensor) -> torch.Tensor:
-        return self._fc(self(x).mean((2, 3)))  # (N, 1000)
+    def head(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self._fc(fmap.float().mean((2, 3)))  # (N, 1000)

@@ -133,6 +133,11 @@ class SoundNet8(AudioBackbone):
                 x = F.max_pool1d(x, pool, pool)  # (B, C, L // pool)
         return x[..., :-1] if drop_border else x  # (B, 1024, L7 - 1): the last frame sees the right padding
 
+    def map_net(self, layer: str) -> "LayerMap":
+        """A module whose forward is ``layer_map(wave, layer)``: what an inference engine runs for the layer's
+        whole map (the ESC protocol, the zero-shot detector's conv7)."""
+        return LayerMap(self, layer)
+
     def heads_logits(self, feats7: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 1024, L) conv7 -> ImageNet (B, 1000, T8) and Places (B, 401, T8) logits."""
         if feats7.shape[-1] < 8:
@@ -170,12 +175,33 @@ class SoundNet8(AudioBackbone):
         return torch.cat(parts) if parts else torch.zeros(0, self.out_dim)
 
     @torch.no_grad()
-    def class_probs(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """ImageNet (T, 1000) and Places (T, 401) softmax per looped window, averaged over its conv8 outputs."""
+    def class_probs(self, wave: np.ndarray, starts_s: np.ndarray, window_s: float,
+                    net: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """ImageNet (T, 1000) and Places (T, 401) softmax per looped window, averaged over its conv8 outputs.
+
+        ``net`` runs conv7 (an ``EngineNet`` of ``map_net("conv7")``); by default this module does."""
         windows = self.looped_windows(wave, starts_s, window_s)  # (T, n_loop)
+        conv7 = net or self.conv7
         parts = []
         for chunk in windows.split(self.cfg.batch):
-            objects, places = self.heads_logits(self.conv7(chunk))  # (b, 1000, T8), (b, 401, T8)
+            objects, places = self.heads_logits(conv7(chunk).float())  # (b, 1000, T8), (b, 401, T8)
             parts.append(torch.cat([objects.softmax(1).mean(-1), places.softmax(1).mean(-1)], 1))  # (b, 1401)
         probs = torch.cat(parts) if parts else torch.zeros(0, 1401)  # (T, 1401)
         return probs[:, :1000], probs[:, 1000:]
+
+
+class LayerMap(nn.Module):
+    """(B, S) waveform -> (B, C, L) map of one SoundNet-8 layer (``SoundNet8.layer_map``), as a module of its own."""
+
+    def __init__(self, net: SoundNet8, layer: str) -> None:
+        super().__init__()
+        if layer not in LAYERS:
+            raise ValueError(f"soundnet8 layer {layer!r}: choose from {sorted(LAYERS)}")
+        self.net, self.layer = net, layer
+        self.cfg = layer  # part of an engine export's key (``engines.cache.module_digest``)
+
+    def engine_parts(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]:
+        return (lambda x: x), self
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.net.layer_map(wave, self.layer)  # (B, C, L)

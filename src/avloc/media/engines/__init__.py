@@ -7,7 +7,8 @@ thread settings), ``cache`` (exports and their keys), ``support`` (what is insta
 
 from avloc.media.engines.cache import CACHE_ENV, cache_dir
 from avloc.media.engines.net import EngineNet, time_runners
-from avloc.media.engines.support import CHOICES, ENGINES, PRECISIONS, EngineError, candidates, installed
+from avloc.media.engines.support import (CHOICES, ENGINES, PRECISION_CHOICES, PRECISIONS, EngineError, candidates,
+                                         installed)
 
-__all__ = ["CACHE_ENV", "CHOICES", "ENGINES", "PRECISIONS", "EngineError", "EngineNet", "cache_dir", "candidates",
+__all__ = ["CACHE_ENV", "CHOICES", "ENGINES", "PRECISION_CHOICES", "PRECISIONS", "EngineError", "EngineNet", "cache_dir", "candidates",
            "installed", "time_runners"]

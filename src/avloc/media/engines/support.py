@@ -13,7 +13,14 @@ from avloc.engine.precision import bf16_matmul_support
 
 ENGINES = ("torch", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "bf16")
+PRECISION_CHOICES = ("auto", *PRECISIONS)  # auto: the fastest of fp32 and, where checked here, bf16
 CHOICES = ("auto", *ENGINES)
+
+# (backbone, tapped layer) whose accuracy in bf16 has been measured against float32 on real data and stayed
+# within 0.5 point (`avloc bench backbones --engines ...`: ESC-10 accuracy for the audio nets, ImageNet-sample
+# top-1 for the visual one, on every bf16 engine; docs/extract.md has the table). Only these may be given bf16
+# by ``precision="auto"``; any other backbone or layer runs float32 unless bf16 is asked for by name.
+BF16_CHECKED = {("efficientnet_lite0", ""), ("aisfx", ""), ("soundnet8", "pool5")}
 
 
 class EngineError(ValueError):
@@ -53,12 +60,17 @@ def has_precision(engine: str, precision: str, device: torch.device) -> bool:
     return engine == "openvino" and _openvino_bf16()
 
 
+def bf16_checked(backbone: str, layer: str = "") -> bool:
+    """Whether ``precision="auto"`` may choose bf16 for this backbone and layer (see ``BF16_CHECKED``)."""
+    return (backbone, layer) in BF16_CHECKED
+
+
 def check(engine: str, precision: str, device: torch.device) -> None:
     """Raise an ``EngineError`` naming the fix when ``engine`` / ``precision`` cannot run on ``device``."""
     if engine not in CHOICES:
         raise EngineError(f"engine must be one of {', '.join(CHOICES)}, got {engine!r}")
-    if precision not in PRECISIONS:
-        raise EngineError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision not in PRECISION_CHOICES:
+        raise EngineError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
     if device.type != "cpu" and engine not in ("auto", "torch"):
         raise EngineError(f"engine {engine} runs on the CPU only; device {device} needs --engine torch (or auto)")
     if engine not in ("auto", "torch") and not installed(engine):

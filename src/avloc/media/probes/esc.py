@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from avloc.media.decode import MediaError, decode_audio
 LOOP_S = 10.0  # every clip is repeated circularly and cut to this many seconds
 WINDOW_S, HOP_S = 1.0, 0.5  # windows of a backbone without its own frame map
 SVM_C = 0.01
+Net = Callable[[torch.Tensor], torch.Tensor]
 _FILE = re.compile(r"^([1-5])-")  # ESC file names start with the fold: "F-FREESOUNDID-TAKE.ogg"
 
 
@@ -79,20 +81,23 @@ def window_protocol(backbone: AudioBackbone) -> str:
 
 
 @torch.no_grad()
-def clip_windows(backbone: AudioBackbone, wave: np.ndarray) -> torch.Tensor:
-    """(S,) mono wave at the backbone's rate -> (W, D) window features of one clip under the protocol above."""
+def clip_windows(backbone: AudioBackbone, wave: np.ndarray, net: Net | None = None) -> torch.Tensor:
+    """(S,) mono wave at the backbone's rate -> (W, D) window features of one clip under the protocol above.
+
+    ``net`` runs the network (an ``EngineNet`` of ``backbone`` or, for SoundNet, of ``map_net(layer)``)."""
     x = looped(wave, backbone.sample_rate)
     if isinstance(backbone, SoundNet8):
-        fmap = backbone.layer_map(torch.from_numpy(x)[None].to(backbone.device), backbone.cfg.layer)[0]  # (C, T)
+        layer_map = net or backbone.map_net(backbone.cfg.layer)
+        fmap = layer_map(torch.from_numpy(x)[None].to(backbone.device))[0].float()  # (C, T)
         width = math.ceil(fmap.shape[1] / LOOP_S)  # frames in one second
         win = fmap.unfold(1, width, 1)  # (C, T - width + 1, width)
         return win.permute(1, 0, 2).reshape(win.shape[1], -1).float().cpu()  # (W, C * width), channel-major
     starts = np.arange(0.0, LOOP_S - WINDOW_S + 1e-9, HOP_S)  # (W,)
-    return backbone.embed(x, starts, WINDOW_S).float().cpu()  # (W, D)
+    return backbone.embed(x, starts, WINDOW_S, net=net).float().cpu()  # (W, D)
 
 
-def esc_features(clips: list[EscClip], backbone: AudioBackbone, key: str,
-                 cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+def esc_features(clips: list[EscClip], backbone: AudioBackbone, key: str, cache_dir: Path | None,
+                 net: Net | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Window features (N, D) float32 of every clip and each window's clip index (N,), cached under ``key``."""
     names = [f"{c.path.parent.name}/{c.path.name}" for c in clips]
     names.append(f"protocol: {window_protocol(backbone)}")  # a cache of another protocol is not this one
@@ -104,7 +109,7 @@ def esc_features(clips: list[EscClip], backbone: AudioBackbone, key: str,
         wave = decode_audio(clip.path, backbone.sample_rate)
         if wave is None:
             raise MediaError(clip.path, "no audio stream")
-        w = clip_windows(backbone, wave).numpy()  # (W, D)
+        w = clip_windows(backbone, wave, net).numpy()  # (W, D)
         feats.append(w)
         owner.append(np.full(len(w), i, np.int64))
     out = {"features": np.concatenate(feats).astype(np.float32), "clip": np.concatenate(owner)}
@@ -138,9 +143,9 @@ def fold_accuracies(features: np.ndarray, clip_of: np.ndarray, labels: np.ndarra
 
 
 def esc_accuracy(clips: list[EscClip], backbone: AudioBackbone, key: str, cache_dir: Path | None,
-                 c: float = SVM_C) -> dict[str, object]:
-    """Mean and per-fold ESC accuracy of ``backbone`` under the SoundNet protocol."""
-    feats, clip_of = esc_features(clips, backbone, key, cache_dir)
+                 c: float = SVM_C, net: Net | None = None) -> dict[str, object]:
+    """Mean and per-fold ESC accuracy of ``backbone`` under the SoundNet protocol (``net``: see ``clip_windows``)."""
+    feats, clip_of = esc_features(clips, backbone, key, cache_dir, net)
     labels = np.array([cl.label for cl in clips])
     folds = np.array([cl.fold for cl in clips])
     per_fold = fold_accuracies(feats, clip_of, labels, folds, int(labels.max()) + 1, c)

@@ -9,6 +9,7 @@ RGB. Logits are cached per backbone and resize mode under the output folder.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,14 +53,17 @@ def read_image(path: Path) -> np.ndarray:
 
 
 @torch.no_grad()
-def image_logits(files: list[Path], backbone: VisualBackbone, mode: str, key: str,
-                 cache_dir: Path | None) -> np.ndarray:
-    """(N, 1000) float32 ImageNet logits of the photos resized by ``mode`` (squash | center_crop)."""
+def image_logits(files: list[Path], backbone: VisualBackbone, mode: str, key: str, cache_dir: Path | None,
+                 net: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 resize_precision: str = "fp32") -> np.ndarray:
+    """(N, 1000) float32 ImageNet logits of the photos resized by ``mode`` (squash | center_crop) with the
+    resize in ``resize_precision``; ``net`` runs the backbone's network (an ``EngineNet``), by default itself."""
     names = [p.name for p in files]
     cached = load_cached(cache_dir, key, names) if cache_dir is not None else None
     if cached is not None:
         return cached["logits"]
-    rows = [backbone.classify(backbone.preprocess(read_image(p)[None], mode)).float().cpu().numpy()
+    run = net or backbone
+    rows = [backbone.head(run(backbone.preprocess(read_image(p)[None], mode, resize_precision))).float().cpu().numpy()
             for p in files]  # [(1, 1000)]: photos differ in size, one at a time
     logits = np.concatenate(rows).astype(np.float32)
     if cache_dir is not None:
