@@ -97,16 +97,16 @@ def cell_reports(out: Path, data: Path, seeds: int, overrides: list[str],
 
 
 def main_table(reports: dict[str, dict[int, dict]]) -> None:
-    """Every row: test mAP per tIoU and average, mean ± std over the finished seeds."""
+    """Every row: test mAP per tIoU, test and val average, mean ± std over the finished seeds."""
     from avloc.tools.tables.dense import TIOUS
 
-    keys = [f"mAP@{t}" for t in TIOUS] + ["mAP_avg"]
-    print("| model | " + " | ".join([*TIOUS, "Avg"]) + " | seeds |")
+    keys = [("test", f"mAP@{t}") for t in TIOUS] + [("test", "mAP_avg"), ("val", "mAP_avg")]
+    print("| model | " + " | ".join([*TIOUS, "Avg", "val Avg"]) + " | seeds |")
     print("|---" * (len(keys) + 2) + "|")
     for row, by_seed in reports.items():
         cells = []
-        for k in keys:
-            vals = [100 * r["test"][k] for r in by_seed.values()]
+        for split, k in keys:
+            vals = [100 * r[split][k] for r in by_seed.values()]
             spread = f" ± {statistics.stdev(vals):.2f}" if len(vals) > 1 else ""
             cells.append(f"{statistics.fmean(vals):.2f}{spread}")
         print(f"| {row} | " + " | ".join(cells) + f" | {len(by_seed)} |")
