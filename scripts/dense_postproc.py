@@ -8,8 +8,8 @@ Defaults are picked on ``val`` only; ``test`` is reported beside it.
     python scripts/dense_postproc.py --data SYN --out audit.json RUN [RUN ...]
     python scripts/dense_postproc.py --data SYN --out audit.json --reproduce-out RUNS --seeds 3 [key=value ...]
 
-The second form audits the cells of the rows in :data:`AUDITED_ROWS` of ``avloc reproduce dense`` (the same
-overrides as given to it resolve the same cell folders).
+The second form audits the cells of the common-pipeline rows of linear_mil, MIL and CLASP in ``avloc
+reproduce dense`` (the same overrides as given to it resolve the same cell folders).
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from avloc.evaluation.detection import evaluate_detection
 from avloc.evaluation.proposals import ProposalConfig
 from avloc.tools.paths import config_path
 from avloc.tools.reproduce import cell_dir
-from avloc.tools.tables.dense import DENSE
+from avloc.tools.tables.dense import COMMON_ROWS, DENSE
 
-AUDITED_ROWS = ("linear_mil", "MIL baseline", "CLASP")  # the rows trained with the shipped post-processing
+# linear_mil, MIL and CLASP, each trained (and selected) with the common post-processing
+AUDITED_ROWS = tuple(row for row in COMMON_ROWS if not row.startswith("HAN"))
 
 # The issue's row-3 post-processing: runs of CAS >= theta for theta in 0.1:0.1:0.9, score = mean CAS,
 # class kept when its video score >= 0.1, hard NMS 0.5, top 100.

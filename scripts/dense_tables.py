@@ -1,7 +1,7 @@
 """Markdown tables from the JSON of ``scripts/dense_postproc.py``: mean over seeds per model and setting.
 
     python scripts/dense_tables.py [--combined] audit.json [audit.json ...]
-    python scripts/dense_tables.py --main RUNS --data SYN [--paired] --seeds 5 [key=value ...]
+    python scripts/dense_tables.py --main RUNS --data SYN [--table dense_ablation] [--paired] --seeds 5 [key=value ...]
 """
 
 from __future__ import annotations
@@ -21,17 +21,22 @@ def main() -> None:
     ap.add_argument("--main", type=Path, default=None,
                     help="instead: the main table from the finished cells under this `reproduce dense --out`; "
                          "the audits arguments are then the reproduce overrides")
+    ap.add_argument("--table", default="dense", choices=["dense", "dense_ablation"],
+                    help="with --main: which `avloc reproduce` table")
     ap.add_argument("--paired", action="store_true",
-                    help="with --main: each row minus CLASP (its shipped ablations: minus CLASP as shipped) on the "
-                         "same seed (test and val avg mAP)")
+                    help="with --main: each row minus its reference on the same seed (test and val avg mAP): dense: "
+                         "linear_mil under the same pipeline; dense_ablation: CLASP (its shipped ablations: as shipped)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--data", type=Path, default=None, help="with --main: the data folder the cells trained on")
     args = ap.parse_args()
     if args.main is not None:
         if args.data is None:
             ap.error("--main needs --data (cell folders carry the data's fingerprint)")
-        reports = cell_reports(args.main, args.data, args.seeds, [str(a) for a in args.audits])
-        (paired_table if args.paired else main_table)(reports)
+        reports = cell_reports(args.main, args.data, args.seeds, [str(a) for a in args.audits], args.table)
+        if args.paired:
+            paired_table(reports, args.table)
+        else:
+            main_table(reports)
         return
     runs = [r for path in args.audits for r in json.loads(path.read_text()).values()]
     if args.combined:
@@ -71,17 +76,18 @@ def combined(runs: list[dict]) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
-def cell_reports(out: Path, data: Path, seeds: int, overrides: list[str]) -> dict[str, dict[int, dict]]:
-    """``report.json`` of every finished cell of the dense table: row -> seed -> report (missing seeds left out)."""
+def cell_reports(out: Path, data: Path, seeds: int, overrides: list[str],
+                 table: str = "dense") -> dict[str, dict[int, dict]]:
+    """``report.json`` of every finished cell of a dense table: row -> seed -> report (missing seeds left out)."""
     from avloc.config import load_config
     from avloc.engine.run_folder import data_fingerprint
     from avloc.tools.paths import config_path
     from avloc.tools.reproduce import cell_dir
-    from avloc.tools.tables.dense import DENSE
+    from avloc.tools.tables.dense import TABLES
 
     digest = data_fingerprint(data, exclude=out)["digest"]
     reports: dict[str, dict[int, dict]] = {}
-    for run in DENSE.runs:
+    for run in TABLES[table].runs:
         for seed in range(seeds):
             cfg = load_config(config_path(run.config), [*overrides, *run.overrides, f"train.seed={seed}"])
             path = cell_dir(out, run, cfg, digest) / "report.json"
@@ -91,30 +97,39 @@ def cell_reports(out: Path, data: Path, seeds: int, overrides: list[str]) -> dic
 
 
 def main_table(reports: dict[str, dict[int, dict]]) -> None:
-    """Every row: test mAP per tIoU and average, mean ± std over the finished seeds."""
+    """Every row: test mAP per tIoU, test and val average, mean ± std over the finished seeds."""
     from avloc.tools.tables.dense import TIOUS
 
-    keys = [f"mAP@{t}" for t in TIOUS] + ["mAP_avg"]
-    print("| model | " + " | ".join([*TIOUS, "Avg"]) + " | seeds |")
+    keys = [("test", f"mAP@{t}") for t in TIOUS] + [("test", "mAP_avg"), ("val", "mAP_avg")]
+    print("| model | " + " | ".join([*TIOUS, "Avg", "val Avg"]) + " | seeds |")
     print("|---" * (len(keys) + 2) + "|")
     for row, by_seed in reports.items():
         cells = []
-        for k in keys:
-            vals = [100 * r["test"][k] for r in by_seed.values()]
+        for split, k in keys:
+            vals = [100 * r[split][k] for r in by_seed.values()]
             spread = f" ± {statistics.stdev(vals):.2f}" if len(vals) > 1 else ""
             cells.append(f"{statistics.fmean(vals):.2f}{spread}")
         print(f"| {row} | " + " | ".join(cells) + f" | {len(by_seed)} |")
 
 
-def paired_table(reports: dict[str, dict[int, dict]]) -> None:
-    """Each row minus its reference on the same training seed (one data set: the seed is the only spread):
-    the "CLASP shipped ..." ablations minus CLASP as shipped, every other row minus CLASP (common pipeline)."""
-    from avloc.tools.tables.dense import SHIPPED, SHIPPED_ROWS
+def paired_table(reports: dict[str, dict[int, dict]], table: str = "dense_ablation") -> None:
+    """Each row minus its reference on the same training seed (one data set: the seed is the only spread).
+    dense: every model row minus linear_mil under the same pipeline (common or own); dense_ablation: the
+    "CLASP shipped ..." ablations minus CLASP as shipped, every other row minus CLASP (common pipeline)."""
+    from avloc.tools.tables.dense import COMMON_ROWS, OWN_ROWS, SHIPPED, SHIPPED_ROWS
+
+    def reference(row: str) -> tuple[str, str]:
+        if table == "dense":
+            base = OWN_ROWS[0] if row in OWN_ROWS else COMMON_ROWS[0]
+            return base, "linear_mil (same pipeline)"
+        if row in SHIPPED_ROWS[1:]:
+            return SHIPPED, "CLASP as shipped"
+        return "CLASP", "CLASP (min-max on)"
 
     print("| row | minus (same seed) | test Δ avg mAP | val Δ avg mAP | seeds | test Δ per seed |")
     print("|---|---|---|---|---|---|")
     for row, by_seed in reports.items():
-        base = SHIPPED if row in SHIPPED_ROWS[1:] else "CLASP"
+        base, minus = reference(row)
         seeds = sorted(set(by_seed) & set(reports.get(base, {})))
         if row == base or len(seeds) < 2:
             continue
@@ -123,7 +138,6 @@ def paired_table(reports: dict[str, dict[int, dict]]) -> None:
             diffs = [100 * (by_seed[k][key] - reports[base][k][key]) for k in seeds]
             cells.append((f"{statistics.fmean(diffs):+.2f} ± {statistics.stdev(diffs):.2f}", diffs))
         per_seed = ", ".join(f"{d:+.2f}" for d in cells[0][1])
-        minus = "CLASP as shipped" if base == SHIPPED else "CLASP (min-max on)"
         print(f"| {row} | {minus} | {cells[0][0]} | {cells[1][0]} | {len(seeds)} | {per_seed} |")
 
 

@@ -83,3 +83,32 @@ def test_cell_folder_ignores_keys_that_do_not_change_the_numbers(tmp_path: Path)
     cfg = load_config(config_path(run.config), ["train.seed=0"])
     assert cell_dir(tmp_path, run, cfg, "d2").parent != base.parent  # other data: another cell
     assert folder("train.seed=1").parent == base.parent and folder("train.seed=1") != base
+
+
+def test_dense_rows_share_one_common_post_processing(tmp_path: Path):
+    """Every model row "under the common post-processing" resolves to the same proposal settings, whatever
+    its shipped config says; an "own" row is its shipped config, and shares the common row's cell where the
+    two are equal (linear_mil, MIL, HAN), not where they differ (CLASP: min-max off)."""
+    import dataclasses
+
+    from avloc.evaluation.proposals import ProposalConfig
+    from avloc.tools.reproduce import cell_dir
+    from avloc.tools.tables.dense import COMMON_ROWS, DENSE, MODELS, OWN_ROWS
+
+    runs = {r.row: r for r in DENSE.runs}
+    keys = [f.name for f in dataclasses.fields(ProposalConfig)]
+
+    def resolved(row: str):
+        return load_config(config_path(runs[row].config), [*runs[row].overrides, "train.seed=0"])
+
+    common = [resolved(row) for row in COMMON_ROWS]
+    assert {c.name("model") for c in common} == {"linear_mil", "mil", "han_dense", "clasp"}
+    settings = [{k: getattr(c.eval, k) for k in keys} for c in common]
+    assert all(s == settings[0] for s in settings) and settings[0]["minmax"] is True
+    for (_, cfg_name, _), common_row, own_row in zip(MODELS, COMMON_ROWS, OWN_ROWS):
+        shipped = load_config(config_path(cfg_name), ["train.seed=0"])
+        assert resolved(own_row).to_dict() == shipped.to_dict()
+        same = {k: getattr(shipped.eval, k) for k in keys} == settings[0]
+        cells = {cell_dir(tmp_path, runs[row], resolved(row), "d") for row in (common_row, own_row)}
+        assert len(cells) == (1 if same else 2), own_row
+    assert resolved(OWN_ROWS[-1]).eval.minmax is False  # CLASP's own pipeline is the one that differs

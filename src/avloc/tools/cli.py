@@ -269,7 +269,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="train every cell of a paper table and print mean ± std over seeds")
-    p.add_argument("table", help="methods | ablation | plugin | losses | dense")
+    p.add_argument("table", help="methods | ablation | plugin | losses | dense | dense_ablation")
     p.add_argument("--data", required=True, help="dataset folder every cell trains on")
     p.add_argument("--seeds", type=int, default=3, help="seeds per cell (mean ± std)")
     p.add_argument("--out", default="runs/reproduce", help="folder of the cells' run folders and the table")
