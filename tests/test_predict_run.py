@@ -100,16 +100,19 @@ def test_predict_per_second_accuracy_equals_eval(trained, tmp_path):
     from avloc.data.ave_labels import classes_beside, read_annotations
     from avloc.engine.finish import evaluate_run
 
-    ann = read_annotations(trained["data"] / "Annotations.txt", classes=classes_beside(trained["data"] / "Annotations.txt"))
+    path = trained["data"] / "Annotations.txt"
+    ann = read_annotations(path, classes=classes_beside(path))
     test_rows = h5py.File(trained["data"] / "test_order.h5", "r")["order"][:].tolist()
     names = [*ann.classes, "background"]
     db = {ann.video_ids[r]: {"subset": "test", "duration": 10.0, "annotations": [
-        {"segment": [int(ann.start[r]), int(ann.end[r])], "label": names[ann.category[r]]}]} for r in test_rows}
+        {"segment": [int(ann.start[r]), int(ann.end[r])], "label": names[ann.category[r]]}]}
+        for r in test_rows}
     gt = tmp_path / "gt.json"
     gt.write_text(json.dumps({"database": db}))
     videos = [str(trained["root"] / "videos" / f"{ann.video_ids[r]}.mp4") for r in test_rows]
     out = tmp_path / "pred"
-    assert main(["predict", *videos, "--run", str(trained["run"]), "--out", str(out), "--annotations", str(gt)]) == 0
+    rc = main(["predict", *videos, "--run", str(trained["run"]), "--out", str(out), "--annotations", str(gt)])
+    assert rc == 0
     scored = evaluate_run(trained["run"], trained["data"], "test")
     eval_pred = json.loads((trained["run"] / "predictions_test.json").read_text())["videos"]
     seconds_right = 0
