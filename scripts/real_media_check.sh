@@ -83,6 +83,7 @@ data = DATASETS.create({"name": "ave", "storage": "float16"}, feats)
 if not cached.is_file():
     cached.write_text(json.dumps(linear_floor(data)))
 labels = data.tensors["segment_labels"][data.splits["test"]]  # (N, 10)
+timeline = json.loads((feats / "timeline.json").read_text())["videos"]
 rows = {"all background (test)": float((labels == len(data.class_names) - 1).double().mean()),
         "linear floor (per second, C on val)": json.loads(cached.read_text())}
 groups = [f"{m}_{s}" for s in ("fully", "weak") for m in ("avel", "psp", "vscg")] + ["psp_audio_only"]
@@ -96,6 +97,15 @@ for g in groups:
     rows[g] = {"metric": key, "mean": x.mean(), "std": x.std(ddof=1) if len(x) > 1 else 0.0,
                "per_seed": [round(v, 4) for v in x.tolist()], "selected_epoch": [r["selected_epoch"] for r in reps],
                "val": [round(r[key.replace("test_", "val_")], 4) for r in reps]}
+    if key == "test_acc":  # test seconds answered right, per class of the audio-visual ones and per kind of second
+        right: dict = {}
+        for p in sorted((out / "runs").glob(f"{g}_s*/predictions_test.json")):
+            for vid, r in json.loads(p.read_text())["videos"].items():
+                rec = timeline[vid.split("#")[0]]
+                for kind, pred, true in zip(rec["kinds"], r["pred"], r["true"]):
+                    name = rec["events"][0][0] if kind == "av" else kind
+                    right.setdefault(name, []).append(pred == true)
+        rows[g]["right_per_class_or_kind"] = {k: round(float(np.mean(v)), 3) for k, v in sorted(right.items())}
 text = json.dumps(rows, indent=1)
 print(text)
 (out / "summary.json").write_text(text + "\n")
