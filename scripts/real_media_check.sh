@@ -7,6 +7,8 @@
 #   features replaced by zeros).
 #   UnAV layout: avloc synth unav --media -> avloc extract --format unav (1-s grid) -> avloc train of
 #   linear_mil, MIL, CLASP -> test mAP@tIoU (0.1:0.9, averaged) of the val-selected checkpoints.
+#   Then avloc predict --run with the best AVE run on val: on the composed test videos (OUT/predict_test:
+#   its per-second accuracy beside avloc eval's) and on SHARED/clips and SHARED/../media (OUT/predict_clips).
 # Every step is skipped when its output exists, so an interrupted run resumes. Writes OUT/summary.json.
 # Usage: scripts/real_media_check.sh OUT [AVE_VIDEOS] [UNAV_VIDEOS] [EPOCHS] [SEEDS]
 #   COMPOSED_AVE=DIR: an AVE-layout composition made before (read only; default OUT/composed_ave)
@@ -110,3 +112,38 @@ text = json.dumps(rows, indent=1)
 print(text)
 (out / "summary.json").write_text(text + "\n")
 PY
+
+# --- avloc predict --run with the best AVE run on val: the composed test videos (per-second accuracy against
+# avloc eval's on their features) and the natural clips (out of the training domain) ---------------------------
+BEST=$($PYTHON -c "import json, sys; from pathlib import Path
+reps = {p.parent: json.loads(p.read_text())['val_acc'] for p in Path(sys.argv[1]).glob('*_s*/report.json')
+        if 'audio_only' not in p.parent.name and 'test_acc' in json.loads(p.read_text())}
+print(max(reps, key=reps.get))" "$OUT/runs")
+$PYTHON - "$COMPOSED_AVE" "$OUT/predict_test" <<'PY'
+import json, sys
+from pathlib import Path
+composed, out = Path(sys.argv[1]), Path(sys.argv[2])
+videos = json.loads((composed / "timeline.json").read_text())["videos"]
+db = {v: {"subset": "test", "duration": float(len(r["audio"])),
+          "annotations": [{"segment": [float(s), float(e)], "label": c} for c, s, e in r["events"]]}
+      for v, r in videos.items() if r["split"] == "test"}
+out.mkdir(parents=True, exist_ok=True)
+(out / "gt.json").write_text(json.dumps({"database": db}))
+(out / "videos.txt").write_text("".join(f"{(composed / 'videos' / v).resolve()}.mp4\n" for v in db))
+PY
+$AVLOC predict "$OUT/predict_test/videos.txt" --run "$BEST" --data "$FEATS" --out "$OUT/predict_test/pred" \
+  --annotations "$OUT/predict_test/gt.json" > /dev/null
+$AVLOC eval "$BEST" --data "$FEATS" --split test > "$OUT/predict_test/eval.json"
+$PYTHON - "$OUT/predict_test" "$BEST" <<'PY'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+ids = json.loads((out / "gt.json").read_text())["database"]
+acc = [json.loads((out / "pred" / v / "events.json").read_text())["avloc"][v]["metrics"]["per_second_acc"] for v in ids]
+res = {"run": sys.argv[2], "videos": len(ids), "predict_per_second_acc": sum(acc) / len(acc),
+       "eval_acc": json.loads((out / "eval.json").read_text())["acc"]}
+print(json.dumps(res))
+(out / "predict_vs_eval.json").write_text(json.dumps(res) + "\n")
+PY
+[ -d "$SHARED/clips" ] && $AVLOC predict "$SHARED/clips" "$SHARED/../media" --run "$BEST" --data "$FEATS" \
+  --out "$OUT/predict_clips" | tail -n 20
