@@ -145,5 +145,6 @@ res = {"run": sys.argv[2], "videos": len(ids), "predict_per_second_acc": sum(acc
 print(json.dumps(res))
 (out / "predict_vs_eval.json").write_text(json.dumps(res) + "\n")
 PY
-[ -d "$SHARED/clips" ] && $AVLOC predict "$SHARED/clips" "$SHARED/../media" --run "$BEST" --data "$FEATS" \
-  --out "$OUT/predict_clips" | tail -n 20
+if [ -d "$SHARED/clips" ]; then
+  $AVLOC predict "$SHARED/clips" "$SHARED/../media" --run "$BEST" --data "$FEATS" --out "$OUT/predict_clips" | tail -n 25
+fi
