@@ -1,38 +1,150 @@
 #!/usr/bin/env bash
-# End-to-end check on composed real media (ESC-10 recordings + ImageNet photos, AVE layout):
-# compose -> avloc extract (efficientnet_lite0 + aisfx) -> avloc train (PSP, VSCG) -> test accuracy of the
-# val-selected checkpoint, beside the linear per-second floor (C chosen on val). CPU, one thread.
-# Usage: scripts/real_media_check.sh OUT [VIDEOS] [EPOCHS] [SEEDS]
+# The "On composed real media" table of the README, end to end on one CPU thread:
+#   AVE layout: avloc synth ave --media -> avloc extract (efficientnet_lite0 + aisfx, one frame per second: the
+#   pictures are stills) -> avloc train of AVEL, PSP, VSCG, fully and weakly supervised, SEEDS each -> test
+#   accuracy of the val-selected checkpoints beside the all-background answer and the linear per-second floor
+#   (evaluation/linear_floor.py, C chosen on val); a diagnostic row trains PSP on the audio alone (the visual
+#   features replaced by zeros).
+#   UnAV layout: avloc synth unav --media -> avloc extract --format unav (1-s grid) -> avloc train of
+#   linear_mil, MIL, CLASP -> test mAP@tIoU (0.1:0.9, averaged) of the val-selected checkpoints.
+#   Then avloc predict --run with the best AVE run on val: on the composed test videos (OUT/predict_test:
+#   its per-second accuracy beside avloc eval's) and on SHARED/clips and SHARED/../media (OUT/predict_clips).
+# Every step is skipped when its output exists, so an interrupted run resumes. Writes OUT/summary.json.
+# Usage: scripts/real_media_check.sh OUT [AVE_VIDEOS] [UNAV_VIDEOS] [EPOCHS] [SEEDS]
+#   COMPOSED_AVE=DIR: an AVE-layout composition made before (read only; default OUT/composed_ave)
 set -euo pipefail
-OUT=${1:?output folder}; VIDEOS=${2:-140}; EPOCHS=${3:-30}; SEEDS=${4:-"0 1 2"}
+OUT=${1:?output folder}; AVE_VIDEOS=${2:-600}; UNAV_VIDEOS=${3:-160}; EPOCHS=${4:-5}; SEEDS=${5:-"0 1 2"}
 SHARED=${SHARED:-../shared/real}
+AVLOC=${AVLOC:-avloc}; PYTHON=${PYTHON:-python}
 export OMP_NUM_THREADS=1
-AVLOC=${AVLOC:-avloc}
-DATA=$OUT/composed_ave
-[ -f "$DATA/Annotations.txt" ] || $AVLOC synth ave --media --sounds "$SHARED/esc10" --photos "$SHARED/imagenet_samples" \
-  --videos "$VIDEOS" --seed 0 --out "$DATA"
-# still photos: every frame of a second is the same picture, so one frame per second is the 16-frame mean
-[ -f "$DATA/features.json" ] || $AVLOC extract "$DATA/videos" --out "$DATA" --format ave \
-  --annotations "$DATA/Annotations.txt" --frames-per-segment 1 --no-progress
-for seed in $SEEDS; do for m in psp vscg; do
-  run=$OUT/runs/${m}_s$seed
-  [ -f "$run/report.json" ] || $AVLOC train "ave/${m}_fully.yaml" --data "$DATA" --out "$run" train.seed="$seed" \
-    train.epochs="$EPOCHS" train.batch_size=16 train.lr_decay_epochs=[] train.threads=1 train.progress=false
+MEDIA=(--media --sounds "$SHARED/esc10" --photos "$SHARED/imagenet_samples" --seed 0)
+COMPOSED_AVE=${COMPOSED_AVE:-$OUT/composed_ave}
+FEATS=$OUT/ave_eff_aisfx
+mkdir -p "$OUT/runs"
+
+# --- AVE layout -------------------------------------------------------------------------------------------
+[ -f "$COMPOSED_AVE/Annotations.txt" ] || $AVLOC synth ave "${MEDIA[@]}" --videos "$AVE_VIDEOS" --out "$COMPOSED_AVE"
+if [ ! -f "$FEATS/features.json" ]; then  # the composition's own splits (by source), not a new random one
+  mkdir -p "$FEATS"
+  cp "$COMPOSED_AVE"/{Annotations.txt,classes.txt,train_order.h5,val_order.h5,test_order.h5,timeline.json} "$FEATS/"
+  $AVLOC extract "$COMPOSED_AVE/videos" --out "$FEATS" --format ave --annotations "$FEATS/Annotations.txt" \
+    --frames-per-segment 1 --no-progress
+fi
+AVE_TRAIN=(train.epochs="$EPOCHS" train.batch_size=16 train.lr_decay_epochs=[] train.threads=1
+           train.progress=false data.storage=float16)
+for seed in $SEEDS; do
+  for setting in fully weak; do for m in avel psp vscg; do
+    run=$OUT/runs/${m}_${setting}_s$seed
+    [ -f "$run/report.json" ] || $AVLOC train "ave/${m}_${setting}.yaml" --data "$FEATS" --out "$run" \
+      train.seed="$seed" "${AVE_TRAIN[@]}"
+  done; done
+done
+# diagnostic: the same labels, the audio alone (visual features all zero)
+AONLY=$OUT/ave_audio_only
+if [ ! -f "$AONLY/visual_feature.h5" ]; then
+  mkdir -p "$AONLY"
+  for f in Annotations.txt classes.txt train_order.h5 val_order.h5 test_order.h5 audio_feature.h5; do
+    ln -sf "$(cd "$FEATS" && pwd)/$f" "$AONLY/$f"
+  done
+  $PYTHON -c "import h5py, numpy as np, sys; n = h5py.File(sys.argv[1] + '/audio_feature.h5')['avadataset'].shape[0]
+h5py.File(sys.argv[1] + '/visual_feature.h5', 'w').create_dataset('avadataset', data=np.zeros((n, 10, 7, 7, 4), 'f4'))" "$AONLY"
+fi
+for seed in $SEEDS; do
+  run=$OUT/runs/psp_audio_only_s$seed
+  [ -f "$run/report.json" ] || $AVLOC train ave/psp_fully.yaml --data "$AONLY" --out "$run" train.seed="$seed" \
+    "${AVE_TRAIN[@]}"
+done
+
+# --- UnAV layout (dense) ----------------------------------------------------------------------------------
+COMPOSED_UNAV=$OUT/composed_unav; DENSE=$OUT/unav_eff_aisfx
+[ -f "$COMPOSED_UNAV/unav100_annotations.json" ] || $AVLOC synth unav "${MEDIA[@]}" --videos "$UNAV_VIDEOS" \
+  --out "$COMPOSED_UNAV"
+if [ ! -f "$DENSE/features.json" ]; then  # stills: one frame and one 1-s audio window per second
+  $AVLOC extract "$COMPOSED_UNAV/videos" --out "$DENSE" --format unav --stride 1 --window 1 --fps 1 --no-progress
+  cp "$COMPOSED_UNAV/unav100_annotations.json" "$DENSE/"
+fi
+for seed in $SEEDS; do for m in linear_mil mil clasp; do
+  run=$OUT/runs/${m}_dense_s$seed
+  [ -f "$run/report.json" ] || $AVLOC train "unav/$m.yaml" --data "$DENSE" --out "$run" train.seed="$seed" \
+    train.threads=1 train.progress=false
 done; done
-${PYTHON:-python} - "$DATA" "$OUT" <<'PY'
+
+# --- the table --------------------------------------------------------------------------------------------
+$PYTHON - "$OUT" "$FEATS" <<'PY'
 import json, sys
 from pathlib import Path
 import numpy as np
+import torch
 from avloc.catalog import DATASETS
 from avloc.evaluation.linear_floor import linear_floor
-data, out = Path(sys.argv[1]), Path(sys.argv[2])
-floor = linear_floor(DATASETS.create({"name": "ave"}, data))
-rows = {"linear floor (per second, C on val)": floor}
-for m in ("psp", "vscg"):
-    reps = [json.loads(p.read_text()) for p in sorted((out / "runs").glob(f"{m}_s*/report.json"))]
-    acc = np.array([r["test_acc"] for r in reps])
-    rows[m] = {"test_acc_mean": acc.mean(), "test_acc_std": acc.std(ddof=1) if len(acc) > 1 else 0.0,
-               "per_seed": [{k: r.get(k) for k in ("val_acc", "test_acc", "selected_epoch", "test")} for r in reps]}
-print(json.dumps(rows, indent=1))
-(out / "summary.json").write_text(json.dumps(rows, indent=1))
+
+torch.set_num_threads(1)
+out, feats = Path(sys.argv[1]), Path(sys.argv[2])
+cached = feats / "linear_floor.json"
+data = DATASETS.create({"name": "ave", "storage": "float16"}, feats)
+if not cached.is_file():
+    cached.write_text(json.dumps(linear_floor(data)))
+labels = data.tensors["segment_labels"][data.splits["test"]]  # (N, 10)
+timeline = json.loads((feats / "timeline.json").read_text())["videos"]
+rows = {"all background (test)": float((labels == len(data.class_names) - 1).double().mean()),
+        "linear floor (per second, C on val)": json.loads(cached.read_text())}
+groups = [f"{m}_{s}" for s in ("fully", "weak") for m in ("avel", "psp", "vscg")] + ["psp_audio_only"]
+groups += [f"{m}_dense" for m in ("linear_mil", "mil", "clasp")]
+for g in groups:
+    reps = [json.loads(p.read_text()) for p in sorted((out / "runs").glob(f"{g}_s*/report.json"))]
+    if not reps:
+        continue
+    key = "test_acc" if "test_acc" in reps[0] else "test_mAP_avg"
+    x = np.array([r[key] for r in reps])
+    rows[g] = {"metric": key, "mean": x.mean(), "std": x.std(ddof=1) if len(x) > 1 else 0.0,
+               "per_seed": [round(v, 4) for v in x.tolist()], "selected_epoch": [r["selected_epoch"] for r in reps],
+               "val": [round(r[key.replace("test_", "val_")], 4) for r in reps]}
+    if key == "test_acc":  # test seconds answered right, per class of the audio-visual ones and per kind of second
+        right: dict = {}
+        for p in sorted((out / "runs").glob(f"{g}_s*/predictions_test.json")):
+            for vid, r in json.loads(p.read_text())["videos"].items():
+                rec = timeline[vid.split("#")[0]]
+                for kind, pred, true in zip(rec["kinds"], r["pred"], r["true"]):
+                    name = rec["events"][0][0] if kind == "av" else kind
+                    right.setdefault(name, []).append(pred == true)
+        rows[g]["right_per_class_or_kind"] = {k: round(float(np.mean(v)), 3) for k, v in sorted(right.items())}
+text = json.dumps(rows, indent=1)
+print(text)
+(out / "summary.json").write_text(text + "\n")
 PY
+
+# --- avloc predict --run with the best AVE run on val: the composed test videos (per-second accuracy against
+# avloc eval's on their features) and the natural clips (out of the training domain) ---------------------------
+BEST=$($PYTHON -c "import json, sys; from pathlib import Path
+reps = {p.parent: json.loads(p.read_text())['val_acc'] for p in Path(sys.argv[1]).glob('*_s*/report.json')
+        if 'audio_only' not in p.parent.name and 'test_acc' in json.loads(p.read_text())}
+print(max(reps, key=reps.get))" "$OUT/runs")
+$PYTHON - "$COMPOSED_AVE" "$OUT/predict_test" <<'PY'
+import json, sys
+from pathlib import Path
+composed, out = Path(sys.argv[1]), Path(sys.argv[2])
+videos = json.loads((composed / "timeline.json").read_text())["videos"]
+db = {v: {"subset": "test", "duration": float(len(r["audio"])),
+          "annotations": [{"segment": [float(s), float(e)], "label": c} for c, s, e in r["events"]]}
+      for v, r in videos.items() if r["split"] == "test"}
+out.mkdir(parents=True, exist_ok=True)
+(out / "gt.json").write_text(json.dumps({"database": db}))
+(out / "videos.txt").write_text("".join(f"{(composed / 'videos' / v).resolve()}.mp4\n" for v in db))
+PY
+$AVLOC predict "$OUT/predict_test/videos.txt" --run "$BEST" --data "$FEATS" --out "$OUT/predict_test/pred" \
+  --annotations "$OUT/predict_test/gt.json" > /dev/null
+$AVLOC eval "$BEST" --data "$FEATS" --split test > "$OUT/predict_test/eval.json"
+$PYTHON - "$OUT/predict_test" "$BEST" <<'PY'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+ids = json.loads((out / "gt.json").read_text())["database"]
+acc = [json.loads((out / "pred" / v / "events.json").read_text())["avloc"][v]["metrics"]["per_second_acc"] for v in ids]
+res = {"run": sys.argv[2], "videos": len(ids), "predict_per_second_acc": sum(acc) / len(acc),
+       "eval_acc": json.loads((out / "eval.json").read_text())["acc"]}
+print(json.dumps(res))
+(out / "predict_vs_eval.json").write_text(json.dumps(res) + "\n")
+PY
+if [ -d "$SHARED/clips" ]; then
+  $AVLOC predict "$SHARED/clips" "$SHARED/../media" --run "$BEST" --data "$FEATS" --out "$OUT/predict_clips" | tail -n 25
+fi

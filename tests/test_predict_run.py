@@ -94,6 +94,40 @@ def test_predict_with_a_run_writes_every_file(trained, tmp_path, capsys):
     assert "held_out" in capsys.readouterr().out
 
 
+def test_predict_per_second_accuracy_equals_eval(trained, tmp_path):
+    """``avloc predict --run`` on the test split's videos labels every second as ``avloc eval`` does on their
+    extracted features: the same label per second, hence the same per-second accuracy."""
+    from avloc.data.ave_labels import classes_beside, read_annotations
+    from avloc.engine.finish import evaluate_run
+
+    path = trained["data"] / "Annotations.txt"
+    ann = read_annotations(path, classes=classes_beside(path))
+    test_rows = h5py.File(trained["data"] / "test_order.h5", "r")["order"][:].tolist()
+    names = [*ann.classes, "background"]
+    db = {ann.video_ids[r]: {"subset": "test", "duration": 10.0, "annotations": [
+        {"segment": [int(ann.start[r]), int(ann.end[r])], "label": names[ann.category[r]]}]}
+        for r in test_rows}
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"database": db}))
+    videos = [str(trained["root"] / "videos" / f"{ann.video_ids[r]}.mp4") for r in test_rows]
+    out = tmp_path / "pred"
+    rc = main(["predict", *videos, "--run", str(trained["run"]), "--out", str(out), "--annotations", str(gt)])
+    assert rc == 0
+    scored = evaluate_run(trained["run"], trained["data"], "test")
+    eval_pred = json.loads((trained["run"] / "predictions_test.json").read_text())["videos"]
+    seconds_right = 0
+    for r in test_rows:
+        vid = ann.video_ids[r]
+        doc = json.loads((out / vid / "events.json").read_text())
+        labels = ["background"] * 10
+        for ev in doc["results"][vid]:
+            for s in range(int(round(ev["segment"][0])), int(round(ev["segment"][1]))):
+                labels[s] = ev["label"]
+        assert labels == [names[c] for c in eval_pred[f"{vid}#{r}"]["pred"]]
+        seconds_right += round(doc["avloc"][vid]["metrics"]["per_second_acc"] * 10)
+    assert seconds_right / (10 * len(test_rows)) == pytest.approx(scored["acc"])
+
+
 def test_ave_windows_cover_any_length():
     from avloc.inference.windows import ave_windows
 
