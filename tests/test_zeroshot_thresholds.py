@@ -150,3 +150,24 @@ def test_a_bad_group_table_is_named_with_the_group(tmp_path):
             load_vocabulary("ucs", table)
     with pytest.raises(ValueError, match="unknown zero-shot vocabulary 'vggish'"):
         ZeroShotConfig("vggish").resolved()
+
+
+def test_predict_refuses_zero_shot_options_without_zero_shot(tmp_path, capsys):
+    from avloc.tools.cli import main
+    from media_clips import write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", 1.0)
+    for extra in (["--vocab", "soundnet"], ["--thresholds", str(tmp_path / "t.json")]):
+        rc = main(["predict", str(clip), "--run", str(tmp_path / "run"), "--out", str(tmp_path / "out"), *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and "use them with --zero-shot" in err, err
+
+
+def test_an_engine_net_of_a_soundnet_layer_map_knows_its_layer():
+    """The bf16 check of ``--precision auto`` is keyed by (backbone, layer): a LayerMap must name its layer."""
+    from avloc.media.backbones.soundnet import SoundNet8
+    from avloc.media.engines import EngineNet
+
+    net = SoundNet8().eval()
+    assert EngineNet(net.map_net("pool5"), "soundnet8", "torch").layer == "pool5"
+    assert EngineNet(net, "soundnet8", "torch").layer == net.cfg.layer

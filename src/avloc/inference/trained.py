@@ -28,7 +28,7 @@ from avloc.inference.events import Events, runs_to_events
 from avloc.formats.feature_sidecar import META_FILE
 from avloc.inference.model_file import TrainedModel
 from avloc.inference.prediction import PredictError, ScoreTrack, VideoPrediction
-from avloc.inference.windows import AVE_WINDOW, ave_windows, step_outputs
+from avloc.inference.windows import AVE_WINDOW, ave_windows, clip_seconds, step_outputs
 from avloc.media.extract import FeatureMeta
 
 
@@ -137,7 +137,7 @@ def _predict_ave(model, extractor, names: list[str], path: Path, dev: torch.devi
     from avloc.media.decode import decode_audio, probe
 
     info = probe(path)
-    seconds = max(1, int(np.floor(info.duration + 0.5)))
+    seconds = clip_seconds(info.duration)
     starts, where = ave_windows(seconds)
     wave = decode_audio(path, extractor.audio.sample_rate, []) if info.has_audio else None
     feats = [_ave_features(extractor, path, wave, s) for s in starts]

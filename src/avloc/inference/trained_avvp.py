@@ -23,7 +23,7 @@ import torch
 from avloc.evaluation.avvp_metrics import binarize
 from avloc.inference.events import Events, runs_to_events
 from avloc.inference.prediction import ScoreTrack, VideoPrediction
-from avloc.inference.windows import ave_windows, step_outputs
+from avloc.inference.windows import ave_windows, clip_seconds, step_outputs
 
 WINDOW = 10  # LLP clips: ten one-second segments
 
@@ -53,7 +53,7 @@ def predict_avvp(model: torch.nn.Module, extractor, eval_cfg, names: list[str], 
     from avloc.media.decode import decode_audio, probe
 
     info = probe(path)
-    seconds = max(1, int(np.floor(info.duration + 0.5)))
+    seconds = clip_seconds(info.duration)
     starts, where = ave_windows(seconds)  # (W,), (S, 2)
     wave = decode_audio(path, extractor.audio.sample_rate, []) if info.has_audio else None
     feats = [llp_window_features(extractor, path, wave, s) for s in starts]

@@ -9,6 +9,11 @@ import torch
 AVE_WINDOW = 10  # seconds per model window (AVE and LLP clips)
 
 
+def clip_seconds(duration: float) -> int:
+    """Seconds scored in a clip of ``duration`` s: a last partial second counts from half a second on."""
+    return max(1, int(np.floor(duration + 0.5)))
+
+
 def step_outputs(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The adapter between models and predict: ``labels`` (B, T) and ``confidence`` (B, T) for AVE models,
     ``cas`` (B, T, C) and ``video_probs`` (B, C) for dense ones, ``segment_prob`` (B, T, 2, C) (audio, visual)

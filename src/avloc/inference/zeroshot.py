@@ -62,7 +62,7 @@ class ZeroShotConfig:
         return ZeroShotConfig(self.vocab, float(av), float(track), dict(self.group_thresholds))
 
     @classmethod
-    def from_file(cls, path: str | Path, vocab: str = "soundnet") -> "ZeroShotConfig":
+    def from_file(cls, path: str | Path, vocab: str = "ucs") -> "ZeroShotConfig":
         """Vocabulary ``vocab``'s thresholds in a file written by ``avloc zeroshot tune``."""
         path = Path(path)
         try:

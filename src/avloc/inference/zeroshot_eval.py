@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avloc.evaluation.detection import tiou
 from avloc.inference.events import runs_to_events
 from avloc.inference.sound_vocab import SoundVocabulary
 from avloc.inference.zeroshot import agreement, group_masses
@@ -113,7 +114,7 @@ def _agreement(scores: SecondScores, vocab: SoundVocabulary) -> np.ndarray:
     return agreement(pa, pv).numpy()  # (T, G)
 
 
-def _match(found: list[tuple[str, float, float, float]], true: list[tuple[str, float, float]], tiou: float
+def _match(found: list[tuple[str, float, float, float]], true: list[tuple[str, float, float]], min_tiou: float
            ) -> np.ndarray:
     """(N,) bool: which (class, start, end) true events a (class, start, end, score) event matches one-to-one,
     best score first."""
@@ -122,9 +123,7 @@ def _match(found: list[tuple[str, float, float, float]], true: list[tuple[str, f
     f = sorted(found, key=lambda e: -e[3])
     fl, fs, fe = (np.array([e[i] for e in f]) for i in range(3))
     tl, ts, te = (np.array([e[i] for e in true]) for i in range(3))
-    inter = np.clip(np.minimum(fe[:, None], te) - np.maximum(fs[:, None], ts), 0, None)  # (F, N)
-    union = np.maximum(fe[:, None], te) - np.minimum(fs[:, None], ts)
-    ok = (inter / np.maximum(union, 1e-9) >= tiou - 1e-9) & (fl[:, None] == tl[None, :])  # (F, N)
+    ok = (tiou(fs[:, None], fe[:, None], ts, te) >= min_tiou - 1e-9) & (fl[:, None] == tl[None, :])  # (F, N)
     taken = np.zeros(len(true), bool)
     for row in ok:  # a handful of events per video
         j = np.flatnonzero(row & ~taken)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from avloc.formats.atomic import write_bytes_atomic
+from avloc.inference.windows import clip_seconds
 from avloc.media.backbones.base import AudioBackbone, VisualBackbone
 from avloc.media.decode import decode_audio, iter_frames, probe
 from avloc.media.engines import EngineNet
@@ -92,11 +93,6 @@ class ZeroShotNets:
                    EngineNet(soundnet.map_net("conv7"), f"{soundnet.registered_name}_conv7", engine, precision),
                    None if aisfx is None else EngineNet(aisfx, aisfx.registered_name, engine, precision),
                    resize_precision)
-
-
-def clip_seconds(duration: float) -> int:
-    """Seconds scored in a clip of ``duration`` s: a last partial second counts from half a second on."""
-    return max(1, int(np.floor(duration + 0.5)))
 
 
 @torch.no_grad()

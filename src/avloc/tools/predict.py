@@ -45,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--merge-gap", type=float, default=0.0,
                    help="merge same-label events separated by less than this many seconds (0: no merging)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--vocab", default="ucs", choices=["ucs", "soundnet", "soundnet_ext"],
-                   help="--zero-shot: what names the sound: ucs (aiSFX's 82 UCS sound Categories) or soundnet "
+    p.add_argument("--vocab", default=None, choices=["ucs", "soundnet", "soundnet_ext"],
+                   help="--zero-shot: what names the sound: ucs (default; aiSFX's 82 UCS sound Categories) or soundnet "
                         "(SoundNet-8's ImageNet head, as first shipped); soundnet_ext: SoundNet on the ucs groups")
     p.add_argument("--thresholds", default=None, help="--zero-shot: a thresholds file of avloc zeroshot tune "
                                                       "(default: the shipped ones, chosen on composed val videos)")
@@ -65,8 +65,10 @@ def _predictor(args: argparse.Namespace) -> Predictor:
 
     pp = PostProcess(args.min_score, args.min_duration, args.merge_gap)
     if args.zero_shot:
-        return Predictor.zero_shot(args.device, pp, args.vocab, args.thresholds, args.engine, args.precision,
-                                   args.resize_precision)
+        return Predictor.zero_shot(args.device, pp, args.vocab or "ucs", args.thresholds, args.engine,
+                                   args.precision, args.resize_precision)
+    if args.vocab or args.thresholds:
+        raise PredictError("--vocab and --thresholds set the zero-shot detector: use them with --zero-shot")
     if (args.visual is None) != (args.audio is None):
         raise PredictError("--visual and --audio go together: the two backbones that made the run's features")
     backbones = (args.visual, args.audio) if args.visual else None

@@ -1,7 +1,7 @@
 """``avloc zeroshot cache|tune|eval|clips``: the zero-shot detectors measured on labelled videos.
 
 - ``cache VIDEOS... --out FILE.npz``: the per-second backbone tables of each video, computed once;
-- ``tune --data DIR --split val --cache FILE --vocab imagenet|ucs --out thresholds.json``: thresholds chosen
+- ``tune --data DIR --split val --cache FILE --vocab soundnet|ucs|soundnet_ext --out thresholds.json``: thresholds chosen
   on a labelled composed folder (never on a test split);
 - ``eval --data DIR --split test --cache FILE --thresholds FILE``: per-second accuracy and event P/R/F1;
 - ``clips --cache FILE --expect JSON --thresholds FILE``: what each natural clip holds and what was found.

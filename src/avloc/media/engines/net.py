@@ -44,7 +44,8 @@ class EngineNet:
         check(engine, precision, device)
         self.front, self.core = backbone.engine_parts()
         self.name, self.engine, self.precision, self.device = name, engine, precision, device
-        self.layer = str(getattr(getattr(backbone, "cfg", None), "layer", ""))  # SoundNet's tapped layer
+        # SoundNet's tapped layer: a LayerMap names it itself, a whole backbone in its Config
+        self.layer = str(getattr(backbone, "layer", "") or getattr(getattr(backbone, "cfg", None), "layer", ""))
         self.threads = engine_threads(threads)
         self.runners: dict[tuple[int, ...], Runner] = {}  # per-sample input shape -> runner
         self.chosen: dict[tuple[int, ...], str] = {}  # per-sample input shape -> engine name
