@@ -30,6 +30,7 @@ from avloc.inference.events import runs_to_events
 from avloc.inference.sound_vocab import SoundVocabulary
 from avloc.inference.zeroshot import agreement, group_masses
 from avloc.inference.zeroshot_scores import SecondScores
+from avloc.media.compose.sources import read_class_map
 
 GRID = np.round(np.arange(0.02, 0.801, 0.01), 2)  # candidate agreement thresholds
 
@@ -97,14 +98,13 @@ def composed_split_videos(data_dir: str | Path, split: str) -> list[Path]:
 
 def group_classes(vocab: SoundVocabulary, class_map: str | Path) -> dict[str, str]:
     """Event group -> the composed class it stands for ("" for none), by shared ImageNet wnids."""
-    path = Path(class_map)
-    classes = json.loads(path.read_text())["classes"]
+    classes, _ = read_class_map(class_map)  # class -> its depicts + stands_in wnids
     out = {}
     for g in vocab.names:
         wn = vocab.wnids(g)
-        hits = sorted(c for c, m in classes.items() if wn & set(m.get("depicts", []) + m.get("stands_in", [])))
+        hits = sorted(c for c, wnids in classes.items() if wn & set(wnids))
         if len(hits) > 1:
-            raise ValueError(f"{path}: event group '{g}' stands for several classes: {hits}")
+            raise ValueError(f"{class_map}: event group '{g}' stands for several classes: {hits}")
         out[g] = hits[0] if hits else ""
     return out
 
