@@ -7,20 +7,26 @@
 #   features replaced by zeros).
 #   UnAV layout: avloc synth unav --media -> avloc extract --format unav (1-s grid) -> avloc train of
 #   linear_mil, MIL, CLASP -> test mAP@tIoU (0.1:0.9, averaged) of the val-selected checkpoints.
-#   Then avloc predict --run with the best AVE run on val: on the composed test videos (OUT/predict_test:
-#   its per-second accuracy beside avloc eval's) and on SHARED/clips and SHARED/../media (OUT/predict_clips).
-# Every step is skipped when its output exists, so an interrupted run resumes. Writes OUT/summary.json.
+#   Then avloc predict --run with the best AVE run on val: on the composed test videos (RUNS/predict_test:
+#   its per-second accuracy beside avloc eval's) and on SHARED/clips and SHARED/../media (RUNS/predict_clips).
+# Every step is skipped when its output exists, so an interrupted run resumes. Writes RUNS/summary.json.
 # Usage: scripts/real_media_check.sh OUT [AVE_VIDEOS] [UNAV_VIDEOS] [EPOCHS] [SEEDS]
 #   COMPOSED_AVE=DIR: an AVE-layout composition made before (read only; default OUT/composed_ave)
+#   CLASS_MAP=FILE: the composition's class map (default media/esc10_imagenet.json; media/esc10_imagenet_transfer.json
+#     keeps the classes whose photos transfer between splits)
+#   AUDIO=NAME: the audio backbone of the extracted features (aisfx, the default, or soundnet8); its features go to
+#     OUT/{ave,unav}_eff_NAME and its runs to OUT/runs (aisfx) or OUT/runs_NAME; the compositions are shared
 set -euo pipefail
 OUT=${1:?output folder}; AVE_VIDEOS=${2:-600}; UNAV_VIDEOS=${3:-160}; EPOCHS=${4:-5}; SEEDS=${5:-"0 1 2"}
 SHARED=${SHARED:-../shared/real}
 AVLOC=${AVLOC:-avloc}; PYTHON=${PYTHON:-python}
 export OMP_NUM_THREADS=1
-MEDIA=(--media --sounds "$SHARED/esc10" --photos "$SHARED/imagenet_samples" --seed 0)
+CLASS_MAP=${CLASS_MAP:-media/esc10_imagenet.json}; AUDIO=${AUDIO:-aisfx}
+MEDIA=(--media --sounds "$SHARED/esc10" --photos "$SHARED/imagenet_samples" --class-map "$CLASS_MAP" --seed 0)
 COMPOSED_AVE=${COMPOSED_AVE:-$OUT/composed_ave}
-FEATS=$OUT/ave_eff_aisfx
-mkdir -p "$OUT/runs"
+FEATS=$OUT/ave_eff_$AUDIO
+RUNS=$OUT/runs; [ "$AUDIO" = aisfx ] || RUNS=$OUT/runs_$AUDIO
+mkdir -p "$RUNS"
 
 # --- AVE layout -------------------------------------------------------------------------------------------
 [ -f "$COMPOSED_AVE/Annotations.txt" ] || $AVLOC synth ave "${MEDIA[@]}" --videos "$AVE_VIDEOS" --out "$COMPOSED_AVE"
@@ -28,19 +34,19 @@ if [ ! -f "$FEATS/features.json" ]; then  # the composition's own splits (by sou
   mkdir -p "$FEATS"
   cp "$COMPOSED_AVE"/{Annotations.txt,classes.txt,train_order.h5,val_order.h5,test_order.h5,timeline.json} "$FEATS/"
   $AVLOC extract "$COMPOSED_AVE/videos" --out "$FEATS" --format ave --annotations "$FEATS/Annotations.txt" \
-    --frames-per-segment 1 --no-progress
+    --frames-per-segment 1 --audio "$AUDIO" --no-progress
 fi
 AVE_TRAIN=(train.epochs="$EPOCHS" train.batch_size=16 train.lr_decay_epochs=[] train.threads=1
            train.progress=false data.storage=float16)
 for seed in $SEEDS; do
   for setting in fully weak; do for m in avel psp vscg; do
-    run=$OUT/runs/${m}_${setting}_s$seed
+    run=$RUNS/${m}_${setting}_s$seed
     [ -f "$run/report.json" ] || $AVLOC train "ave/${m}_${setting}.yaml" --data "$FEATS" --out "$run" \
       train.seed="$seed" "${AVE_TRAIN[@]}"
   done; done
 done
 # diagnostic: the same labels, the audio alone (visual features all zero)
-AONLY=$OUT/ave_audio_only
+AONLY=$OUT/ave_audio_only_$AUDIO
 if [ ! -f "$AONLY/visual_feature.h5" ]; then
   mkdir -p "$AONLY"
   for f in Annotations.txt classes.txt train_order.h5 val_order.h5 test_order.h5 audio_feature.h5; do
@@ -50,27 +56,28 @@ if [ ! -f "$AONLY/visual_feature.h5" ]; then
 h5py.File(sys.argv[1] + '/visual_feature.h5', 'w').create_dataset('avadataset', data=np.zeros((n, 10, 7, 7, 4), 'f4'))" "$AONLY"
 fi
 for seed in $SEEDS; do
-  run=$OUT/runs/psp_audio_only_s$seed
+  run=$RUNS/psp_audio_only_s$seed
   [ -f "$run/report.json" ] || $AVLOC train ave/psp_fully.yaml --data "$AONLY" --out "$run" train.seed="$seed" \
     "${AVE_TRAIN[@]}"
 done
 
 # --- UnAV layout (dense) ----------------------------------------------------------------------------------
-COMPOSED_UNAV=$OUT/composed_unav; DENSE=$OUT/unav_eff_aisfx
+COMPOSED_UNAV=$OUT/composed_unav; DENSE=$OUT/unav_eff_$AUDIO
 [ -f "$COMPOSED_UNAV/unav100_annotations.json" ] || $AVLOC synth unav "${MEDIA[@]}" --videos "$UNAV_VIDEOS" \
   --out "$COMPOSED_UNAV"
 if [ ! -f "$DENSE/features.json" ]; then  # stills: one frame and one 1-s audio window per second
-  $AVLOC extract "$COMPOSED_UNAV/videos" --out "$DENSE" --format unav --stride 1 --window 1 --fps 1 --no-progress
+  $AVLOC extract "$COMPOSED_UNAV/videos" --out "$DENSE" --format unav --stride 1 --window 1 --fps 1 \
+    --audio "$AUDIO" --no-progress
   cp "$COMPOSED_UNAV/unav100_annotations.json" "$DENSE/"
 fi
 for seed in $SEEDS; do for m in linear_mil mil clasp; do
-  run=$OUT/runs/${m}_dense_s$seed
+  run=$RUNS/${m}_dense_s$seed
   [ -f "$run/report.json" ] || $AVLOC train "unav/$m.yaml" --data "$DENSE" --out "$run" train.seed="$seed" \
     train.threads=1 train.progress=false
 done; done
 
 # --- the table --------------------------------------------------------------------------------------------
-$PYTHON - "$OUT" "$FEATS" <<'PY'
+$PYTHON - "$RUNS" "$FEATS" <<'PY'
 import json, sys
 from pathlib import Path
 import numpy as np
@@ -79,7 +86,7 @@ from avloc.catalog import DATASETS
 from avloc.evaluation.linear_floor import linear_floor
 
 torch.set_num_threads(1)
-out, feats = Path(sys.argv[1]), Path(sys.argv[2])
+runs, feats = Path(sys.argv[1]), Path(sys.argv[2])
 cached = feats / "linear_floor.json"
 data = DATASETS.create({"name": "ave", "storage": "float16"}, feats)
 if not cached.is_file():
@@ -91,7 +98,7 @@ rows = {"all background (test)": float((labels == len(data.class_names) - 1).dou
 groups = [f"{m}_{s}" for s in ("fully", "weak") for m in ("avel", "psp", "vscg")] + ["psp_audio_only"]
 groups += [f"{m}_dense" for m in ("linear_mil", "mil", "clasp")]
 for g in groups:
-    reps = [json.loads(p.read_text()) for p in sorted((out / "runs").glob(f"{g}_s*/report.json"))]
+    reps = [json.loads(p.read_text()) for p in sorted(runs.glob(f"{g}_s*/report.json"))]
     if not reps:
         continue
     key = "test_acc" if "test_acc" in reps[0] else "test_mAP_avg"
@@ -101,7 +108,7 @@ for g in groups:
                "val": [round(r[key.replace("test_", "val_")], 4) for r in reps]}
     if key == "test_acc":  # test seconds answered right, per class of the audio-visual ones and per kind of second
         right: dict = {}
-        for p in sorted((out / "runs").glob(f"{g}_s*/predictions_test.json")):
+        for p in sorted(runs.glob(f"{g}_s*/predictions_test.json")):
             for vid, r in json.loads(p.read_text())["videos"].items():
                 rec = timeline[vid.split("#")[0]]
                 for kind, pred, true in zip(rec["kinds"], r["pred"], r["true"]):
@@ -110,7 +117,7 @@ for g in groups:
         rows[g]["right_per_class_or_kind"] = {k: round(float(np.mean(v)), 3) for k, v in sorted(right.items())}
 text = json.dumps(rows, indent=1)
 print(text)
-(out / "summary.json").write_text(text + "\n")
+(runs / "summary.json").write_text(text + "\n")
 PY
 
 # --- avloc predict --run with the best AVE run on val: the composed test videos (per-second accuracy against
@@ -118,8 +125,8 @@ PY
 BEST=$($PYTHON -c "import json, sys; from pathlib import Path
 reps = {p.parent: json.loads(p.read_text())['val_acc'] for p in Path(sys.argv[1]).glob('*_s*/report.json')
         if 'audio_only' not in p.parent.name and 'test_acc' in json.loads(p.read_text())}
-print(max(reps, key=reps.get))" "$OUT/runs")
-$PYTHON - "$COMPOSED_AVE" "$OUT/predict_test" <<'PY'
+print(max(reps, key=reps.get))" "$RUNS")
+$PYTHON - "$COMPOSED_AVE" "$RUNS/predict_test" <<'PY'
 import json, sys
 from pathlib import Path
 composed, out = Path(sys.argv[1]), Path(sys.argv[2])
@@ -131,10 +138,10 @@ out.mkdir(parents=True, exist_ok=True)
 (out / "gt.json").write_text(json.dumps({"database": db}))
 (out / "videos.txt").write_text("".join(f"{(composed / 'videos' / v).resolve()}.mp4\n" for v in db))
 PY
-$AVLOC predict "$OUT/predict_test/videos.txt" --run "$BEST" --data "$FEATS" --out "$OUT/predict_test/pred" \
-  --annotations "$OUT/predict_test/gt.json" > /dev/null
-$AVLOC eval "$BEST" --data "$FEATS" --split test > "$OUT/predict_test/eval.json"
-$PYTHON - "$OUT/predict_test" "$BEST" <<'PY'
+$AVLOC predict "$RUNS/predict_test/videos.txt" --run "$BEST" --data "$FEATS" --out "$RUNS/predict_test/pred" \
+  --annotations "$RUNS/predict_test/gt.json" > /dev/null
+$AVLOC eval "$BEST" --data "$FEATS" --split test > "$RUNS/predict_test/eval.json"
+$PYTHON - "$RUNS/predict_test" "$BEST" <<'PY'
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
@@ -146,5 +153,5 @@ print(json.dumps(res))
 (out / "predict_vs_eval.json").write_text(json.dumps(res) + "\n")
 PY
 if [ -d "$SHARED/clips" ]; then
-  $AVLOC predict "$SHARED/clips" "$SHARED/../media" --run "$BEST" --data "$FEATS" --out "$OUT/predict_clips" | tail -n 25
+  $AVLOC predict "$SHARED/clips" "$SHARED/../media" --run "$BEST" --data "$FEATS" --out "$RUNS/predict_clips" | tail -n 25
 fi

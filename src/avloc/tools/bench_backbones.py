@@ -7,11 +7,13 @@ from pathlib import Path
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--esc", default=None, help="backbones: ESC folder ('NNN - Class/F-ID-TAKE.ogg'), e.g. "
+    p.add_argument("--esc", default=None, help="backbones, photos: ESC folder ('NNN - Class/F-ID-TAKE.ogg'), e.g. "
                    "../shared/real/esc10")
-    p.add_argument("--images", default=None, help="backbones: photos named '<wnid>_*.JPEG', e.g. "
+    p.add_argument("--images", default=None, help="backbones, photos: photos named '<wnid>_*.JPEG', e.g. "
                    "../shared/real/imagenet_samples")
-    p.add_argument("--out", default="runs/bench_backbones", help="backbones: report and feature cache folder")
+    p.add_argument("--out", default="runs/bench_backbones", help="backbones, photos: report and feature cache folder")
+    p.add_argument("--class-map", nargs="+", default=["media/esc10_imagenet.json"],
+                   help="photos: class maps to probe (paths or names under configs/)")
     p.add_argument("--audio", nargs="+", default=[], help="backbones: audio backbones (default: all registered)")
     p.add_argument("--visual", nargs="+", default=[], help="backbones: visual backbones (default: all registered)")
     p.add_argument("--layers", nargs="+", default=[], help="backbones: tapped layers to score (default: every "

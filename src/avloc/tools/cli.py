@@ -121,6 +121,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from avloc.tools.bench_backbones import run
 
         return run(args)
+    if args.kind == "photos":
+        from avloc.tools.bench_photos import run
+
+        return run(args)
     if args.kind == "extract":
         from avloc.tools.extract import bench_main
 
@@ -237,8 +241,9 @@ def _add_detect_eval(sub: argparse._SubParsersAction) -> None:
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     from avloc.tools.bench_backbones import add_flags
 
-    p = sub.add_parser("bench", help="speed and memory benchmark; backbones: accuracy against the papers")
-    p.add_argument("kind", choices=["ave", "dense", "extract", "backbones"], help="what to measure")
+    p = sub.add_parser("bench", help="speed and memory benchmark; backbones: accuracy against the papers; "
+                       "photos: do a composed class's pictures carry over between splits")
+    p.add_argument("kind", choices=["ave", "dense", "extract", "backbones", "photos"], help="what to measure")
     p.add_argument("--data", default=None, help="dataset folder (ave: required); extract: a video file")
     p.add_argument("--clips", nargs="*", default=[], help="extract --fidelity: more video files or folders")
     p.add_argument("--engines", nargs="+", default=None,
