@@ -25,18 +25,24 @@ CLIPS = {
 
 
 @pytest.fixture(scope="module")
-def detector():
+def nets():
     import torch
 
-    from avloc.inference.sound_vocab import load_vocabulary
-    from avloc.inference.zeroshot import ZeroShotConfig, zero_shot_predict
     from avloc.inference.zeroshot_scores import ZeroShotNets
 
     try:
-        nets = ZeroShotNets.from_packages()
+        loaded = ZeroShotNets.from_packages()
     except WeightsError as exc:
         pytest.skip(str(exc))
     torch.set_num_threads(2)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def detector(nets):
+    from avloc.inference.sound_vocab import load_vocabulary
+    from avloc.inference.zeroshot import ZeroShotConfig, zero_shot_predict
+
     return lambda path: zero_shot_predict(path, nets, ZeroShotConfig()), load_vocabulary(ZeroShotConfig().vocab)
 
 
@@ -92,6 +98,22 @@ def test_a_silent_clip_is_predicted_and_says_so(detector, tmp_path):
     assert pred.notes and "no audio" in pred.notes[0]
     assert len(pred.events.of_track("av")) == 0
     assert pred.track("visual").scores.shape[0] == 3
+
+
+def test_each_audio_table_reads_its_own_rate_decoded_from_the_file(nets, tmp_path):
+    """The audio decodes run in the frame thread; each network still gets the file decoded at its own rate (a
+    22.05-kHz track resampled to 44.1 kHz and back would move the SoundNet table)."""
+    from avloc.inference.zeroshot_scores import score_video, soundnet_probs, ucs_probs
+    from avloc.media.decode import decode_audio
+
+    clip = write_clip(tmp_path / "tone.mp4", 3.0)
+    got = score_video(clip, nets)
+    rate_sn, rate_sfx = nets.soundnet.sample_rate, nets.aisfx.sample_rate
+    assert rate_sn != rate_sfx and got.seconds == 3
+    want = soundnet_probs(decode_audio(clip, rate_sn), nets.soundnet, 3, nets.soundnet_run)
+    np.testing.assert_array_equal(got.soundnet, want)
+    want = ucs_probs(decode_audio(clip, rate_sfx), nets.aisfx, nets.ucs, 3, nets.aisfx_run)
+    np.testing.assert_array_equal(got.ucs, want)
 
 
 def test_an_engine_and_the_fast_path_find_the_same_events(detector, predictions, shared_dir):

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from avloc.evaluation.detection import tiou
-from avloc.inference.events import runs_to_events
+from avloc.evaluation.proposals import find_segments
 from avloc.inference.sound_vocab import SoundVocabulary
 from avloc.inference.zeroshot import agreement, group_masses
 from avloc.inference.zeroshot_scores import SecondScores
@@ -109,7 +109,8 @@ def group_classes(vocab: SoundVocabulary, class_map: str | Path) -> dict[str, st
     return out
 
 
-def _agreement(scores: SecondScores, vocab: SoundVocabulary) -> np.ndarray:
+def video_agreement(scores: SecondScores, vocab: SoundVocabulary) -> np.ndarray:
+    """(T, G) agreement of one video: computed once and reused by every threshold a sweep tries."""
     pa, pv = group_masses(scores, vocab)
     return agreement(pa, pv).numpy()  # (T, G)
 
@@ -137,40 +138,66 @@ def evaluate_zero_shot(scores: dict[str, SecondScores], truth: dict[str, Labelle
                        group_thresholds: dict[str, float] | None = None) -> ZeroShotScore:
     """Per-second accuracy and event precision / recall / F1 of one agreement threshold (module docstring);
     ``group_thresholds`` overrides it for some groups."""
+    thr = np.array([[(group_thresholds or {}).get(g, threshold) for g in vocab.names]])  # (1, G)
+    return sweep_thresholds(scores, truth, vocab, classes, thr, np.array([float(threshold)]), tiou)[0]
+
+
+def sweep_thresholds(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], vocab: SoundVocabulary,
+                     classes: dict[str, str], thr: np.ndarray, reported: np.ndarray, tiou: float = 0.5
+                     ) -> list[ZeroShotScore]:
+    """``evaluate_zero_shot`` at K threshold rows ``thr`` (K, G) at once, ``reported`` (K,) naming each: every
+    video's agreement is computed once and compared with all K rows in one array operation."""
     missing = sorted(set(truth) - set(scores))
     if missing:
         raise ValueError(f"no cached scores for {len(missing)} labelled videos, e.g. '{missing[0]}'")
     label_of = np.array([classes.get(g) or f"other:{g}" for g in vocab.names])  # (G,)
-    thr = np.array([(group_thresholds or {}).get(g, threshold) for g in vocab.names])  # (G,)
-    right = total = found = matched = n_true = 0
-    per_class: dict[str, list[int]] = {}
+    k_n, g_n = thr.shape
+    right, found, matched = (np.zeros(k_n, np.int64) for _ in range(3))
+    total = n_true = 0
+    per_class: list[dict[str, list[int]]] = [{} for _ in range(k_n)]  # per threshold: class -> counts
+    true_of: dict[str, int] = {}  # class -> true events
     for vid, lab in truth.items():
-        av = _agreement(scores[vid], vocab)  # (T, G)
+        av = video_agreement(scores[vid], vocab)
         t = min(len(av), len(lab.seconds))
-        active = av[:t] >= thr  # (t, G)
-        best = np.where(active, av[:t], -1.0).argmax(1)  # (t,)
-        pred = np.where(active.any(1), label_of[best], "")  # (t,)
-        right += int((pred == lab.seconds[:t]).sum())
+        a = av[:t]  # (t, G)
+        active = a[None] >= thr[:, None, :]  # (K, t, G)
+        best = np.where(active, a[None], -1.0).argmax(2)  # (K, t)
+        pred = np.where(active.any(2), label_of[best], "")  # (K, t)
+        right += (pred == lab.seconds[:t]).sum(1)
         total += len(lab.seconds)
-        ev = runs_to_events(active, av[:t], 1.0, list(label_of), "av", scores[vid].duration)
-        mine = list(zip(ev.label.tolist(), ev.start.tolist(), ev.end.tolist(), ev.score.tolist()))
-        taken = _match(mine, lab.events, tiou)
-        found += len(mine)
-        matched += int(taken.sum())
         n_true += len(lab.events)
-        for (c, _, _), hit in zip(lab.events, taken):
-            row = per_class.setdefault(c, [0, 0, 0])
-            row[0] += 1
-            row[1] += int(hit)
-        for c in ev.label.tolist():
-            per_class.setdefault(c, [0, 0, 0])[2] += 1
-    for row in per_class.values():
-        row[2] -= row[1]  # found events of the class that matched nothing
-    p = matched / found if found else 0.0
-    r = matched / n_true if n_true else 0.0
-    f1 = 2 * p * r / (p + r) if p + r else 0.0
-    return ZeroShotScore(float(threshold), right / max(total, 1), p, r, f1, found, matched, n_true,
-                         dict(sorted(per_class.items())))
+        rows, s, e = find_segments(active.transpose(0, 2, 1).reshape(k_n * g_n, t))  # runs per (threshold, group)
+        k_of, g_of = np.divmod(rows, g_n)
+        csum = np.concatenate([np.zeros((1, g_n)), np.cumsum(a, 0)])  # (t + 1, G): runs_to_events' run means
+        score = (csum[e, g_of] - csum[s, g_of]) / np.maximum(e - s, 1)
+        start, end = s * 1.0, np.minimum(e * 1.0, scores[vid].duration)
+        bounds = np.searchsorted(k_of, np.arange(k_n + 1))  # runs of threshold k: bounds[k]:bounds[k + 1]
+        for k in np.flatnonzero(np.diff(bounds) > 0):
+            sl = slice(bounds[k], bounds[k + 1])
+            labels = label_of[g_of[sl]].tolist()
+            taken = _match(list(zip(labels, start[sl].tolist(), end[sl].tolist(), score[sl].tolist())), lab.events,
+                           tiou)
+            found[k] += len(labels)
+            matched[k] += int(taken.sum())
+            for c in labels:
+                per_class[k].setdefault(c, [0, 0, 0])[2] += 1
+            for (c, _, _), hit in zip(lab.events, taken):
+                per_class[k].setdefault(c, [0, 0, 0])[1] += int(hit)
+        for c, _, _ in lab.events:
+            true_of[c] = true_of.get(c, 0) + 1
+    out = []
+    for k in range(k_n):
+        for c, n in true_of.items():
+            per_class[k].setdefault(c, [0, 0, 0])[0] = n
+        for row in per_class[k].values():
+            row[2] -= row[1]  # found events of the class that matched nothing
+        f, m = int(found[k]), int(matched[k])
+        p = m / f if f else 0.0
+        r = m / n_true if n_true else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        out.append(ZeroShotScore(float(reported[k]), int(right[k]) / max(total, 1), p, r, f1, f, m, n_true,
+                                 dict(sorted(per_class[k].items()))))
+    return out
 
 
 def mismatched_sound(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo]) -> dict[str, SecondScores]:
@@ -207,7 +234,8 @@ def choose_threshold(scores: dict[str, SecondScores], truth: dict[str, LabelledV
                      classes: dict[str, str], grid: np.ndarray = GRID, tiou: float = 0.5
                      ) -> tuple[ZeroShotScore, list[ZeroShotScore]]:
     """The grid threshold of best event F1 on ``truth`` (ties: the higher one), and every grid point's score."""
-    rows = [evaluate_zero_shot(scores, truth, vocab, classes, float(x), tiou) for x in grid]
+    thr = np.repeat(np.asarray(grid, np.float64)[:, None], len(vocab.names), 1)  # (K, G): one shared per row
+    rows = sweep_thresholds(scores, truth, vocab, classes, thr, grid, tiou)
     best = max(rows, key=lambda s: (round(s.f1, 12), s.threshold))
     return best, rows
 

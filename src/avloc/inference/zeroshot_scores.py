@@ -131,22 +131,31 @@ def soundnet_probs(wave: np.ndarray, net: AudioBackbone, seconds: int, conv7: Ne
 
 
 def score_video(path: str | Path, nets: ZeroShotNets) -> SecondScores:
-    """Decode ``path`` (frames in a thread beside the networks, then each audio sample rate once) and compute
-    its per-second tables."""
+    """Decode ``path`` and compute its per-second tables. One thread beside the networks decodes the frames, then
+    the audio at each sample rate a network reads (SoundNet 22.05 kHz, aiSFX 44.1 kHz) while the visual network
+    runs on the last frames. Each rate is decoded from the file rather than resampled from the other: FFmpeg's
+    one-step resampling keeps the tables of existing caches bit for bit, a two-step one moves them slightly."""
     path = Path(path)
     info = probe(path)
     duration = info.duration
     seconds = clip_seconds(duration)
     fps = FRAMES_PER_SECOND
     frame_times = np.minimum(np.arange(seconds * fps) / fps, max(duration - 1e-3, 0.0))  # (seconds * fps,)
-    visual = visual_probs(prefetch(frame_chunks(path, frame_times, nets)), nets.visual, seconds, nets.visual_run)
+    hear = nets.aisfx is not None and nets.ucs is not None
+    rates = [n.sample_rate for n in (nets.soundnet, nets.aisfx if hear else None) if n is not None]
+    waves: dict[int, np.ndarray | None] = {}
+
+    def produce() -> Iterator[torch.Tensor]:  # runs in the prefetch thread
+        yield from frame_chunks(path, frame_times, nets)
+        for rate in dict.fromkeys(rates if info.has_audio else []):
+            waves[rate] = decode_audio(path, rate)
+
+    visual = visual_probs(prefetch(produce()), nets.visual, seconds, nets.visual_run)  # drains produce()
     soundnet, ucs = np.zeros((seconds, 1000)), np.zeros((seconds, len(UCS_CATEGORIES)))
     if info.has_audio and nets.soundnet is not None:
-        wave22 = decode_audio(path, nets.soundnet.sample_rate)
-        soundnet = soundnet_probs(wave22, nets.soundnet, seconds, nets.soundnet_run)
-    if info.has_audio and nets.aisfx is not None and nets.ucs is not None:
-        wave44 = decode_audio(path, nets.aisfx.sample_rate)
-        ucs = ucs_probs(wave44, nets.aisfx, nets.ucs, seconds, nets.aisfx_run)
+        soundnet = soundnet_probs(waves[nets.soundnet.sample_rate], nets.soundnet, seconds, nets.soundnet_run)
+    if info.has_audio and hear:
+        ucs = ucs_probs(waves[nets.aisfx.sample_rate], nets.aisfx, nets.ucs, seconds, nets.aisfx_run)
     return SecondScores(path.stem, duration, visual, soundnet, ucs, has_audio=info.has_audio)
 
 
