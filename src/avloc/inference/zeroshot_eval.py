@@ -84,8 +84,11 @@ def composed_truth(data_dir: str | Path, split: str) -> dict[str, LabelledVideo]
 
 
 def composed_split_videos(data_dir: str | Path, split: str) -> list[Path]:
-    """The video files of one split of a composed AVE-layout folder (``<split>Set.txt``, ``videos/<id>.mp4``)."""
+    """The video files of one split of a composed folder: the AVE layout's ``<split>Set.txt`` lines, else (UnAV
+    layout) the videos ``timeline.json`` puts in the split; ``videos/<id>.mp4`` either way."""
     path = Path(data_dir) / f"{split}Set.txt"
+    if not path.is_file() and (Path(data_dir) / "timeline.json").is_file():
+        return [Path(data_dir) / "videos" / f"{vid}.mp4" for vid in composed_truth(data_dir, split)]
     try:
         lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
     except OSError as exc:

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     verbs = p.add_subparsers(dest="zs_command", required=True, help="cache, tune, eval or clips")
     c = verbs.add_parser("cache", help="per-second backbone tables of videos, saved to one .npz (resumes)")
     c.add_argument("videos", nargs="*", help="video files, folders of videos or .txt lists of paths")
-    c.add_argument("--data", default=None, help="instead of videos: a composed folder (avloc synth ave --media)")
+    c.add_argument("--data", default=None, help="instead of videos: a composed folder (avloc synth ave|unav --media)")
     c.add_argument("--split", default="val", help="with --data: the split whose videos to score")
     c.add_argument("--out", required=True, help="the .npz cache to write (videos already in it are skipped)")
     vocab_help = "sound vocabularies: soundnet (as first shipped), ucs (aiSFX UCS Categories), soundnet_ext"
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--cache", required=True, help="the .npz written by avloc zeroshot cache")
         q.add_argument("--vocab", nargs="+", default=["soundnet", "ucs"], help=vocab_help)
     for q in (t, e):
-        q.add_argument("--data", required=True, help="a composed folder (avloc synth ave --media): timeline.json")
+        q.add_argument("--data", required=True, help="a composed folder (avloc synth ave|unav --media): timeline.json")
         q.add_argument("--class-map", default="media/esc10_imagenet.json",
                        help="the class map the folder was composed with (which pictures stand for each class)")
     t.add_argument("--split", default="val", help="the split to choose on (test is refused)")
@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--wrong-sound-copies", action="store_true", help="add a copy of each video with the sound of "
                    "another class and no audio-visual event (seen, not heard): the choice then rewards hearing")
     e.add_argument("--split", default="test", help="the split to score")
+    e.add_argument("--map", action="store_true", help="score the events by mAP@tIoU 0.1:0.9 (the dense models' "
+                   "metric; a UnAV-layout composition) instead of per-second accuracy and event F1")
     e.add_argument("--mismatched-sound", action="store_true", help="control: each video with the sound of a "
                    "video of another class (a detector that hears loses its events)")
     for q in (e, k):
@@ -66,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
                                     args.wrong_sound_copies)
         rep.write_thresholds(table, args.out)
         print(json.dumps(table, indent=1))
+    elif args.zs_command == "eval" and args.map:
+        from avloc.inference.zeroshot_dense import zero_shot_map
+
+        res = zero_shot_map(args.cache, args.data, args.split, args.vocab, args.class_map, args.thresholds)
+        print(json.dumps({name: r.as_dict() for name, r in res.items()}, indent=1))
     elif args.zs_command == "eval":
         rows = rep.split_scores(args.cache, args.data, args.split, args.vocab, args.class_map, args.thresholds,
                                args.mismatched_sound)
