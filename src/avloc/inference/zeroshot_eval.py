@@ -8,13 +8,15 @@ stands for class c when one of its ImageNet classes is among c's pictures in the
 stands for no class of the set is never right there.
 
 - per-second accuracy: each second is background or the class of the group with the highest agreement
-  above the threshold (a group of no class counts as a wrong foreground);
+  above the threshold (a group of no class counts as a wrong foreground); dips of at most ``max_gap`` seconds
+  inside a group's run count as that run (``zeroshot.bridge_gaps``), as the detector reports them;
 - events: the detector's audio-visual events against the true ones, one-to-one, same class and temporal IoU
   >= ``tiou`` (0.5), greedily by descending event score; precision = matched / found, recall = matched /
   true, false events = found - matched.
 
-``choose_threshold`` sweeps one agreement threshold shared by every group and keeps the best event F1 (ties:
-the higher threshold, fewer false events). It must be given a validation split, never the test split.
+``choose_threshold`` sweeps one agreement threshold shared by every group, and the longest bridged dip (0-3 s:
+up to the longest sound window, SoundNet's 3 s), and keeps the best event F1 (ties: the shorter bridge, then the
+higher threshold, fewer false events). It must be given a validation split, never the test split.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ import numpy as np
 from avloc.evaluation.detection import tiou
 from avloc.inference.events import runs_to_events
 from avloc.inference.sound_vocab import SoundVocabulary
-from avloc.inference.zeroshot import agreement, group_masses
+from avloc.inference.zeroshot import agreement, bridge_gaps, group_masses
 from avloc.inference.zeroshot_scores import SecondScores
 from avloc.media.compose.sources import read_class_map
 
 GRID = np.round(np.arange(0.02, 0.801, 0.01), 2)  # candidate agreement thresholds
+GAPS = (0, 1, 2, 3)  # candidate longest bridged dips (s)
 
 
 @dataclass
@@ -55,6 +58,7 @@ class ZeroShotScore:
     matched: int
     true_events: int
     per_class: dict[str, list[int]] = field(default_factory=dict)  # class -> [true events, matched, false]
+    max_gap: int = 0  # the longest dip bridged inside an event (s)
 
     @property
     def false_events(self) -> int:
@@ -134,9 +138,9 @@ def _match(found: list[tuple[str, float, float, float]], true: list[tuple[str, f
 
 def evaluate_zero_shot(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], vocab: SoundVocabulary,
                        classes: dict[str, str], threshold: float, tiou: float = 0.5,
-                       group_thresholds: dict[str, float] | None = None) -> ZeroShotScore:
+                       group_thresholds: dict[str, float] | None = None, max_gap: int = 0) -> ZeroShotScore:
     """Per-second accuracy and event precision / recall / F1 of one agreement threshold (module docstring);
-    ``group_thresholds`` overrides it for some groups."""
+    ``group_thresholds`` overrides it for some groups; dips of at most ``max_gap`` seconds are bridged."""
     missing = sorted(set(truth) - set(scores))
     if missing:
         raise ValueError(f"no cached scores for {len(missing)} labelled videos, e.g. '{missing[0]}'")
@@ -147,7 +151,7 @@ def evaluate_zero_shot(scores: dict[str, SecondScores], truth: dict[str, Labelle
     for vid, lab in truth.items():
         av = _agreement(scores[vid], vocab)  # (T, G)
         t = min(len(av), len(lab.seconds))
-        active = av[:t] >= thr  # (t, G)
+        active = bridge_gaps(av[:t] >= thr, max_gap)  # (t, G)
         best = np.where(active, av[:t], -1.0).argmax(1)  # (t,)
         pred = np.where(active.any(1), label_of[best], "")  # (t,)
         right += int((pred == lab.seconds[:t]).sum())
@@ -170,7 +174,7 @@ def evaluate_zero_shot(scores: dict[str, SecondScores], truth: dict[str, Labelle
     r = matched / n_true if n_true else 0.0
     f1 = 2 * p * r / (p + r) if p + r else 0.0
     return ZeroShotScore(float(threshold), right / max(total, 1), p, r, f1, found, matched, n_true,
-                         dict(sorted(per_class.items())))
+                         dict(sorted(per_class.items())), int(max_gap))
 
 
 def mismatched_sound(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo]) -> dict[str, SecondScores]:
@@ -204,10 +208,12 @@ def with_wrong_sound_copies(scores: dict[str, SecondScores], truth: dict[str, La
 
 
 def choose_threshold(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], vocab: SoundVocabulary,
-                     classes: dict[str, str], grid: np.ndarray = GRID, tiou: float = 0.5
-                     ) -> tuple[ZeroShotScore, list[ZeroShotScore]]:
-    """The grid threshold of best event F1 on ``truth`` (ties: the higher one), and every grid point's score."""
-    rows = [evaluate_zero_shot(scores, truth, vocab, classes, float(x), tiou) for x in grid]
-    best = max(rows, key=lambda s: (round(s.f1, 12), s.threshold))
+                     classes: dict[str, str], grid: np.ndarray = GRID, tiou: float = 0.5,
+                     gaps: tuple[int, ...] = GAPS) -> tuple[ZeroShotScore, list[ZeroShotScore]]:
+    """The (threshold, max_gap) of the grid with the best event F1 on ``truth`` (ties: the shorter bridge, then
+    the higher threshold), and every grid point's score."""
+    rows = [evaluate_zero_shot(scores, truth, vocab, classes, float(x), tiou, max_gap=g)
+            for g in gaps for x in grid]
+    best = max(rows, key=lambda s: (round(s.f1, 12), -s.max_gap, s.threshold))
     return best, rows
 
