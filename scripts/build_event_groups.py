@@ -1,6 +1,6 @@
 """Build ``src/avloc/inference/event_groups.tsv``: the 1,000 ILSVRC-2012 classes grouped into sound-making events.
 
-Usage: python scripts/build_event_groups.py CATEGORIES [--wordnet DIR] [--out FILE]
+Usage: python scripts/build_event_groups.py CATEGORIES [--wordnet DIR] [--out FILE | --garments]
 
 CATEGORIES is SoundNet's ``categories_imagenet.txt`` (``wnid name, synonyms`` per line, ILSVRC order, the order of
 SoundNet's conv8 and of EfficientNet's classifier). DIR holds the WordNet 3.0 database (Debian: ``apt-get install
@@ -8,6 +8,12 @@ wordnet-base``, files in /usr/share/wordnet); ILSVRC's wnids are WordNet 3.0 nou
 the first group below whose anchor synset is among its hypernyms. Two context groups (gym, speaker) and a few
 vehicle parts are listed by class name instead: WordNet has no synset for "things seen where a barbell clanks".
 The script asserts that the animal groups tile indices 0-397 exactly and that every listed name exists.
+
+``--garments`` prints instead the ``imagenet`` cell of the ``speaker`` row of ``src/avloc/inference/ucs_groups.tsv``:
+the ILSVRC classes that are things people wear (hyponyms of WordNet's clothing.n.01), the picture side of a
+talking person in a vocabulary that hears voices (ImageNet has no person class, but names what a person on
+screen wears). The diaper is left out: a baby wears it, and a baby cries rather than talks (the composed class
+map has it stand in for a crying baby, the ``baby`` group's sound).
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ NAMED = {
 NAMED_KIND = {"gym": "context", "speaker": "context", "other": "other"}
 # Silent things WordNet files under a group: a wreck is a vessel, a balloon an aircraft; neither is heard.
 NAMED["other"] = ("wreck", "balloon")
+CLOTHING = "03051540"  # clothing, article of clothing, wear: the anchor of --garments
+NOT_WORN_BY_A_SPEAKER = ("diaper",)
 # AVE's 28 classes, for the ILSVRC classes that are one of them (an event "Bark" is what a dog does).
 AVE = {
     "Bark": "group:dog",
@@ -141,13 +149,25 @@ def build(categories: Path, wordnet: Path) -> list[tuple[int, str, str, str, str
     return [(i, rows[i][0], rows[i][1], group[i], kind[i], ave[i]) for i in range(1000)]
 
 
+def garments(categories: Path, wordnet: Path) -> list[tuple[str, str]]:
+    """``(wnid, name)`` of the ILSVRC classes under clothing.n.01, in ILSVRC order, less the diaper."""
+    parents = read_hypernyms(wordnet)
+    return [(wnid, name) for wnid, name in read_categories(categories)
+            if CLOTHING in ancestors(wnid[1:], parents) and name not in NOT_WORN_BY_A_SPEAKER]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("categories", type=Path)
     parser.add_argument("--wordnet", type=Path, default=Path("/usr/share/wordnet"))
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).resolve().parents[1] / "src/avloc/inference/event_groups.tsv")
+    parser.add_argument("--garments", action="store_true",
+                        help="print the speaker row's imagenet cell for ucs_groups.tsv instead of writing the table")
     args = parser.parse_args()
+    if args.garments:
+        print("|".join(f"{wnid} {name}" for wnid, name in garments(args.categories, args.wordnet)))
+        return
     lines = ["index\twnid\tname\tgroup\tkind\tave_class"]
     lines += ["\t".join(map(str, row)) for row in build(args.categories, args.wordnet)]
     args.out.write_text("\n".join(lines) + "\n")

@@ -76,3 +76,27 @@ def test_ave_names_are_ave_classes():
 
     used = {r["ave_class"] for r in rows()} - {""}
     assert used and used <= set(AVE_CLASSES)
+
+
+def test_the_ucs_speaker_group_sees_what_people_wear_but_not_a_diaper():
+    from avloc.inference.sound_vocab import load_vocabulary
+
+    worn = load_vocabulary("ucs").wnids("speaker")
+    assert {"n03759954", "n04296562", "n04350905", "n04591157"} <= worn  # microphone, stage, suit, Windsor tie
+    assert {"n02667093", "n03595614", "n03617480", "n03770439"} <= worn  # abaya, jersey, kimono, miniskirt
+    assert "n03188531" not in worn and len(worn) == 50  # the diaper: a baby's, the baby group's sound
+    assert load_vocabulary("soundnet").wnids("speaker") == {"n02883205", "n03759954", "n04296562", "n04350905",
+                                                           "n04591157"}  # the first-shipped groups are unchanged
+
+
+def test_script_rebuilds_the_speaker_garments_of_the_ucs_table(shared_dir):
+    from avloc.inference.sound_vocab import UCS_TABLE
+
+    cats = shared_dir / "reference" / "soundnet" / "categories_imagenet.txt"
+    if not cats.is_file() or not (WORDNET / "data.noun").is_file():
+        pytest.skip("needs SoundNet's category file and the WordNet database (apt-get install wordnet-base)")
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_event_groups.py"), str(cats), "--wordnet",
+                          str(WORDNET), "--garments"], check=True, capture_output=True, text=True).stdout.strip()
+    with open(UCS_TABLE, newline="") as fh:
+        row = next(r for r in csv.DictReader(fh, delimiter="\t") if r["group"] == "speaker")
+    assert out == row["imagenet"] and "n03188531" not in out and out.count("|") == 47

@@ -10,8 +10,8 @@ import pytest
 
 from avloc.inference.events import runs_to_events
 from avloc.inference.sound_vocab import load_vocabulary
-from avloc.inference.zeroshot import ZeroShotConfig, detect
-from avloc.inference.zeroshot_eval import (GRID, LabelledVideo, ZeroShotScore, _match, choose_threshold,
+from avloc.inference.zeroshot import ZeroShotConfig, bridge_gaps, detect
+from avloc.inference.zeroshot_eval import (GAPS, GRID, LabelledVideo, ZeroShotScore, _match, choose_threshold,
                                            evaluate_zero_shot, video_agreement, with_wrong_sound_copies)
 from avloc.inference.zeroshot_report import TRACK_THRESHOLD, budget_points, clip_verdict
 from avloc.inference.zeroshot_scores import SecondScores
@@ -51,8 +51,10 @@ def made_up_cache(seed: int = 0, n: int = 14) -> tuple[dict[str, SecondScores], 
     return scores, truth
 
 
-def plain_evaluate(scores, truth, vocab, classes, threshold, tiou=0.5, group_thresholds=None) -> ZeroShotScore:
-    """One threshold, the agreement recomputed per video, events by ``runs_to_events``: the path before the sweep."""
+def plain_evaluate(scores, truth, vocab, classes, threshold, tiou=0.5, group_thresholds=None, max_gap=0
+                   ) -> ZeroShotScore:
+    """One threshold, the agreement recomputed per video, dips bridged on the (T, G) table, events by
+    ``runs_to_events``: the path before the sweep."""
     label_of = np.array([classes.get(g) or f"other:{g}" for g in vocab.names])
     thr = np.array([(group_thresholds or {}).get(g, threshold) for g in vocab.names])
     right = total = found = matched = n_true = 0
@@ -60,7 +62,7 @@ def plain_evaluate(scores, truth, vocab, classes, threshold, tiou=0.5, group_thr
     for vid, lab in truth.items():
         av = video_agreement(scores[vid], vocab)
         t = min(len(av), len(lab.seconds))
-        active = av[:t] >= thr
+        active = bridge_gaps(av[:t] >= thr, max_gap)
         best = np.where(active, av[:t], -1.0).argmax(1)
         pred = np.where(active.any(1), label_of[best], "")
         right += int((pred == lab.seconds[:t]).sum())
@@ -83,7 +85,7 @@ def plain_evaluate(scores, truth, vocab, classes, threshold, tiou=0.5, group_thr
     r = matched / n_true if n_true else 0.0
     f1 = 2 * p * r / (p + r) if p + r else 0.0
     return ZeroShotScore(float(threshold), right / max(total, 1), p, r, f1, found, matched, n_true,
-                         dict(sorted(per_class.items())))
+                         dict(sorted(per_class.items())), max_gap)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -93,9 +95,10 @@ def test_the_tuning_sweep_reports_what_each_threshold_scored_alone_reports(seed)
     vocab = load_vocabulary("ucs")
     classes = {g: CLASSES.get(g, "") for g in vocab.names}
     best, rows = choose_threshold(scores, truth, vocab, classes)
-    plain = [plain_evaluate(scores, truth, vocab, classes, float(x)) for x in GRID]
+    plain = [plain_evaluate(scores, truth, vocab, classes, float(x), max_gap=g) for g in GAPS for x in GRID]
     assert rows == plain  # every field, floats bit for bit, and every per-class count
-    assert best == max(plain, key=lambda s: (round(s.f1, 12), s.threshold))
+    assert best == max(plain, key=lambda s: (round(s.f1, 12), -s.max_gap, s.threshold))
+    assert len({r.found for r in rows if r.max_gap == 3} - {r.found for r in rows if r.max_gap == 0})  # bridging
     assert len({(r.found, r.matched) for r in rows}) > 5 and any(r.per_class for r in rows)  # the sweep moves
     over = {"dog": 0.61, "clock": 0.05}
     assert evaluate_zero_shot(scores, truth, vocab, classes, 0.3, group_thresholds=over) == plain_evaluate(

@@ -13,9 +13,12 @@ of the members, and an audio-visual event needs both (``zeroshot.agreement``). T
 
 The table ``ucs_groups.tsv`` is the mapping, written by hand with this rule: a group's UCS Categories are those
 whose UCS definition names the sound its members make (animals -> ANIMALS, birds incl. fowl -> BIRDS, a
-talking person's stand-ins (suit, microphone, stage) -> VOICES, HUMAN, CROWDS, instruments -> MUSICAL, cars
-and motorcycles -> VEHICLES, MOTORS, ...); a group whose members make no sound (fish) has none. An added
-group lists the ILSVRC classes (wnid and name) that are the sound's source (clock, chain saw, rifle, frying pan)
+talking person's stand-ins -> VOICES, HUMAN, CROWDS, instruments -> MUSICAL, cars and motorcycles ->
+VEHICLES, MOTORS, ...); a group whose members make no sound (fish) has none. ImageNet has no person class,
+so the talking person (``speaker``) is seen through what people wear: besides the suit, ties, microphone and
+stage of the ImageNet groups, every ILSVRC class under WordNet's clothing.n.01 but the diaper (a baby's:
+the ``baby`` group's sound), listed by ``scripts/build_event_groups.py --garments``; the ``soundnet``
+vocabulary keeps the first-shipped groups. An added group lists the ILSVRC classes (wnid and name) that are the sound's source (clock, chain saw, rifle, frying pan)
 or, where ImageNet has no picture of the source, show where the sound happens (seashore or bathtub for water,
 fire screen or candle for fire, crib for a baby): the same stand-in rule as the composed benchmark's class map
 ``configs/media/esc10_imagenet.json``, so a composed-set gain on those classes is partly by construction.

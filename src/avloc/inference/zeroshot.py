@@ -10,12 +10,15 @@ into event groups; per second t and group g:
     pv_g(t) = EfficientNet mass of g, averaged over 4 centre-cropped frames of second t
     A_g(t)  = sqrt(pa_g(t) * pv_g(t))           the agreement: high only when both hear and see g
 
-An audio-visual event is a run of seconds with A_g >= ``av_threshold``. The audio-only (pa >= track
-threshold) and visual-only (pv >= track threshold) tracks are kept: a silent dog on screen is a visual track,
-not an audio-visual event. The shipped thresholds (``zeroshot_thresholds.json``) were chosen per vocabulary on
-the validation split of a composed real-media set, with a wrong-sound copy of each video, by ``avloc zeroshot
-tune`` (the file records the command). Time resolution is coarse: a per-second value comes from a 2-3 s
-window, so an onset smears by about +-1 s.
+An audio-visual event is a run of seconds with A_g >= ``av_threshold`` in which dips of at most ``max_gap``
+seconds are bridged (``bridge_gaps``): each second's sound value comes from a 2-3 s window, so one or two
+seconds below the threshold between agreeing seconds of one group are more likely a quiet moment of one event
+than two events. The audio-only (pa >= track threshold) and visual-only (pv >= track threshold) tracks are kept
+(not bridged): a silent dog on screen is a visual track, not an audio-visual event. The shipped thresholds and
+``max_gap`` (``zeroshot_thresholds.json``) were chosen per vocabulary on the validation split of a composed
+real-media set, with a wrong-sound copy of each video, by ``avloc zeroshot tune`` (the file records the
+command). Time resolution is coarse: a per-second value comes from a 2-3 s window, so an onset smears by about
++-1 s.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from avloc.inference.events import Events, runs_to_events
@@ -47,19 +51,21 @@ class ZeroShotConfig:
     av_threshold: float | None = None  # None: the shipped val-chosen value of ``vocab``
     track_threshold: float | None = None  # audio-only and visual-only tracks; None: shipped
     group_thresholds: dict[str, float] = field(default_factory=dict)  # per-group overrides of av_threshold
+    max_gap: int | None = None  # longest dip (s) bridged inside an audio-visual event; None: shipped
 
     def resolved(self) -> "ZeroShotConfig":
         """This config with every None replaced by the shipped value of its vocabulary."""
         if self.vocab not in VOCABULARIES:
             raise ValueError(f"unknown zero-shot vocabulary '{self.vocab}'; choose from {', '.join(VOCABULARIES)}")
-        av, track = self.av_threshold, self.track_threshold
-        if av is None or track is None:
+        av, track, gap = self.av_threshold, self.track_threshold, self.max_gap
+        if av is None or track is None or gap is None:
             ship = shipped_thresholds()["vocabularies"]
             if self.vocab not in ship:
                 raise ValueError(f"no shipped thresholds for vocabulary '{self.vocab}' in {SHIPPED}")
             av = ship[self.vocab]["av_threshold"] if av is None else av
             track = ship[self.vocab]["track_threshold"] if track is None else track
-        return ZeroShotConfig(self.vocab, float(av), float(track), dict(self.group_thresholds))
+            gap = ship[self.vocab].get("max_gap", 0) if gap is None else gap
+        return ZeroShotConfig(self.vocab, float(av), float(track), dict(self.group_thresholds), int(gap))
 
     @classmethod
     def from_file(cls, path: str | Path, vocab: str = "ucs") -> "ZeroShotConfig":
@@ -68,7 +74,8 @@ class ZeroShotConfig:
         try:
             row = json.loads(path.read_text())["vocabularies"][vocab]
             groups = {str(g): float(v) for g, v in row.get("group_thresholds", {}).items()}
-            return cls(vocab, float(row["av_threshold"]), float(row["track_threshold"]), groups)
+            return cls(vocab, float(row["av_threshold"]), float(row["track_threshold"]), groups,
+                       int(row.get("max_gap", 0)))  # files written before bridging had none
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}: no zero-shot thresholds for vocabulary '{vocab}' ({exc!r})") from None
 
@@ -76,6 +83,19 @@ class ZeroShotConfig:
 def agreement(pa: torch.Tensor, pv: torch.Tensor) -> torch.Tensor:
     """(T, G) audio and visual group masses -> (T, G) geometric mean: both must be high."""
     return (pa * pv).clamp_min(0).sqrt()
+
+
+def bridge_gaps(active: np.ndarray, max_gap: int) -> np.ndarray:
+    """(..., T, G) bool -> the same with every run of at most ``max_gap`` inactive steps that lies between two
+    active steps of one column made active (a run at either end of the clip is left as it is)."""
+    active = np.asarray(active, bool)
+    if max_gap <= 0 or not active.size:
+        return active
+    n = active.shape[-2]
+    t = np.arange(n)[:, None]  # (T, 1)
+    last = np.maximum.accumulate(np.where(active, t, -1), -2)  # latest active step at or before t
+    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(active, t, n), -2), -2), -2)  # earliest at or after t
+    return active | ((last >= 0) & (nxt < n) & (nxt - last - 1 <= max_gap))
 
 
 def group_masses(scores: SecondScores, vocab: SoundVocabulary) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +118,7 @@ def detect(scores: SecondScores, vocab: SoundVocabulary, cfg: ZeroShotConfig, pa
               ScoreTrack("visual", names, pv.numpy(), 1.0)]
     d = scores.duration
     events = Events.concat([
-        runs_to_events((av >= thr).numpy(), av.numpy(), 1.0, names, "av", d),
+        runs_to_events(bridge_gaps((av >= thr).numpy(), cfg.max_gap), av.numpy(), 1.0, names, "av", d),
         runs_to_events((pa >= cfg.track_threshold).numpy(), pa.numpy(), 1.0, names, "audio", d),
         runs_to_events((pv >= cfg.track_threshold).numpy(), pv.numpy(), 1.0, names, "visual", d),
     ])

@@ -8,13 +8,15 @@ stands for class c when one of its ImageNet classes is among c's pictures in the
 stands for no class of the set is never right there.
 
 - per-second accuracy: each second is background or the class of the group with the highest agreement
-  above the threshold (a group of no class counts as a wrong foreground);
+  above the threshold (a group of no class counts as a wrong foreground); dips of at most ``max_gap`` seconds
+  inside a group's run count as that run (``zeroshot.bridge_gaps``), as the detector reports them;
 - events: the detector's audio-visual events against the true ones, one-to-one, same class and temporal IoU
   >= ``tiou`` (0.5), greedily by descending event score; precision = matched / found, recall = matched /
   true, false events = found - matched.
 
-``choose_threshold`` sweeps one agreement threshold shared by every group and keeps the best event F1 (ties:
-the higher threshold, fewer false events). It must be given a validation split, never the test split.
+``choose_threshold`` sweeps one agreement threshold shared by every group, and the longest bridged dip (0-3 s:
+up to the longest sound window, SoundNet's 3 s), and keeps the best event F1 (ties: the shorter bridge, then the
+higher threshold, fewer false events). It must be given a validation split, never the test split.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ import numpy as np
 from avloc.evaluation.detection import tiou
 from avloc.evaluation.proposals import find_segments
 from avloc.inference.sound_vocab import SoundVocabulary
-from avloc.inference.zeroshot import agreement, group_masses
+from avloc.inference.zeroshot import agreement, bridge_gaps, group_masses
 from avloc.inference.zeroshot_scores import SecondScores
 from avloc.media.compose.sources import read_class_map
 
 GRID = np.round(np.arange(0.02, 0.801, 0.01), 2)  # candidate agreement thresholds
+GAPS = (0, 1, 2, 3)  # candidate longest bridged dips (s)
 
 
 @dataclass
@@ -55,6 +58,7 @@ class ZeroShotScore:
     matched: int
     true_events: int
     per_class: dict[str, list[int]] = field(default_factory=dict)  # class -> [true events, matched, false]
+    max_gap: int = 0  # the longest dip bridged inside an event (s)
 
     @property
     def false_events(self) -> int:
@@ -138,16 +142,16 @@ def _match(found: list[tuple[str, float, float, float]], true: list[tuple[str, f
 
 def evaluate_zero_shot(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], vocab: SoundVocabulary,
                        classes: dict[str, str], threshold: float, tiou: float = 0.5,
-                       group_thresholds: dict[str, float] | None = None) -> ZeroShotScore:
+                       group_thresholds: dict[str, float] | None = None, max_gap: int = 0) -> ZeroShotScore:
     """Per-second accuracy and event precision / recall / F1 of one agreement threshold (module docstring);
-    ``group_thresholds`` overrides it for some groups."""
+    ``group_thresholds`` overrides it for some groups; dips of at most ``max_gap`` seconds are bridged."""
     thr = np.array([[(group_thresholds or {}).get(g, threshold) for g in vocab.names]])  # (1, G)
-    return sweep_thresholds(scores, truth, vocab, classes, thr, np.array([float(threshold)]), tiou)[0]
+    return sweep_thresholds(scores, truth, vocab, classes, thr, np.array([float(threshold)]), tiou, max_gap)[0]
 
 
 def sweep_thresholds(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], vocab: SoundVocabulary,
-                     classes: dict[str, str], thr: np.ndarray, reported: np.ndarray, tiou: float = 0.5
-                     ) -> list[ZeroShotScore]:
+                     classes: dict[str, str], thr: np.ndarray, reported: np.ndarray, tiou: float = 0.5,
+                     max_gap: int = 0) -> list[ZeroShotScore]:
     """``evaluate_zero_shot`` at K threshold rows ``thr`` (K, G) at once, ``reported`` (K,) naming each: every
     video's agreement is computed once and compared with all K rows in one array operation."""
     missing = sorted(set(truth) - set(scores))
@@ -163,7 +167,7 @@ def sweep_thresholds(scores: dict[str, SecondScores], truth: dict[str, LabelledV
         av = video_agreement(scores[vid], vocab)
         t = min(len(av), len(lab.seconds))
         a = av[:t]  # (t, G)
-        active = a[None] >= thr[:, None, :]  # (K, t, G)
+        active = bridge_gaps(a[None] >= thr[:, None, :], max_gap)  # (K, t, G)
         best = np.where(active, a[None], -1.0).argmax(2)  # (K, t)
         pred = np.where(active.any(2), label_of[best], "")  # (K, t)
         right += (pred == lab.seconds[:t]).sum(1)
@@ -199,7 +203,7 @@ def sweep_thresholds(scores: dict[str, SecondScores], truth: dict[str, LabelledV
         r = m / n_true if n_true else 0.0
         f1 = 2 * p * r / (p + r) if p + r else 0.0
         out.append(ZeroShotScore(float(reported[k]), int(right[k]) / max(total, 1), p, r, f1, f, m, n_true,
-                                 dict(sorted(per_class[k].items()))))
+                                 dict(sorted(per_class[k].items())), int(max_gap)))
     return out
 
 
@@ -234,11 +238,12 @@ def with_wrong_sound_copies(scores: dict[str, SecondScores], truth: dict[str, La
 
 
 def choose_threshold(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], vocab: SoundVocabulary,
-                     classes: dict[str, str], grid: np.ndarray = GRID, tiou: float = 0.5
-                     ) -> tuple[ZeroShotScore, list[ZeroShotScore]]:
-    """The grid threshold of best event F1 on ``truth`` (ties: the higher one), and every grid point's score."""
+                     classes: dict[str, str], grid: np.ndarray = GRID, tiou: float = 0.5,
+                     gaps: tuple[int, ...] = GAPS) -> tuple[ZeroShotScore, list[ZeroShotScore]]:
+    """The (threshold, max_gap) of the grid with the best event F1 on ``truth`` (ties: the shorter bridge, then
+    the higher threshold), and every grid point's score."""
     thr = np.repeat(np.asarray(grid, np.float64)[:, None], len(vocab.names), 1)  # (K, G): one shared per row
-    rows = sweep_thresholds(scores, truth, vocab, classes, thr, grid, tiou)
-    best = max(rows, key=lambda s: (round(s.f1, 12), s.threshold))
+    rows = [r for g in gaps for r in sweep_thresholds(scores, truth, vocab, classes, thr, grid, tiou, g)]
+    best = max(rows, key=lambda s: (round(s.f1, 12), -s.max_gap, s.threshold))
     return best, rows
 
