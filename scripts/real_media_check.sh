@@ -14,6 +14,8 @@
 #   COMPOSED_AVE=DIR: an AVE-layout composition made before (read only; default OUT/composed_ave)
 #   CLASS_MAP=FILE: the composition's class map (default media/esc10_imagenet.json; media/esc10_imagenet_transfer.json
 #     keeps the classes whose photos transfer between splits)
+#   FULL_SHARE=X: the AVE-layout composition's share of videos whose event spans the whole clip (default AVE's 2/3;
+#     0: every event partial, with sound alone, picture alone or neither around it)
 #   AUDIO=NAME: the audio backbone of the extracted features (aisfx, the default, or soundnet8); its features go to
 #     OUT/{ave,unav}_eff_NAME and its runs to OUT/runs (aisfx) or OUT/runs_NAME; the compositions are shared
 set -euo pipefail
@@ -29,7 +31,9 @@ RUNS=$OUT/runs; [ "$AUDIO" = aisfx ] || RUNS=$OUT/runs_$AUDIO
 mkdir -p "$RUNS"
 
 # --- AVE layout -------------------------------------------------------------------------------------------
-[ -f "$COMPOSED_AVE/Annotations.txt" ] || $AVLOC synth ave "${MEDIA[@]}" --videos "$AVE_VIDEOS" --out "$COMPOSED_AVE"
+AVE_MIX=(); [ -z "${FULL_SHARE:-}" ] || AVE_MIX=(--full-share "$FULL_SHARE")
+[ -f "$COMPOSED_AVE/Annotations.txt" ] || $AVLOC synth ave "${MEDIA[@]}" "${AVE_MIX[@]}" --videos "$AVE_VIDEOS" \
+  --out "$COMPOSED_AVE"
 if [ ! -f "$FEATS/features.json" ]; then  # the composition's own splits (by source), not a new random one
   mkdir -p "$FEATS"
   cp "$COMPOSED_AVE"/{Annotations.txt,classes.txt,train_order.h5,val_order.h5,test_order.h5,timeline.json} "$FEATS/"

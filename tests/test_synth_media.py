@@ -40,6 +40,16 @@ def test_timelines_label_only_audio_visual_seconds():
         assert av == want.tolist() and 20 <= len(av) <= 40
 
 
+def test_full_share_sets_how_many_events_span_the_clip():
+    spans = {share: [ave_timeline(np.random.default_rng(i), "dog", ["rain"], share).events[0][1:]
+                     for i in range(300)] for share in (0.0, 2 / 3, 1.0)}
+    assert all(e == (0, 10) for e in spans[1.0])
+    assert not any(e == (0, 10) for e in spans[0.0])  # every event partial: a 2-9 s run
+    assert 0.6 < np.mean([e == (0, 10) for e in spans[2 / 3]]) < 0.75
+    kinds = [k for i in range(300) for k in ave_timeline(np.random.default_rng(i), "dog", ["rain"], 0.0).kinds(["dog"])]
+    assert {"a", "v", "bg", "av"} <= set(kinds) and 0.4 < kinds.count("av") / len(kinds) < 0.7
+
+
 def test_runs():
     assert runs(["", "a", "a", "", ""]) == [("", 0, 1), ("a", 1, 3), ("", 3, 5)]
 

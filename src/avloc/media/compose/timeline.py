@@ -60,10 +60,12 @@ def _unrelated_audio(rng: np.random.Generator, audio_only: list[str], n: int) ->
     return [name] * n
 
 
-def ave_timeline(rng: np.random.Generator, cls: str, audio_only: list[str]) -> Timeline:
-    """One 10-s AVE-layout video of class ``cls``."""
+def ave_timeline(rng: np.random.Generator, cls: str, audio_only: list[str], full_share: float = P_FULL) -> Timeline:
+    """One 10-s AVE-layout video of class ``cls``; its event spans the whole clip with probability
+    ``full_share`` (AVE's 2/3 by default; 0 puts sound or picture alone or neither around every event, so that
+    no second's label follows from one modality)."""
     t = AVE_SECONDS
-    if rng.random() < P_FULL:
+    if rng.random() < full_share:
         start, end = 0, t
     else:
         length = int(rng.integers(2, t))  # 2..9 s

@@ -23,7 +23,7 @@ import numpy as np
 
 from avloc.formats.atomic import write_text_atomic
 from avloc.media.compose.sources import SPLITS, MediaSources, collect_sources, read_class_map
-from avloc.media.compose.timeline import Timeline, ave_timeline, runs, unav_timeline
+from avloc.media.compose.timeline import P_FULL, Timeline, ave_timeline, runs, unav_timeline
 from avloc.media.compose.video import MediaCache, VideoFormat, encode, render_audio
 
 UNAV_SUBSETS = {"train": "train", "val": "validation", "test": "test"}  # the unav loader's default names
@@ -84,8 +84,12 @@ def _timeline_json(out: Path, layout: str, src: MediaSources, seed: int, records
 
 
 def write_media_ave(out: str | Path, sounds: str | Path, photos: str | Path, class_map: str | Path,
-                    videos: int, seed: int = 0, fmt: VideoFormat = VideoFormat()) -> dict[str, Any]:
-    """Compose ``videos`` 10-s videos (one event class each) in the AVE layout under ``out``."""
+                    videos: int, seed: int = 0, fmt: VideoFormat = VideoFormat(), full_share: float = P_FULL
+                    ) -> dict[str, Any]:
+    """Compose ``videos`` 10-s videos (one event class each) in the AVE layout under ``out``; ``full_share``:
+    the share of videos whose event spans the whole clip (``ave_timeline``)."""
+    if not 0.0 <= full_share <= 1.0:
+        raise ValueError(f"full share must be within [0, 1], got {full_share}")
     import h5py
 
     out = Path(out)
@@ -94,7 +98,7 @@ def write_media_ave(out: str | Path, sounds: str | Path, photos: str | Path, cla
     audio_only = src.audio_only()
 
     def draw(rng: np.random.Generator, i: int) -> Timeline:
-        return ave_timeline(rng, classes[i % len(classes)], audio_only)
+        return ave_timeline(rng, classes[i % len(classes)], audio_only, full_share)
 
     records = _compose(out, videos, seed, src, fmt, "ave", draw)
     lines = {s: [] for s in SPLITS}
