@@ -15,7 +15,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class-map", nargs="+", default=["media/esc10_imagenet.json"],
                    help="photos: class maps to probe (paths or names under configs/)")
     p.add_argument("--audio", nargs="+", default=[], help="backbones: audio backbones (default: all registered)")
-    p.add_argument("--visual", nargs="+", default=[], help="backbones: visual backbones (default: all registered)")
+    p.add_argument("--visual", nargs="+", default=[], help="backbones: visual backbones (default: all "
+                   "registered); photos: the one backbone (default efficientnet_lite0)")
     p.add_argument("--layers", nargs="+", default=[], help="backbones: tapped layers to score (default: every "
                    "layer of a backbone that has a choice, e.g. soundnet8 pool5 conv6 conv7)")
     p.add_argument("--esc-per-class", type=int, default=0, help="backbones: clips per class (0: all)")

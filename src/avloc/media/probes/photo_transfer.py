@@ -13,6 +13,8 @@ from this photo folder by any model trained on the composed set.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +23,9 @@ import torch
 
 from avloc.media.backbones import VisualBackbone
 from avloc.media.compose.sources import SPLITS, MediaSources
+from avloc.media.compose.sources import collect_sources, read_class_map
 from avloc.media.probes.cache import load_cached, save_cached
-from avloc.media.probes.imagenet import read_image
+from avloc.media.probes.imagenet import IMAGE_SUFFIXES, read_image
 
 L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 UNRELATED = "unrelated"
@@ -41,13 +44,23 @@ class TransferResult:
         return {"classes": self.classes, "recall": self.recall, "photos": self.photos, "l2": self.l2}
 
 
+def _weights_digest(backbone: VisualBackbone) -> str:
+    """A short digest of the backbone's parameters and buffers: the cache key must change with its weights file
+    or options (``create_backbone(name, weights=...)``), not only with its name."""
+    h = hashlib.sha256()
+    for name, t in backbone.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 @torch.no_grad()
 def pooled_features(files: list[Path], backbone: VisualBackbone, cache_dir: Path | None = None,
                     mode: str = "squash") -> dict[str, np.ndarray]:
     """File name -> (C,) float32 spatially pooled feature map of each photo (resized as ``avloc extract``
-    does); cached per backbone under ``cache_dir``."""
+    does); cached per backbone, weights and resize mode under ``cache_dir``."""
     names = [p.name for p in files]
-    key = f"pooled_{backbone.registered_name}_{mode}"
+    key = f"pooled_{backbone.registered_name}_{mode}_{_weights_digest(backbone)}"
     cached = load_cached(cache_dir, key, names) if cache_dir is not None else None
     if cached is None:
         rows = [backbone(backbone.preprocess(read_image(p)[None], mode)).float().mean((2, 3)).cpu().numpy()
@@ -112,3 +125,30 @@ def photo_transfer(sources: MediaSources, features: dict[str, np.ndarray]) -> Tr
     _, l2, recall = best
     photos = {s: {n: int((data[s][1] == k).sum()) for k, n in enumerate(names)} for s in SPLITS}
     return TransferResult(classes=sources.visual_classes, recall=recall, photos=photos, l2=l2)
+
+
+def transfer_table(esc: Path, images: Path, class_maps: dict[str, Path], out: Path, backbone: VisualBackbone
+                   ) -> dict[str, dict]:
+    """Per class map (label -> file): the probe's val/test recall per seen class; writes ``photos.json`` and
+    ``photos.md`` under ``out`` (features cached in ``out/cache``)."""
+    if not images.is_dir():
+        raise FileNotFoundError(f"{images}: not a folder of photos")
+    files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    features = pooled_features(files, backbone, out / "cache")
+    report = {}
+    for name, path in class_maps.items():
+        mapping, not_unrelated = read_class_map(path)
+        sources = collect_sources(esc, images, mapping, str(path), not_unrelated)
+        report[name] = photo_transfer(sources, features).as_dict()
+    lines = [f"Photo transfer ({backbone.registered_name}, pooled features; class-balanced logistic regression "
+             "trained on the train split's photos, L2 chosen on val): recall of each seen class's val / test photos "
+             "(photos)", "", "| class map | class | val | test |", "|---|---|---|---|"]
+    for name, r in report.items():
+        for c in r["classes"] + [UNRELATED]:
+            cells = [f"{r['recall'][s].get(c, float('nan')) * 100:.0f} % ({r['photos'][s][c]})"
+                     for s in ("val", "test")]
+            lines.append(f"| {name} | {c} | {cells[0]} | {cells[1]} |")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "photos.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "photos.md").write_text("\n".join(lines) + "\n")
+    return report
