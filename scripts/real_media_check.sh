@@ -34,6 +34,11 @@ mkdir -p "$RUNS"
 AVE_MIX=(); [ -z "${FULL_SHARE:-}" ] || AVE_MIX=(--full-share "$FULL_SHARE")
 [ -f "$COMPOSED_AVE/Annotations.txt" ] || $AVLOC synth ave "${MEDIA[@]}" "${AVE_MIX[@]}" --videos "$AVE_VIDEOS" \
   --out "$COMPOSED_AVE"
+# a composition found in place must be the one asked for (CLASS_MAP, FULL_SHARE): resuming mixes nothing
+made_with() { $PYTHON -c "import sys; from avloc.media.compose.sources import check_composition
+from avloc.tools.paths import config_path
+check_composition(sys.argv[1], config_path(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else None)" "$@"; }
+made_with "$COMPOSED_AVE" "$CLASS_MAP" "${FULL_SHARE:-0.6666666666666666}"
 if [ ! -f "$FEATS/features.json" ]; then  # the composition's own splits (by source), not a new random one
   mkdir -p "$FEATS"
   cp "$COMPOSED_AVE"/{Annotations.txt,classes.txt,train_order.h5,val_order.h5,test_order.h5,timeline.json} "$FEATS/"
@@ -69,6 +74,7 @@ done
 COMPOSED_UNAV=$OUT/composed_unav; DENSE=$OUT/unav_eff_$AUDIO
 [ -f "$COMPOSED_UNAV/unav100_annotations.json" ] || $AVLOC synth unav "${MEDIA[@]}" --videos "$UNAV_VIDEOS" \
   --out "$COMPOSED_UNAV"
+made_with "$COMPOSED_UNAV" "$CLASS_MAP"
 if [ ! -f "$DENSE/features.json" ]; then  # stills: one frame and one 1-s audio window per second
   $AVLOC extract "$COMPOSED_UNAV/videos" --out "$DENSE" --format unav --stride 1 --window 1 --fps 1 \
     --audio "$AUDIO" --no-progress

@@ -154,3 +154,42 @@ def _features_are_read_with_the_sets_classes(out, meta):
         want = [meta["classes"].index(a) if k == "av" else n for a, k in
                 zip(meta["videos"][vid]["audio"], meta["videos"][vid]["kinds"])]
         assert data.tensors["segment_labels"][row].tolist() == want
+
+
+def test_a_composition_records_what_it_was_made_with_and_refuses_another(tmp_path):
+    """``timeline.json`` keeps the class map and the full share; a resume (real_media_check.sh) or a zero-shot
+    score with another class map or share is refused instead of silently mixing two compositions."""
+    from avloc.media.compose.sources import MediaSources, check_composition
+    from avloc.media.compose.write import _timeline_json
+
+    transfer = Path(CLASS_MAP).with_name("esc10_imagenet_transfer.json")
+    src = MediaSources(classes=["Dog bark", "Rain"], visual_classes=["Dog bark"])
+    _timeline_json(tmp_path, "ave", src, 0, {}, CLASS_MAP, 2 / 3)
+    meta = json.loads((tmp_path / "timeline.json").read_text())
+    assert meta["full_share"] == 2 / 3 and "Dog bark" in meta["class_map"]["classes"]
+    check_composition(tmp_path, CLASS_MAP, 2 / 3)
+    check_composition(tmp_path, CLASS_MAP)  # the share is checked only when asked
+    with pytest.raises(ValueError, match="another class map.*Rooster"):
+        check_composition(tmp_path, transfer)
+    with pytest.raises(ValueError, match="full_share 0.6666666666666666, not 0.0"):
+        check_composition(tmp_path, CLASS_MAP, 0.0)
+    del meta["class_map"], meta["full_share"]  # written before these were recorded: nothing to compare
+    (tmp_path / "timeline.json").write_text(json.dumps(meta))
+    check_composition(tmp_path, transfer, 0.0)
+
+
+def test_zero_shot_scores_refuse_a_class_map_the_folder_was_not_composed_with(tmp_path):
+    from avloc.inference.zeroshot_dense import zero_shot_map
+    from avloc.inference.zeroshot_report import split_scores, tune_thresholds
+    from avloc.media.compose.sources import MediaSources
+    from avloc.media.compose.write import _timeline_json
+
+    src = MediaSources(classes=["Dog bark"], visual_classes=["Dog bark"])
+    rec = {"v": {"split": "val", "kinds": ["av"] * 3, "audio": ["Dog bark"] * 3, "events": [["Dog bark", 0, 3]]}}
+    _timeline_json(tmp_path, "unav", src, 0, rec, CLASS_MAP)
+    other = Path(CLASS_MAP).with_name("esc10_imagenet_transfer.json")
+    for call in (lambda: tune_thresholds(tmp_path / "none.npz", tmp_path, "val", ["ucs"], other),
+                 lambda: split_scores(tmp_path / "none.npz", tmp_path, "val", ["ucs"], other),
+                 lambda: zero_shot_map(tmp_path / "none.npz", tmp_path, "val", ["ucs"], other)):
+        with pytest.raises(ValueError, match="another class map"):
+            call()

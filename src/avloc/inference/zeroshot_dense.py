@@ -19,6 +19,7 @@ from avloc.inference.sound_vocab import load_vocabulary
 from avloc.inference.zeroshot import ZeroShotConfig, detect
 from avloc.inference.zeroshot_eval import LabelledVideo, composed_truth, group_classes
 from avloc.inference.zeroshot_scores import SecondScores, load_scores
+from avloc.media.compose.sources import check_composition
 
 
 def _truth_segments(truth: dict[str, LabelledVideo]) -> Segments:
@@ -45,6 +46,7 @@ def zero_shot_map(cache: str | Path, data_dir: str | Path, split: str, vocabs: l
                   thresholds: str | Path | None = None, tious: str = "unav") -> dict[str, DetectionResult]:
     """Per vocabulary, mAP@tIoU of the detector's audio-visual events on ``split`` of a composed folder (its
     ``timeline.json``), at the file's thresholds or the shipped ones."""
+    check_composition(data_dir, class_map)  # before the cache is read: the cheap refusal first
     scores, truth = load_scores(cache), composed_truth(data_dir, split)
     missing = sorted(set(truth) - set(scores))
     if missing:

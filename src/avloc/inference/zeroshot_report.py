@@ -20,6 +20,7 @@ from avloc.inference.events import Events
 from avloc.inference.sound_vocab import load_vocabulary
 from avloc.inference.zeroshot import ZeroShotConfig, detect
 from avloc.inference.zeroshot_scores import SecondScores, load_scores
+from avloc.media.compose.sources import check_composition
 
 TRACK_THRESHOLD = 0.25  # audio-only / visual-only tracks: not chosen on data (they never make an AV event)
 
@@ -30,6 +31,7 @@ def tune_thresholds(cache: str | Path, data_dir: str | Path, split: str, vocabs:
     ``wrong_sound``: the split plus a wrong-sound copy of each video (``with_wrong_sound_copies``)."""
     if split == "test":
         raise ValueError("thresholds are chosen on a validation split, never on 'test'")
+    check_composition(data_dir, class_map)  # before the cache is read: the cheap refusal first
     scores, truth = load_scores(cache), composed_truth(data_dir, split)
     n = len(truth)
     if wrong_sound:
@@ -57,6 +59,7 @@ def split_scores(cache: str | Path, data_dir: str | Path, split: str, vocabs: li
                  thresholds: str | Path | None = None, mismatch: bool = False) -> dict[str, ZeroShotScore]:
     """Each vocabulary scored on ``split`` at its thresholds (the file's, else the shipped ones); ``mismatch``:
     every video with the sound of a video of another class (``mismatched_sound``)."""
+    check_composition(data_dir, class_map)  # before the cache is read: the cheap refusal first
     scores, truth = load_scores(cache), composed_truth(data_dir, split)
     if mismatch:
         scores = mismatched_sound(scores, truth)

@@ -115,3 +115,25 @@ def collect_sources(sounds_dir: str | Path, photos_dir: str | Path, class_map: d
     if not out.visual_classes:
         raise ValueError(f"{path_for_errors}: no class has {MIN_PHOTOS} or more photos in {photos_dir}")
     return out
+
+
+def check_composition(folder: str | Path, class_map: str | Path, full_share: float | None = None) -> None:
+    """Refuse a composed ``folder`` whose ``timeline.json`` records another class map than ``class_map`` (or,
+    given, another ``full_share``): resuming into it, or scoring it with the wrong class map, would silently mix
+    two compositions. A timeline written before these were recorded passes."""
+    path = Path(folder) / "timeline.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a composed real-media timeline ({exc})") from None
+    mapping, not_unrelated = read_class_map(class_map)
+    made = meta.get("class_map") if isinstance(meta, dict) else None
+    if made is not None:
+        want = {"classes": mapping, "not_unrelated": sorted(not_unrelated)}
+        if made != want:
+            diff = sorted(c for c in set(made.get("classes", {})) | set(mapping)
+                          if made.get("classes", {}).get(c) != mapping.get(c))
+            raise ValueError(f"{path}: composed with another class map than {class_map} (classes that differ: "
+                             f"{diff or 'none; not_unrelated differs'})")
+    if full_share is not None and "full_share" in meta and abs(float(meta["full_share"]) - full_share) > 1e-9:
+        raise ValueError(f"{path}: composed with full_share {meta['full_share']}, not {full_share}")

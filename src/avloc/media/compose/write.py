@@ -77,9 +77,15 @@ def _sources(sounds: str | Path, photos: str | Path, class_map: str | Path) -> M
     return collect_sources(sounds, photos, mapping, str(class_map), not_unrelated)
 
 
-def _timeline_json(out: Path, layout: str, src: MediaSources, seed: int, records: dict[str, Any]) -> None:
+def _timeline_json(out: Path, layout: str, src: MediaSources, seed: int, records: dict[str, Any],
+                   class_map: str | Path, full_share: float | None = None) -> None:
+    """``timeline.json``, with what the composition was made with (``check_composition`` reads it back)."""
+    mapping, not_unrelated = read_class_map(class_map)
+    made_with = {"class_map": {"classes": mapping, "not_unrelated": sorted(not_unrelated)}}
+    if full_share is not None:
+        made_with["full_share"] = full_share
     meta = {"layout": layout, "composed_real_media": True, "seed": seed, "classes": src.visual_classes,
-            "audio_only_classes": src.audio_only(), "videos": records}
+            "audio_only_classes": src.audio_only(), **made_with, "videos": records}
     write_text_atomic(out / "timeline.json", json.dumps(meta, indent=1) + "\n")
 
 
@@ -115,7 +121,7 @@ def write_media_ave(out: str | Path, sounds: str | Path, photos: str | Path, cla
         os.replace(tmp, out / f"{s}_order.h5")
         first += len(lines[s])
     write_text_atomic(out / "classes.txt", "".join(f"{c}\n" for c in classes))
-    _timeline_json(out, "ave", src, seed, records)
+    _timeline_json(out, "ave", src, seed, records, class_map, full_share)
     return {"videos": len(records), "classes": classes, "audio_only_classes": audio_only}
 
 
@@ -136,5 +142,5 @@ def write_media_unav(out: str | Path, sounds: str | Path, photos: str | Path, cl
     write_text_atomic(out / UNAV_ANNOTATIONS, json.dumps({"version": "composed real media", "database": database},
                                                    indent=1) + "\n")
     write_text_atomic(out / "classes.txt", "".join(f"{c}\n" for c in classes))
-    _timeline_json(out, "unav", src, seed, records)
+    _timeline_json(out, "unav", src, seed, records, class_map)
     return {"videos": len(records), "classes": classes, "audio_only_classes": audio_only}
