@@ -193,3 +193,16 @@ def test_zero_shot_scores_refuse_a_class_map_the_folder_was_not_composed_with(tm
                  lambda: zero_shot_map(tmp_path / "none.npz", tmp_path, "val", ["ucs"], other)):
         with pytest.raises(ValueError, match="another class map"):
             call()
+
+
+def test_full_share_flag_is_checked_and_refused_where_it_means_nothing(tmp_path, capsys):
+    from avloc.tools.cli import main
+
+    common = ["--media", "--sounds", str(tmp_path), "--photos", str(tmp_path), "--videos", "3", "--out",
+              str(tmp_path / "o")]
+    assert main(["synth", "ave", *common, "--full-share", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--full-share" in err and "1.5" in err
+    assert main(["synth", "unav", *common, "--full-share", "0"]) == 2  # the UnAV layout has no such share
+    assert "AVE layout only" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

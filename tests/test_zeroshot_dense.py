@@ -66,3 +66,14 @@ def test_map_refuses_a_cache_without_the_split(composed, tmp_path):
 def test_transfer_map_groups_stand_for_its_classes():
     stands = {g: c for g, c in group_classes(load_vocabulary("ucs"), CLASS_MAP).items() if c}
     assert stands == {"dog": "Dog bark", "bird": "Rooster"}
+
+
+def test_cli_map_refuses_the_mismatched_sound_control(composed, capsys):
+    from avloc.tools.cli import main
+
+    folder, cache = composed
+    args = ["zeroshot", "eval", "--cache", str(cache), "--data", str(folder), "--class-map", str(CLASS_MAP), "--map"]
+    assert main(args + ["--mismatched-sound"]) == 2
+    assert "--mismatched-sound" in capsys.readouterr().err
+    assert main(args + ["--vocab", "ucs"]) == 0
+    assert json.loads(capsys.readouterr().out)["ucs"]

@@ -68,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
                                     args.wrong_sound_copies)
         rep.write_thresholds(table, args.out)
         print(json.dumps(table, indent=1))
+    elif args.zs_command == "eval" and args.map and args.mismatched_sound:
+        raise ValueError("avloc zeroshot eval: --map scores the videos as they are; --mismatched-sound is for "
+                         "the per-second table")
     elif args.zs_command == "eval" and args.map:
         from avloc.inference.zeroshot_dense import zero_shot_map
 

@@ -95,7 +95,7 @@ def write_media_ave(out: str | Path, sounds: str | Path, photos: str | Path, cla
     """Compose ``videos`` 10-s videos (one event class each) in the AVE layout under ``out``; ``full_share``:
     the share of videos whose event spans the whole clip (``ave_timeline``)."""
     if not 0.0 <= full_share <= 1.0:
-        raise ValueError(f"full share must be within [0, 1], got {full_share}")
+        raise ValueError(f"full_share (--full-share) must be within [0, 1], got {full_share}")
     import h5py
 
     out = Path(out)
