@@ -18,8 +18,8 @@ VEHICLES, MOTORS, ...); a group whose members make no sound (fish) has none. Ima
 so the talking person (``speaker``) is seen through what people wear: besides the suit, ties, microphone and
 stage of the ImageNet groups, every ILSVRC class under WordNet's clothing.n.01 but the diaper (a baby's:
 the ``baby`` group's sound), listed by ``scripts/build_event_groups.py --garments``; the ``soundnet``
-vocabulary keeps the first-shipped groups. An added group lists the ILSVRC classes (wnid and name) that are the sound's source (clock, chain saw, rifle, frying pan)
-or, where ImageNet has no picture of the source, show where the sound happens (seashore or bathtub for water,
+vocabulary keeps the first-shipped groups. An added group lists the ILSVRC classes (wnid and name) that are
+the sound's source (clock, chain saw, rifle, frying pan) or, where ImageNet has no picture of the source, show where the sound happens (seashore or bathtub for water,
 fire screen or candle for fire, crib for a baby): the same stand-in rule as the composed benchmark's class map
 ``configs/media/esc10_imagenet.json``, so a composed-set gain on those classes is partly by construction.
 """
