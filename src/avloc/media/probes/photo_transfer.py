@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from avloc.media.backbones import VisualBackbone
-from avloc.media.compose.sources import SPLITS, MediaSources
-from avloc.media.compose.sources import collect_sources, read_class_map
+from avloc.formats.atomic import write_text_atomic
+from avloc.media.compose.sources import SPLITS, MediaSources, collect_sources, read_class_map
 from avloc.media.probes.cache import load_cached, save_cached
 from avloc.media.probes.imagenet import IMAGE_SUFFIXES, read_image
 
@@ -149,6 +149,6 @@ def transfer_table(esc: Path, images: Path, class_maps: dict[str, Path], out: Pa
                      for s in ("val", "test")]
             lines.append(f"| {name} | {c} | {cells[0]} | {cells[1]} |")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "photos.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out / "photos.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(out / "photos.json", json.dumps(report, indent=1) + "\n")
+    write_text_atomic(out / "photos.md", "\n".join(lines) + "\n")
     return report
