@@ -17,7 +17,7 @@ from avloc.evaluation.detection import DetectionResult, evaluate_detection
 from avloc.formats.activitynet import Segments
 from avloc.inference.sound_vocab import load_vocabulary
 from avloc.inference.zeroshot import ZeroShotConfig, detect
-from avloc.inference.zeroshot_eval import LabelledVideo, composed_truth, group_classes
+from avloc.inference.zeroshot_eval import LabelledVideo, composed_truth, group_classes, require_scores
 from avloc.inference.zeroshot_scores import SecondScores, load_scores
 from avloc.media.compose.sources import check_composition
 
@@ -48,9 +48,7 @@ def zero_shot_map(cache: str | Path, data_dir: str | Path, split: str, vocabs: l
     ``timeline.json``), at the file's thresholds or the shipped ones."""
     check_composition(data_dir, class_map)  # before the cache is read: the cheap refusal first
     scores, truth = load_scores(cache), composed_truth(data_dir, split)
-    missing = sorted(set(truth) - set(scores))
-    if missing:
-        raise ValueError(f"{cache}: no cached scores for {len(missing)} videos of split '{split}', e.g. '{missing[0]}'")
+    require_scores(scores, truth, f"{cache}, split '{split}': ")
     gt = _truth_segments(truth)
     out = {}
     for name in vocabs:

@@ -140,6 +140,14 @@ def _match(found: list[tuple[str, float, float, float]], true: list[tuple[str, f
     return taken
 
 
+def require_scores(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], where: str = "") -> None:
+    """Refuse labelled videos that the score cache lacks (a cache made for another split or folder), naming
+    ``where`` (the cache and split) and one of them."""
+    missing = sorted(set(truth) - set(scores))
+    if missing:
+        raise ValueError(f"{where}no cached scores for {len(missing)} videos, e.g. '{missing[0]}'")
+
+
 def evaluate_zero_shot(scores: dict[str, SecondScores], truth: dict[str, LabelledVideo], vocab: SoundVocabulary,
                        classes: dict[str, str], threshold: float, tiou: float = 0.5,
                        group_thresholds: dict[str, float] | None = None, max_gap: int = 0) -> ZeroShotScore:
@@ -154,9 +162,7 @@ def sweep_thresholds(scores: dict[str, SecondScores], truth: dict[str, LabelledV
                      max_gap: int = 0) -> list[ZeroShotScore]:
     """``evaluate_zero_shot`` at K threshold rows ``thr`` (K, G) at once, ``reported`` (K,) naming each: every
     video's agreement is computed once and compared with all K rows in one array operation."""
-    missing = sorted(set(truth) - set(scores))
-    if missing:
-        raise ValueError(f"no cached scores for {len(missing)} labelled videos, e.g. '{missing[0]}'")
+    require_scores(scores, truth)
     label_of = np.array([classes.get(g) or f"other:{g}" for g in vocab.names])  # (G,)
     k_n, g_n = thr.shape
     right, found, matched = (np.zeros(k_n, np.int64) for _ in range(3))
