@@ -108,7 +108,7 @@ def _recall(lin: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor, names: list[
 
 def photo_transfer(sources: MediaSources, features: dict[str, np.ndarray]) -> TransferResult:
     """Train on the training split's photos, choose the L2 strength by mean val recall over every class and
-    ``unrelated``, and report val and test recall per class (see the module docstring)."""
+    ``unrelated`` (ties: the smaller), and report val and test recall per class (see the module docstring)."""
     if not sources.visual_classes:
         raise ValueError("no seen class: the class map gives no class three or more photos")
     names = sources.visual_classes + [UNRELATED]
