@@ -16,6 +16,8 @@
 #     keeps the classes whose photos transfer between splits)
 #   FULL_SHARE=X: the AVE-layout composition's share of videos whose event spans the whole clip (default AVE's 2/3;
 #     0: every event partial, with sound alone, picture alone or neither around it)
+#   BACKGROUND=N: N more training videos without an event in the AVE-layout composition (default 0; AVE's weak
+#     setting trains beside 178 background-only videos, 5 % of its training set)
 #   AUDIO=NAME: the audio backbone of the extracted features (aisfx, the default, or soundnet8); its features go to
 #     OUT/{ave,unav}_eff_NAME and its runs to OUT/runs (aisfx) or OUT/runs_NAME; the compositions are shared
 set -euo pipefail
@@ -31,14 +33,14 @@ RUNS=$OUT/runs; [ "$AUDIO" = aisfx ] || RUNS=$OUT/runs_$AUDIO
 mkdir -p "$RUNS"
 
 # --- AVE layout -------------------------------------------------------------------------------------------
-AVE_MIX=(); [ -z "${FULL_SHARE:-}" ] || AVE_MIX=(--full-share "$FULL_SHARE")
+AVE_MIX=(--background-videos "${BACKGROUND:-0}"); [ -z "${FULL_SHARE:-}" ] || AVE_MIX+=(--full-share "$FULL_SHARE")
 [ -f "$COMPOSED_AVE/Annotations.txt" ] || $AVLOC synth ave "${MEDIA[@]}" "${AVE_MIX[@]}" --videos "$AVE_VIDEOS" \
   --out "$COMPOSED_AVE"
 # a composition found in place must be the one asked for (CLASS_MAP, FULL_SHARE): resuming mixes nothing
 made_with() { $PYTHON -c "import sys; from avloc.media.compose.sources import check_composition
 from avloc.tools.paths import config_path
-check_composition(sys.argv[1], config_path(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else None)" "$@"; }
-made_with "$COMPOSED_AVE" "$CLASS_MAP" "${FULL_SHARE:-0.6666666666666666}"
+check_composition(sys.argv[1], config_path(sys.argv[2]), *[t(a) for t, a in zip((float, int), sys.argv[3:])])" "$@"; }
+made_with "$COMPOSED_AVE" "$CLASS_MAP" "${FULL_SHARE:-0.6666666666666666}" "${BACKGROUND:-0}"
 if [ ! -f "$FEATS/features.json" ]; then  # the composition's own splits (by source), not a new random one
   mkdir -p "$FEATS"
   cp "$COMPOSED_AVE"/{Annotations.txt,classes.txt,train_order.h5,val_order.h5,test_order.h5,timeline.json} "$FEATS/"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avloc.media.compose.timeline import ave_timeline, runs, unav_timeline
+from avloc.media.compose.timeline import ave_timeline, background_timeline, runs, unav_timeline
 
 CLASS_MAP = str(Path(__file__).resolve().parents[1] / "configs" / "media" / "esc10_imagenet.json")
 
@@ -48,6 +48,15 @@ def test_full_share_sets_how_many_events_span_the_clip():
     assert 0.6 < np.mean([e == (0, 10) for e in spans[2 / 3]]) < 0.75
     kinds = [k for i in range(300) for k in ave_timeline(np.random.default_rng(i), "dog", ["rain"], 0.0).kinds(["dog"])]
     assert {"a", "v", "bg", "av"} <= set(kinds) and 0.4 < kinds.count("av") / len(kinds) < 0.7
+
+
+def test_background_videos_hold_no_audio_visual_second_but_one_sense_alone_at_times():
+    kinds = [background_timeline(np.random.default_rng(i), ["dog", "clock"], ["rain"]) for i in range(300)]
+    assert all(tl.events == [] and "av" not in tl.kinds(["dog", "clock"]) for tl in kinds)
+    per_video = [set(tl.kinds(["dog", "clock"])) for tl in kinds]
+    for sense in ("a", "v"):  # about 30 % of the videos hear (or show) an event class alone
+        assert 0.2 < np.mean([sense in k for k in per_video]) < 0.4
+    assert 0.3 < np.mean([k == {"bg"} for k in per_video]) < 0.5
 
 
 def test_runs():
@@ -119,6 +128,38 @@ def test_composed_ave_decodes_with_its_labels_and_is_deterministic(real, tmp_pat
         assert (again / f.relative_to(out)).read_bytes() == f.read_bytes(), f.name
 
 
+def test_background_videos_join_the_training_split_and_leave_the_other_videos_as_they_were(real, tmp_path):
+    from avloc.catalog import DATASETS
+    from avloc.data.ave_files import read_order
+    from avloc.media.compose.sources import check_composition
+    from avloc.media.compose.write import write_media_ave
+
+    plain, more = tmp_path / "plain", tmp_path / "more"
+    write_media_ave(plain, *real, CLASS_MAP, videos=3, seed=1)
+    write_media_ave(more, *real, CLASS_MAP, videos=3, seed=1, background_videos=2)
+    lines = (more / "Annotations.txt").read_text().splitlines()
+    assert [ln.split("&")[0] for ln in lines[1:3]] == ["background"] * 2 and len(lines) == 5
+    assert [read_order(more / f"{s}_order.h5").tolist() for s in ("train", "val", "test")] == [[0, 1, 2], [3], [4]]
+    for f in sorted((plain / "videos").iterdir()):  # another random stream: the event videos are unchanged
+        assert (more / "videos" / f.name).read_bytes() == f.read_bytes(), f.name
+    meta = json.loads((more / "timeline.json").read_text())
+    assert meta["background_videos"] == 2
+    check_composition(more, CLASS_MAP, 2 / 3, 2)
+    with pytest.raises(ValueError, match="2 background videos, not 0"):
+        check_composition(more, CLASS_MAP, 2 / 3, 0)
+    check_composition(plain, CLASS_MAP, 2 / 3, 0)
+    _features_are_read_with_the_sets_classes(more, meta)
+    import h5py
+
+    for name, shape in (("audio_feature.h5", (5, 10, 8)), ("visual_feature.h5", (5, 10, 7, 7, 4))):
+        with h5py.File(more / name, "w") as h5:
+            h5.create_dataset("avadataset", data=np.zeros(shape, np.float32))
+    weak = DATASETS.create({"name": "ave", "setting": "weak"}, more)
+    bg = len(meta["classes"])
+    assert weak.tensors["video_label"][1:3, bg].tolist() == [1.0, 1.0]  # what a weakly supervised model learns from
+    assert (weak.tensors["segment_labels"][1:3] == bg).all()
+
+
 def test_composed_unav_annotations_match_the_timeline(real, tmp_path):
     from avloc.media.compose.write import UNAV_ANNOTATIONS, write_media_unav
     from avloc.formats.activitynet import read_ground_truth
@@ -144,7 +185,8 @@ def _features_are_read_with_the_sets_classes(out, meta):
     from avloc.catalog import DATASETS
 
     rng = np.random.default_rng(0)
-    for name, shape in (("audio_feature.h5", (3, 10, 8)), ("visual_feature.h5", (3, 10, 7, 7, 4))):
+    rows = len(meta["videos"])
+    for name, shape in (("audio_feature.h5", (rows, 10, 8)), ("visual_feature.h5", (rows, 10, 7, 7, 4))):
         with h5py.File(out / name, "w") as h5:
             h5.create_dataset("avadataset", data=rng.random(shape, dtype=np.float32))
     data = DATASETS.create({"name": "ave"}, out)
@@ -205,4 +247,8 @@ def test_full_share_flag_is_checked_and_refused_where_it_means_nothing(tmp_path,
     assert "--full-share" in err and "1.5" in err
     assert main(["synth", "unav", *common, "--full-share", "0"]) == 2  # the UnAV layout has no such share
     assert "AVE layout only" in capsys.readouterr().err
+    assert main(["synth", "unav", *common, "--background-videos", "2"]) == 2
+    assert "--background-videos is for the AVE layout only" in capsys.readouterr().err
+    assert main(["synth", "ave", *common, "--background-videos", "-1"]) == 2
+    assert "background_videos (--background-videos) must be >= 0, got -1" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -98,11 +98,13 @@ def _synth_media(args: argparse.Namespace) -> int:
     if not args.sounds or not args.photos:
         print("avloc synth --media: give --sounds FOLDER and --photos FOLDER", file=sys.stderr)
         return 2
-    if args.kind != "ave" and args.full_share is not None:
-        print(f"avloc synth {args.kind} --media: --full-share is for the AVE layout only", file=sys.stderr)
+    ave_only = {"full_share": args.full_share, "background_videos": args.background_videos}
+    given = {k: v for k, v in ave_only.items() if v is not None}
+    if args.kind != "ave" and given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        print(f"avloc synth {args.kind} --media: {flags} is for the AVE layout only", file=sys.stderr)
         return 2
-    share = {} if args.full_share is None else {"full_share": args.full_share}
-    write = partial(write_media_ave, **share) if args.kind == "ave" else write_media_unav
+    write = partial(write_media_ave, **given) if args.kind == "ave" else write_media_unav
     try:
         info = write(Path(args.out), args.sounds, args.photos, config_path(args.class_map), videos=args.videos,
                      seed=args.seed, fmt=VideoFormat(fps=args.video_fps))
@@ -232,6 +234,8 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video-fps", type=int, default=8, help="media: frames per second of the stills")
     p.add_argument("--full-share", type=float, default=None, help="media, ave: share of videos whose event spans "
                    "the whole clip (AVE: 2/3); 0: sound or picture alone or neither around every event")
+    p.add_argument("--background-videos", type=int, default=None, help="media, ave: this many more training videos "
+                   "without an event, as AVE's weak setting trains beside (default 0)")
     p.set_defaults(func=_cmd_synth)
 
 

@@ -117,9 +117,10 @@ def collect_sources(sounds_dir: str | Path, photos_dir: str | Path, class_map: d
     return out
 
 
-def check_composition(folder: str | Path, class_map: str | Path, full_share: float | None = None) -> None:
+def check_composition(folder: str | Path, class_map: str | Path, full_share: float | None = None,
+                      background_videos: int | None = None) -> None:
     """Refuse a composed ``folder`` whose ``timeline.json`` records another class map than ``class_map`` (or,
-    given, another ``full_share``): resuming into it, or scoring it with the wrong class map, would silently mix
+    given, another ``full_share`` or number of ``background_videos``): resuming into it, or scoring it with the wrong class map, would silently mix
     two compositions. A timeline written before these were recorded passes."""
     path = Path(folder) / "timeline.json"
     try:
@@ -137,3 +138,6 @@ def check_composition(folder: str | Path, class_map: str | Path, full_share: flo
                              f"{diff or 'none; not_unrelated differs'})")
     if full_share is not None and "full_share" in meta and abs(float(meta["full_share"]) - full_share) > 1e-9:
         raise ValueError(f"{path}: composed with full_share {meta['full_share']}, not {full_share}")
+    made_background = int(meta.get("background_videos", 0)) if isinstance(meta, dict) else 0
+    if background_videos is not None and made_background != background_videos:
+        raise ValueError(f"{path}: composed with {made_background} background videos, not {background_videos}")

@@ -11,7 +11,9 @@ near-silence / an unrelated photo), from which everything else follows:
 
 AVE layout (10 s, one class per video): like AVE, about 2/3 of the videos hold the event over 0-10 s, the rest
 over 2-9 s; outside a partial event the video is clean (40 %), keeps the sound (30 %: audio-only seconds) or
-keeps the picture (30 %: visual-only seconds). UnAV layout (20-40 s): 1-3 events of any classes, 2-8 s each,
+keeps the picture (30 %: visual-only seconds). A background-only AVE-layout video (AVE's weak setting trains
+beside such videos) has no audio-visual second: an event class may be heard alone or seen alone in it, with the
+same 40 / 30 / 30 odds. UnAV layout (20-40 s): 1-3 events of any classes, 2-8 s each,
 apart, each possibly extended by audio-only or visual-only seconds. Every draw comes from ``rng``.
 """
 
@@ -81,6 +83,22 @@ def ave_timeline(rng: np.random.Generator, cls: str, audio_only: list[str], full
         if inside or mode == "visual":
             visual[s] = cls
     return Timeline(audio, visual, [(cls, start, end)])
+
+
+def background_timeline(rng: np.random.Generator, event_classes: list[str], audio_only: list[str]) -> Timeline:
+    """One 10-s AVE-layout video without an event: near-silence or an audio-only class's sound over unrelated
+    photos, with (like the stretches around a partial event) an event class heard alone (30 %) or seen alone
+    (30 %) over 2-10 s of it, so that the background answer is learnt for one sense alone too."""
+    t = AVE_SECONDS
+    audio, visual = _unrelated_audio(rng, audio_only, t), [""] * t
+    mode = OUTSIDE[int(rng.choice(len(OUTSIDE), p=P_OUTSIDE))]
+    if mode != "clean":
+        cls = event_classes[int(rng.integers(len(event_classes)))]
+        length = int(rng.integers(2, t + 1))  # 2..10 s
+        start = int(rng.integers(0, t - length + 1))
+        track = audio if mode == "audio" else visual
+        track[start: start + length] = [cls] * length
+    return Timeline(audio, visual, [])
 
 
 def unav_timeline(rng: np.random.Generator, classes: list[str], audio_only: list[str],

@@ -2,7 +2,8 @@
 
 ``write_media_ave`` writes the AVE layout: ``videos/<id>.mp4`` (10 s each), ``Annotations.txt`` and the split
 files ``trainSet.txt`` / ``valSet.txt`` / ``testSet.txt`` (AVE's ``Category&VideoID&Quality&Start&End``, with
-this set's own class names), ``{train,val,test}_order.h5`` (rows of Annotations.txt) and ``classes.txt``.
+this set's own class names; ``background`` for a training video without an event),
+``{train,val,test}_order.h5`` (rows of Annotations.txt) and ``classes.txt``.
 ``write_media_unav`` writes the UnAV layout: longer videos with several events and the annotation JSON
 (``{"database": {id: {duration, subset, annotations: [{segment, label, label_id}]}}}``). Both write
 ``timeline.json``: per video and second what is heard and what is seen, and which file each came from.
@@ -23,7 +24,8 @@ import numpy as np
 
 from avloc.formats.atomic import write_text_atomic
 from avloc.media.compose.sources import SPLITS, MediaSources, collect_sources, read_class_map
-from avloc.media.compose.timeline import P_FULL, Timeline, ave_timeline, runs, unav_timeline
+from avloc.data.ave_labels import BACKGROUND_NAME
+from avloc.media.compose.timeline import P_FULL, Timeline, ave_timeline, background_timeline, runs, unav_timeline
 from avloc.media.compose.video import MediaCache, VideoFormat, encode, render_audio
 
 UNAV_SUBSETS = {"train": "train", "val": "validation", "test": "test"}  # the unav loader's default names
@@ -55,15 +57,19 @@ def _render(vid_path: Path, tl: Timeline, src: MediaSources, split: str, cache: 
             "photos": [[s, e, p.name] for (s, e), p in sorted(photos.items())]}
 
 
-def _compose(out: Path, videos: int, seed: int, src: MediaSources, fmt: VideoFormat, prefix: str,
-             draw: Callable[[np.random.Generator, int], Timeline]) -> dict[str, dict[str, Any]]:
+def _compose(out: Path, counts: dict[str, int], seed: int, src: MediaSources, fmt: VideoFormat, prefix: str,
+             draw: Callable[[np.random.Generator, int], Timeline], stream: tuple[int, ...] = ()
+             ) -> dict[str, dict[str, Any]]:
+    """Render ``counts[split]`` videos per split; video i of split si draws from ``rng([seed, si, i, *stream])``
+    (another ``stream`` composes more videos without changing those composed before)."""
     (out / "videos").mkdir(parents=True, exist_ok=True)
     cache = MediaCache(fmt)
     records: dict[str, dict[str, Any]] = {}
     k = 0  # running index over all videos: classes take turns across the splits too
-    for si, (split, n) in enumerate(_split_counts(videos).items()):
+    for split, n in counts.items():
+        si = SPLITS.index(split)
         for i in range(n):
-            rng = np.random.default_rng([seed, si, i])
+            rng = np.random.default_rng([seed, si, i, *stream])
             tl = draw(rng, k)
             k += 1
             vid = f"{prefix}_{split}_{i:05d}"
@@ -78,24 +84,32 @@ def _sources(sounds: str | Path, photos: str | Path, class_map: str | Path) -> M
 
 
 def _timeline_json(out: Path, layout: str, src: MediaSources, seed: int, records: dict[str, Any],
-                   class_map: str | Path, full_share: float | None = None) -> None:
+                   class_map: str | Path, full_share: float | None = None, background_videos: int = 0) -> None:
     """``timeline.json``, with what the composition was made with (``check_composition`` reads it back)."""
     mapping, not_unrelated = read_class_map(class_map)
-    made_with = {"class_map": {"classes": mapping, "not_unrelated": sorted(not_unrelated)}}
+    made_with: dict[str, Any] = {"class_map": {"classes": mapping, "not_unrelated": sorted(not_unrelated)}}
     if full_share is not None:
         made_with["full_share"] = full_share
+    if background_videos:
+        made_with["background_videos"] = background_videos
     meta = {"layout": layout, "composed_real_media": True, "seed": seed, "classes": src.visual_classes,
             "audio_only_classes": src.audio_only(), **made_with, "videos": records}
     write_text_atomic(out / "timeline.json", json.dumps(meta, indent=1) + "\n")
 
 
 def write_media_ave(out: str | Path, sounds: str | Path, photos: str | Path, class_map: str | Path,
-                    videos: int, seed: int = 0, fmt: VideoFormat = VideoFormat(), full_share: float = P_FULL
-                    ) -> dict[str, Any]:
+                    videos: int, seed: int = 0, fmt: VideoFormat = VideoFormat(), full_share: float = P_FULL,
+                    background_videos: int = 0) -> dict[str, Any]:
     """Compose ``videos`` 10-s videos (one event class each) in the AVE layout under ``out``; ``full_share``:
-    the share of videos whose event spans the whole clip (``ave_timeline``)."""
+    the share of videos whose event spans the whole clip (``ave_timeline``).
+
+    ``background_videos`` more training videos hold no event (``background_timeline``; ``background`` in
+    Annotations.txt). AVE's weak setting trains beside 178 such videos: a model that learns from video labels
+    alone, such as AVEL's, can answer background for a second only if some training video is background."""
     if not 0.0 <= full_share <= 1.0:
         raise ValueError(f"full_share (--full-share) must be within [0, 1], got {full_share}")
+    if background_videos < 0:
+        raise ValueError(f"background_videos (--background-videos) must be >= 0, got {background_videos}")
     import h5py
 
     out = Path(out)
@@ -106,10 +120,12 @@ def write_media_ave(out: str | Path, sounds: str | Path, photos: str | Path, cla
     def draw(rng: np.random.Generator, i: int) -> Timeline:
         return ave_timeline(rng, classes[i % len(classes)], audio_only, full_share)
 
-    records = _compose(out, videos, seed, src, fmt, "ave", draw)
+    records = _compose(out, _split_counts(videos), seed, src, fmt, "ave", draw)
+    records.update(_compose(out, {"train": background_videos}, seed, src, fmt, "ave_background",
+                            lambda rng, i: background_timeline(rng, classes, audio_only), stream=(1,)))
     lines = {s: [] for s in SPLITS}
     for vid, rec in records.items():
-        cls, start, end = rec["events"][0]
+        cls, start, end = rec["events"][0] if rec["events"] else (BACKGROUND_NAME, 0, 0)
         lines[rec["split"]].append(f"{cls}&{vid}&good&{start}&{end}\n")
     write_text_atomic(out / "Annotations.txt", "".join(ln for s in SPLITS for ln in lines[s]))
     first = 0
@@ -121,7 +137,7 @@ def write_media_ave(out: str | Path, sounds: str | Path, photos: str | Path, cla
         os.replace(tmp, out / f"{s}_order.h5")
         first += len(lines[s])
     write_text_atomic(out / "classes.txt", "".join(f"{c}\n" for c in classes))
-    _timeline_json(out, "ave", src, seed, records, class_map, full_share)
+    _timeline_json(out, "ave", src, seed, records, class_map, full_share, background_videos)
     return {"videos": len(records), "classes": classes, "audio_only_classes": audio_only}
 
 
@@ -132,7 +148,7 @@ def write_media_unav(out: str | Path, sounds: str | Path, photos: str | Path, cl
     out = Path(out)
     src = _sources(sounds, photos, class_map)
     classes, audio_only = src.visual_classes, src.audio_only()
-    records = _compose(out, videos, seed, src, fmt, "unav",
+    records = _compose(out, _split_counts(videos), seed, src, fmt, "unav",
                        lambda rng, i: unav_timeline(rng, classes, audio_only, *seconds))
     database = {
         vid: {"duration": float(len(rec["audio"])), "subset": UNAV_SUBSETS[rec["split"]],
