@@ -22,9 +22,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from avloc.data.ave_labels import BACKGROUND_NAME
 from avloc.formats.atomic import write_text_atomic
 from avloc.media.compose.sources import SPLITS, MediaSources, collect_sources, read_class_map
-from avloc.data.ave_labels import BACKGROUND_NAME
 from avloc.media.compose.timeline import P_FULL, Timeline, ave_timeline, background_timeline, runs, unav_timeline
 from avloc.media.compose.video import MediaCache, VideoFormat, encode, render_audio
 
