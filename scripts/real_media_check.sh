@@ -38,7 +38,7 @@ mkdir -p "$RUNS"
 AVE_MIX=(--background-videos "${BACKGROUND:-0}"); [ -z "${FULL_SHARE:-}" ] || AVE_MIX+=(--full-share "$FULL_SHARE")
 [ -f "$COMPOSED_AVE/Annotations.txt" ] || $AVLOC synth ave "${MEDIA[@]}" "${AVE_MIX[@]}" --videos "$AVE_VIDEOS" \
   --out "$COMPOSED_AVE"
-# a composition found in place must be the one asked for (CLASS_MAP, FULL_SHARE): resuming mixes nothing
+# a composition found in place must be the one asked for (CLASS_MAP, FULL_SHARE, BACKGROUND): resuming mixes nothing
 made_with() { $PYTHON -c "import sys; from avloc.media.compose.sources import check_composition
 from avloc.tools.paths import config_path
 check_composition(sys.argv[1], config_path(sys.argv[2]), *[t(a) for t, a in zip((float, int), sys.argv[3:])])" "$@"; }

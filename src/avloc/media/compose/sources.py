@@ -120,8 +120,8 @@ def collect_sources(sounds_dir: str | Path, photos_dir: str | Path, class_map: d
 def check_composition(folder: str | Path, class_map: str | Path, full_share: float | None = None,
                       background_videos: int | None = None) -> None:
     """Refuse a composed ``folder`` whose ``timeline.json`` records another class map than ``class_map`` (or,
-    given, another ``full_share`` or number of ``background_videos``): resuming into it, or scoring it with the wrong class map, would silently mix
-    two compositions. A timeline written before these were recorded passes."""
+    given, another ``full_share`` or number of ``background_videos``): resuming into it, or scoring it with the
+    wrong class map, would silently mix two compositions. A timeline written before these were recorded passes."""
     path = Path(folder) / "timeline.json"
     try:
         meta = json.loads(path.read_text())
